@@ -1,0 +1,29 @@
+# Fresh-machine entry points: `make demo` and `make test` each create the virtualenv they need.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A local CPU wheel on the project's machines; GPU users installing with pip keep their torch.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test test-fast bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/lm-collapse demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow"
+
+bench: $(VENV)/.installed
+	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""lm-eval task YAMLs `collapse_*` and the include-path helper."""

@@ -1,0 +1,217 @@
+"""Several metrics on one corpus, by name: :func:`score` and the name registry.
+
+Metric names (the same names the lm-eval tasks report):
+
+=========================  ==================================================================
+name                       value
+=========================  ==================================================================
+``distinct_<n>``           :func:`metrics.distinct_n` with order n (``distinct_1``, ...)
+``ttr``                    :func:`metrics.ttr`
+``unique_n``               :func:`metrics.unique_n` (orders 1-3; option ``sample_size``)
+``self_bleu_<n>``          :func:`metrics.self_bleu` of order n (option ``sample_size``)
+``entropy_<n>``            :func:`metrics.ngram_entropy` (bits)
+``normalized_entropy_<n>`` :func:`metrics.normalized_entropy`
+``top<k>_share``           :func:`metrics.top_k_share` (``top10_share``)
+``compression_ratio``      :func:`metrics.compression_ratio` (gzip)
+``mean_length``            mean number of tokens per text
+``memorization_<n>``       :func:`metrics.memorization` rate at n tokens (needs ``reference_texts``)
+``div_syn``                :func:`metrics.syntactic_diversity` (spaCy)
+``div_sem``                :func:`metrics.semantic_diversity` (sentence embeddings)
+``knn_entropy``            :func:`metrics.knn_entropy` of the sentence embeddings (nats)
+=========================  ==================================================================
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._inputs import Texts, as_token_lists
+
+DEFAULT_METRICS = (
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "ttr",
+    "self_bleu_4",
+    "entropy_1",
+    "top10_share",
+    "compression_ratio",
+    "mean_length",
+)
+
+#: Metrics that load a model or are slow enough to deserve a progress bar of their own.
+SLOW_METRICS = ("self_bleu", "div_syn", "div_sem", "knn_entropy", "memorization")
+
+
+@dataclass
+class _Corpus:
+    """The corpus in every form a metric needs, each computed once."""
+
+    raw: list[str] | None
+    tokens: list[list[str]]
+    options: Mapping[str, Mapping[str, Any]]
+    reference_texts: Texts | None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def needs_raw(self, name: str) -> list[str]:
+        if self.raw is None:
+            raise ValueError(f"{name} needs raw strings (it parses or embeds them), not token lists")
+        return self.raw
+
+    def embeddings(self) -> np.ndarray:
+        if "embeddings" not in self.cache:
+            from .semantic import embed
+
+            self.cache["embeddings"] = embed(self.needs_raw("div_sem"), **self.options.get("embed", {}))
+        return self.cache["embeddings"]
+
+
+def _lexical(fn_name: str, **fixed) -> Callable[[_Corpus, str], float]:
+    def run(corpus: _Corpus, name: str) -> float:
+        from . import lexical
+
+        return getattr(lexical, fn_name)(corpus.tokens, **fixed, **corpus.options.get(name, {}))
+
+    return run
+
+
+def _self_bleu(n: int):
+    def run(corpus: _Corpus, name: str) -> float:
+        from .self_bleu import self_bleu
+
+        return self_bleu(corpus.tokens, n, **corpus.options.get(name, {}))
+
+    return run
+
+
+def _memorization(n: int):
+    def run(corpus: _Corpus, name: str) -> float:
+        from .memorization import memorization
+
+        if corpus.reference_texts is None:
+            raise ValueError(f"{name} needs reference_texts (the training corpus)")
+        return memorization(corpus.tokens, corpus.reference_texts, n).rate
+
+    return run
+
+
+def _div_syn(corpus: _Corpus, name: str) -> float:
+    from .syntactic import syntactic_diversity
+
+    return syntactic_diversity(corpus.needs_raw(name), **corpus.options.get(name, {}))
+
+
+def _div_sem(corpus: _Corpus, name: str) -> float:
+    from .semantic import semantic_diversity
+
+    return semantic_diversity(corpus.needs_raw(name), embeddings=corpus.embeddings())
+
+
+def _knn_entropy(corpus: _Corpus, name: str) -> float:
+    from .semantic import knn_entropy
+
+    return knn_entropy(corpus.embeddings(), **corpus.options.get(name, {}))
+
+
+def _mean_length(corpus: _Corpus, name: str) -> float:
+    return float(np.mean([len(t) for t in corpus.tokens]))
+
+
+def _compression(corpus: _Corpus, name: str) -> float:
+    from .lexical import compression_ratio
+
+    return compression_ratio(corpus.raw if corpus.raw is not None else corpus.tokens)
+
+
+_FIXED: dict[str, Callable[[_Corpus, str], float]] = {
+    "ttr": _lexical("ttr"),
+    "unique_n": _lexical("unique_n"),
+    "compression_ratio": _compression,
+    "mean_length": _mean_length,
+    "div_syn": _div_syn,
+    "div_sem": _div_sem,
+    "knn_entropy": _knn_entropy,
+}
+
+_PATTERNS: list[tuple[re.Pattern, Callable[[int], Callable[[_Corpus, str], float]]]] = [
+    (re.compile(r"distinct_(\d+)"), lambda n: _lexical("distinct_n", n=n)),
+    (re.compile(r"self_bleu_(\d+)"), _self_bleu),
+    (re.compile(r"entropy_(\d+)"), lambda n: _lexical("ngram_entropy", n=n)),
+    (re.compile(r"normalized_entropy_(\d+)"), lambda n: _lexical("normalized_entropy", n=n)),
+    (re.compile(r"top(\d+)_share"), lambda k: _lexical("top_k_share", k=k)),
+    (re.compile(r"memorization_(\d+)"), _memorization),
+]
+
+
+def resolve(name: str) -> Callable[[_Corpus, str], float]:
+    """The function computing metric ``name``; ``ValueError`` listing the valid names if unknown."""
+    if name in _FIXED:
+        return _FIXED[name]
+    for pattern, make in _PATTERNS:
+        m = pattern.fullmatch(name)
+        if m and int(m.group(1)) >= 1:
+            return make(int(m.group(1)))
+    raise ValueError(
+        f"unknown metric {name!r}; valid names: {', '.join(sorted(_FIXED))}, distinct_<n>, "
+        "self_bleu_<n>, entropy_<n>, normalized_entropy_<n>, top<k>_share, memorization_<n>"
+    )
+
+
+def score(
+    texts: Texts,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    *,
+    reference_texts: Texts | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Compute several metrics on one corpus; tokenizes (and embeds) once.
+
+    Parameters
+    ----------
+    texts : list of str or list of list of str
+    metrics : sequence of str
+        Metric names (see the module docstring); default :data:`DEFAULT_METRICS`.
+    reference_texts : list, optional
+        Training corpus, for ``memorization_<n>``.
+    options : mapping, optional
+        Per-metric keyword options, e.g. ``{"self_bleu_4": {"sample_size": 1000}}``; the key
+        ``"embed"`` configures the sentence embedder shared by ``div_sem`` and ``knn_entropy``.
+    progress : bool
+        Show a progress bar over the metrics.
+
+    Returns
+    -------
+    dict mapping each requested name to a float, in the order asked.
+
+    Examples
+    --------
+    >>> score(["the cat sat", "the cat ran"], ["distinct_1", "ttr", "mean_length"])
+    {'distinct_1': 0.6666666666666666, 'ttr': 0.6666666666666666, 'mean_length': 3.0}
+    """
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    functions = {name: resolve(name) for name in metrics}  # fail on a bad name before any work
+    texts = texts if isinstance(texts, (str, bytes)) else list(texts)
+    tokens = as_token_lists(texts)
+    raw = texts if texts and all(isinstance(t, str) for t in texts) else None
+    corpus = _Corpus(raw, tokens, options or {}, reference_texts)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(functions), desc="metrics", unit="metric")
+    results = {}
+    for name, fn in functions.items():
+        if bar is not None:
+            bar.set_postfix_str(name)
+        results[name] = float(fn(corpus, name))
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return results

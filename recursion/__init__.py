@@ -1,0 +1,1 @@
+"""The recursion driver: train -> generate -> select -> retrain."""
