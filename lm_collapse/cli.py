@@ -67,6 +67,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from recursion.config import ConfigError
+    from recursion.driver import run_experiment
+
+    try:
+        folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run)
+    except ConfigError as e:
+        print(f"lm-collapse run: config error: {e}", file=sys.stderr)
+        return 2
+    print(("validated; would write " if args.dry_run else "finished: ") + ", ".join(map(str, folders)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lm-collapse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--format", choices=("table", "json"), default="table")
     m.add_argument("--quiet", action="store_true", help="no progress bar")
     m.set_defaults(func=cmd_metrics)
+
+    r = sub.add_parser("run", help="the recursion driver: train -> generate -> select -> retrain, resumable")
+    r.add_argument("config", help="experiment YAML (see configs/)")
+    r.add_argument("--run-dir", help="output folder (default: runs/<name>); rerunning continues it")
+    r.add_argument("--resume", action="store_true", help="continue an existing run folder (error if there is none)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set generations=3 --set model.alpha=0.1 (repeatable)")
+    r.add_argument("--dry-run", action="store_true", help="validate the config and print the plan; run nothing")
+    r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="a small collapse demonstration on the shipped corpus")
     d.set_defaults(func=cmd_demo)

@@ -358,3 +358,47 @@ class NgramLM:
             top1[r] = max(p_seen.max(initial=0.0), p_rest)
             ent[r] = -(p_seen * np.log(p_seen)).sum() - (V - len(cnt)) * p_rest * math.log(p_rest)
         return top1, ent
+
+
+class NgramModel:
+    """:class:`~recursion.backends.base.Model` over a fitted :class:`NgramLM` (tokens are words)."""
+
+    def __init__(self, lm: NgramLM):
+        self.lm = lm
+
+    def generate(self, *, num=None, prompts=None, decoding, seed: int) -> list[str]:
+        if decoding.num_beams != 1 or decoding.repetition_penalty != 1.0:
+            raise ValueError("the n-gram back end supports sampling and greedy decoding only (num_beams=1, repetition_penalty=1)")
+        return self.lm.generate(
+            num, prompts=prompts, max_new_tokens=decoding.max_new_tokens, min_new_tokens=decoding.min_new_tokens,
+            temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p,
+            do_sample=decoding.do_sample, seed=seed,
+        )
+
+    def perplexity(self, texts):
+        return self.lm.perplexity(texts)
+
+    def next_token_stats(self, prompts):
+        return self.lm.next_token_stats(prompts)
+
+    def truncate(self, text: str, num_tokens: int) -> str:
+        return " ".join(words(text)[:num_tokens])
+
+    def lm_eval_model(self):
+        from ..lm_eval_models import NgramLMEval
+
+        return NgramLMEval(model=self.lm)
+
+
+class NgramBackend:
+    """Trains :class:`NgramLM` models; generation 0 fixes the vocabulary every later one reuses."""
+
+    def __init__(self, cfg, runtime=None):
+        self.cfg = cfg
+
+    def train(self, texts, out_dir: Path, *, previous: Path | None, seed: int) -> None:
+        vocab = None if previous is None else NgramLM.load(previous).vocab[3:]
+        NgramLM(n=self.cfg.n, alpha=self.cfg.alpha, vocab=vocab).fit(texts).save(out_dir)
+
+    def load(self, path: Path) -> NgramModel:
+        return NgramModel(NgramLM.load(path))

@@ -1,0 +1,63 @@
+"""What the driver asks of a model back end.
+
+A back end is a small object built from its config block. It trains a model from texts into a
+folder and loads a folder back into a :class:`Model`; everything between stages goes through
+those folders on disk, so any stage can be resumed from them.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Decoding options, shared by every back end (HF ``generate`` names)."""
+
+    max_new_tokens: int = 64
+    min_new_tokens: int = 0
+    do_sample: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    num_beams: int = 1
+    repetition_penalty: float = 1.0
+    batch_size: int = 64
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A trained model, loaded once per stage and reused for every call of that stage."""
+
+    def generate(
+        self, *, num: int | None = None, prompts: Sequence[str] | None = None, decoding: Decoding, seed: int
+    ) -> list[str]:
+        """``num`` documents from BOS, or one continuation per prompt (the new text only), batched."""
+
+    def perplexity(self, texts: Sequence[str]) -> np.ndarray:
+        """Per-document perplexity (exp of the mean negative log-likelihood per token)."""
+
+    def next_token_stats(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Top-1 next-token probability and next-token entropy (nats) after each prompt."""
+
+    def truncate(self, text: str, num_tokens: int) -> str:
+        """The first ``num_tokens`` tokens of ``text``, as text (for real-prefix prompting)."""
+
+    def lm_eval_model(self):
+        """An ``lm_eval.api.model.LM`` wrapping this already-loaded model (no reload)."""
+
+
+class Backend(Protocol):
+    """Trains and loads models of one family."""
+
+    def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int) -> None:
+        """Train on ``texts`` and save into ``out_dir``. ``previous`` is the last generation's model
+        folder (``None`` at generation 0): back ends reuse its tokenizer / vocabulary, and continue
+        from its weights when configured to."""
+
+    def load(self, path: Path) -> Model:
+        """Load a model folder written by :meth:`train`."""

@@ -1,0 +1,82 @@
+"""The real corpus of an experiment: generation 0's training set, fresh folds, probe prompts.
+
+``data.source``:
+
+* ``shakespeare`` — the shipped corpus (:mod:`lm_collapse.corpus`), ``unit`` lines (of at least
+  ``min_words`` words) or blank-line blocks, from ``split`` (``train`` by default); probe prompts
+  come from the held-out plays.
+* ``jsonl:PATH`` — the ``field`` of each record of a local JSONL file.
+* ``hf:NAME[:CONFIG]`` — a Hugging Face dataset (``datasets.load_dataset(NAME, CONFIG, split=split)``;
+  NAME may be a local folder), e.g. ``hf:wikitext:wikitext-2-raw-v1`` or ``hf:roneneldan/TinyStories``.
+
+The pool is shuffled once with the replica's seed; the first ``num_train`` documents are the real
+training set, the following ones the disjoint fresh folds of the ``mix`` regime, and (for
+non-shipped sources) the last ``probes.num_prompts`` documents the probe prompts, never trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lm_collapse import corpus
+from lm_collapse.jsonl import read_texts
+
+from .config import DataConfig
+
+
+def load_pool(cfg: DataConfig) -> list[str]:
+    """Every real document of the configured source, in source order, empty ones dropped."""
+    kind, _, rest = cfg.source.partition(":")
+    if cfg.source == "shakespeare":
+        if cfg.unit == "lines":
+            texts = corpus.lines(cfg.split, min_words=cfg.min_words)
+        else:
+            texts = [b for b in corpus.blocks(cfg.split) if len(b.split()) >= cfg.min_words]
+    elif kind == "jsonl":
+        texts = read_texts(rest, cfg.field)
+    elif kind == "hf":
+        import datasets
+
+        name, _, config = rest.partition(":")
+        ds = datasets.load_dataset(name, config or None, split=cfg.split)
+        if cfg.field not in ds.column_names:
+            raise ValueError(f"dataset {name} has no field {cfg.field!r}; fields: {ds.column_names}")
+        texts = [t for t in ds[cfg.field] if len(t.split()) >= cfg.min_words]
+    else:
+        raise ValueError(f"unknown data.source {cfg.source!r}")
+    texts = [t.strip() for t in texts if t and t.strip()]
+    if not texts:
+        raise ValueError(f"data.source {cfg.source!r} gave no documents")
+    return texts
+
+
+@dataclass
+class RealData:
+    train: list[str]  # generation 0's real training set
+    rest: list[str]  # unused real documents: fresh folds for ``mix``
+    probe_prompts: list[str]
+
+    def fresh(self, g: int, n: int) -> list[str]:
+        """Fold g (g >= 1) of n fresh real documents, disjoint from every other fold."""
+        lo, hi = (g - 1) * n, g * n
+        if hi > len(self.rest):
+            raise ValueError(
+                f"regime 'mix' needs {n} fresh real documents per generation; the corpus has "
+                f"{len(self.rest)} beyond the training set, enough for {len(self.rest) // max(n, 1)} generations"
+            )
+        return self.rest[lo:hi]
+
+
+def real_data(cfg: DataConfig, *, seed: int, num_probe_prompts: int) -> RealData:
+    pool = load_pool(cfg)
+    order = np.random.default_rng(seed).permutation(len(pool))
+    pool = [pool[i] for i in order]
+    if cfg.source == "shakespeare":
+        probes = corpus.lines("heldout", min_words=cfg.min_words)[:num_probe_prompts]
+    else:
+        probes, pool = pool[len(pool) - num_probe_prompts :], pool[: len(pool) - num_probe_prompts]
+    n = len(pool) if cfg.num_train is None else cfg.num_train
+    if n > len(pool):
+        raise ValueError(f"data.num_train = {n} but the corpus has only {len(pool)} documents")
+    return RealData(pool[:n], pool[n:], probes)

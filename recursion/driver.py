@@ -1,0 +1,169 @@
+"""The recursion driver: for g = 0 .. G-1, build data → train → score → generate → select → probe.
+
+:func:`run_replica` is the whole loop, top to bottom; each stage is a call into the module that
+owns it, and writes its outputs into the run folder (:mod:`recursion.rundir`) before it is
+recorded as done. Rerunning the same command (or ``--resume``) skips finished stages, so a run
+killed at any moment loses at most the stage in flight. Every stage draws its randomness from
+``(seed, generation, stage)`` alone, so a resumed run gives the same numbers as one that never
+stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from lm_collapse.jsonl import atomic_write_text, read_jsonl, read_texts, write_jsonl
+
+from . import scoring
+from .config import Experiment, load_config, to_dict
+from .data import real_data
+from .filters import select
+from .probes import run_probes
+from .regimes import training_set
+from .rundir import RunDir
+
+BACKENDS = {
+    "ngram": "recursion.backends.ngram:NgramBackend",
+    "hf_scratch": "recursion.backends.hf:HFScratchBackend",
+    "hf_finetune": "recursion.backends.hf:HFFinetuneBackend",
+}
+STAGES = ("data", "train", "eval", "generate", "select", "probes")
+
+
+def make_backend(exp: Experiment):
+    module, _, name = BACKENDS[exp.backend].partition(":")
+    return getattr(importlib.import_module(module), name)(exp.model, exp.runtime)
+
+
+def stage_seed(seed: int, g: int, stage: str) -> int:
+    """The seed of one stage of one generation: a function of (seed, g, stage) only."""
+    return int(np.random.SeedSequence([seed, g, STAGES.index(stage)]).generate_state(1)[0])
+
+
+def set_threads(threads: int | None) -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+class _Models:
+    """Loads each model folder once; keeps generation 0's (for the probes) and the current one."""
+
+    def __init__(self, backend):
+        self.backend, self.cache = backend, {}
+
+    def get(self, path: Path):
+        if path not in self.cache:
+            keep = {p: m for p, m in self.cache.items() if p.parent.name == "gen_00"}
+            self.cache = {**keep, path: self.backend.load(path)}
+        return self.cache[path]
+
+
+def num_docs(exp: Experiment, n_real: int) -> int:
+    """Synthetic documents per generation: configured, or enough that the filter keeps ~n_real."""
+    if exp.generate.num_docs is not None:
+        return exp.generate.num_docs
+    return n_real if exp.filter.top_k is not None else math.ceil(n_real / exp.filter.keep)
+
+
+def generation_prompts(exp: Experiment, model, real_train: list[str], n: int) -> list[str] | None:
+    mode = exp.generate.prompt
+    if mode == "unconditional":
+        return None
+    source = real_train if mode == "real_prefix" else read_texts(exp.generate.prompts_file)
+    prompts = [source[i % len(source)] for i in range(n)]
+    if mode == "real_prefix":
+        prompts = [model.truncate(p, exp.generate.prefix_tokens) for p in prompts]
+    return prompts
+
+
+def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", log=print) -> RunDir:
+    """Run (or resume) one replica of one arm into ``path``."""
+    run = RunDir(path, {**to_dict(dataclasses.replace(exp, seeds=(seed,))), "arm": arm}, seed=seed, log=log)
+    set_threads(exp.runtime.threads)
+    backend = make_backend(exp)
+    models = _Models(backend)
+    real = real_data(exp.data, seed=seed, num_probe_prompts=exp.probes.num_prompts)
+
+    def todo(g: int, stage: str) -> bool:
+        return not run.done(f"gen_{g:02d}/{stage}")
+
+    for g in range(exp.generations):
+        gdir = run.gen(g)
+        model_dir = gdir / "model"
+
+        if todo(g, "data"):
+            with run.stage(f"{gdir.name}/data"):
+                texts = training_set(
+                    exp.regime.name, g, real=real.train, fresh=real.fresh, fraction=exp.regime.fraction,
+                    selected=lambda k: read_texts(run.gen(k) / "selected.jsonl"),
+                    rng=np.random.default_rng(stage_seed(seed, g, "data")),
+                )
+                write_jsonl(gdir / "train.jsonl", ({"text": t} for t in texts))
+
+        if todo(g, "train"):
+            with run.stage(f"{gdir.name}/train"):
+                tmp = gdir / "model.tmp"
+                shutil.rmtree(tmp, ignore_errors=True)
+                backend.train(read_texts(gdir / "train.jsonl"), tmp, previous=run.gen(g - 1) / "model" if g else None,
+                              seed=stage_seed(seed, g, "train"))
+                shutil.rmtree(model_dir, ignore_errors=True)
+                os.replace(tmp, model_dir)
+
+        if exp.eval.enabled and todo(g, "eval"):
+            with run.stage(f"{gdir.name}/eval"):
+                results = scoring.evaluate(models.get(model_dir), exp.eval, seed=stage_seed(seed, g, "eval"))
+                scoring.write_results(gdir / "lm_eval.json", results)
+
+        if todo(g, "generate"):
+            with run.stage(f"{gdir.name}/generate"):
+                model = models.get(model_dir)
+                n = num_docs(exp, len(real.train))
+                prompts = generation_prompts(exp, model, real.train, n)
+                texts = model.generate(num=None if prompts else n, prompts=prompts, decoding=exp.generate.decoding,
+                                       seed=stage_seed(seed, g, "generate"))
+                records = [{"text": t} if prompts is None else {"text": t, "prompt": p} for t, p in zip(texts, prompts or texts)]
+                write_jsonl(gdir / "synthetic.jsonl", records)
+
+        if todo(g, "select"):
+            with run.stage(f"{gdir.name}/select"):
+                pool = read_jsonl(gdir / "synthetic.jsonl")
+                kept = select(exp.filter.name, [r["text"] for r in pool], keep=exp.filter.keep, top_k=exp.filter.top_k,
+                              model=models.get(model_dir), rng=np.random.default_rng(stage_seed(seed, g, "select")))
+                write_jsonl(gdir / "selected.jsonl", ({**pool[i], "index": int(i)} for i in kept))
+
+        if exp.probes.enabled and todo(g, "probes"):
+            with run.stage(f"{gdir.name}/probes"):
+                model = models.get(model_dir)
+                prompts = [model.truncate(p, exp.probes.prompt_tokens) for p in real.probe_prompts]
+                result = run_probes(model, models.get(run.gen(0) / "model"), read_texts(gdir / "synthetic.jsonl"), prompts)
+                atomic_write_text(gdir / "probes.json", json.dumps(result))
+    return run
+
+
+def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, overrides=(), resume: bool = False,
+                   dry_run: bool = False, log=print) -> list[Path]:
+    """Every arm × seed of an experiment YAML, each into ``RUN/<arm>/seed_<s>/``; returns their folders."""
+    arms = load_config(config, list(overrides))
+    first = next(iter(arms.values()))
+    root = Path(run_dir) if run_dir is not None else Path("runs") / first.name
+    if resume and not root.exists():
+        raise FileNotFoundError(f"--resume: no run folder {root} to resume")
+    plan = [(arm, exp, seed, root / arm / f"seed_{seed}") for arm, exp in arms.items() for seed in exp.seeds]
+    for arm, exp, seed, path in plan:
+        log(f"{arm} seed {seed}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}, "
+            f"filter {exp.filter.name} -> {path}")
+    if dry_run:
+        return [p for *_, p in plan]
+    for arm, exp, seed, path in plan:
+        run_replica(exp, path, seed=seed, arm=arm, log=log)
+    return [p for *_, p in plan]

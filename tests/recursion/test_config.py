@@ -1,0 +1,64 @@
+"""Config validation: every bad key or value fails before any work, naming the key."""
+import pytest
+
+from recursion.config import ConfigError, load_config, parse_overrides, to_dict
+
+BASE = """
+name: t
+generations: 2
+model: {backend: ngram, n: 2, alpha: 0.1}
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_arms(tmp_path):
+    arms = load_config(write(tmp_path, BASE + "arms:\n  a: {}\n  b: {regime: {name: accumulate}}\n"))
+    assert list(arms) == ["a", "b"]
+    assert arms["a"].regime.name == "replace" and arms["b"].regime.name == "accumulate"
+    assert arms["a"].model.alpha == 0.1 and arms["a"].eval.tasks == ("collapse",)
+    assert to_dict(arms["a"])["model"] == {"backend": "ngram", "n": 2, "alpha": 0.1}
+    assert list(load_config(write(tmp_path, BASE))) == ["default"]
+
+
+def test_set_overrides(tmp_path):
+    [exp] = load_config(write(tmp_path, BASE), ["generations=4", "model.alpha=0.5", "seeds=[0,1]"]).values()
+    assert exp.generations == 4 and exp.model.alpha == 0.5 and exp.seeds == (0, 1)
+    assert parse_overrides(["a.b=1", "a.c=x"]) == {"a": {"b": 1, "c": "x"}}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_overrides(["novalue"])
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        ("regime: {nmae: replace}", r"unknown key 'regime.nmae'; valid keys: name, fraction"),
+        ("regime: {name: replce}", r"regime.name = 'replce' is not valid; choose one of: replace, accumulate"),
+        ("filter: {name: surprize}", r"filter.name = 'surprize' is not valid; choose one of: none, random, surprise"),
+        ("generations: two", r"generations must be int"),
+        ("generations: 0", r"generations must be >= 1"),
+        ("filter: {name: surprise, keep: 1.5}", r"filter.keep must be in \(0, 1\]"),
+        ("generate: {prompt: task}", r"needs generate.prompts_file"),
+        ("generate: {decoding: {temprature: 1}}", r"unknown key 'generate.decoding.temprature'"),
+        ("bogus: 1", r"unknown key 'bogus'"),
+        ("data: {source: 'ftp:x'}", r"data.source must be"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, extra, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, BASE + extra + "\n"))
+
+
+def test_bad_backend_and_model_keys(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.backend = 'gpt5' is not valid; choose one of: ngram, hf_scratch"):
+        load_config(write(tmp_path, "name: t\nmodel: {backend: gpt5}\n"))
+    with pytest.raises(ConfigError, match=r"unknown key 'model.order'; valid keys: n, alpha"):
+        load_config(write(tmp_path, "name: t\nmodel: {backend: ngram, order: 3}\n"))
+    with pytest.raises(ConfigError, match=r"arm 'x'"):
+        load_config(write(tmp_path, BASE + "arms:\n  x: {regime: {name: nope}}\n"))
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.yaml")

@@ -1,0 +1,108 @@
+"""The driver end to end on the n-gram back end: artifacts, regimes side by side, kill and resume."""
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lm_collapse.jsonl import read_jsonl, read_texts
+from recursion.driver import run_experiment
+
+CONFIG = """
+name: tiny
+generations: 3
+seeds: [0, 1]
+model: {backend: ngram, n: 2, alpha: 0.05}
+data: {num_train: 300}
+generate: {num_docs: 200, decoding: {max_new_tokens: 20}}
+eval: {enabled: false}
+probes: {num_prompts: 20}
+arms:
+  replace: {}
+  surprise: {filter: {name: surprise, keep: 0.5}, regime: {name: mix, fraction: 0.2}}
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every artifact of a run except the manifest's timings."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != "manifest.json":
+            out[str(p.relative_to(root))] = p.read_bytes()
+    return out
+
+
+def test_artifacts(config, tmp_path):
+    folders = run_experiment(config, tmp_path / "run", log=lambda s: None)
+    assert [f.relative_to(tmp_path / "run").as_posix() for f in folders] == [
+        "replace/seed_0", "replace/seed_1", "surprise/seed_0", "surprise/seed_1"]
+    rep = tmp_path / "run/replace/seed_0"
+    manifest = json.loads((rep / "manifest.json").read_text())
+    assert {"versions", "git_commit", "seed", "stages"} <= set(manifest)
+    assert len(manifest["stages"]) == 3 * 5  # data, train, generate, select, probes (eval disabled)
+    for g in range(3):
+        gen = rep / f"gen_{g:02d}"
+        assert (gen / "model/ngram.json").exists()
+        assert len(read_texts(gen / "synthetic.jsonl")) == 200
+        probes = json.loads((gen / "probes.json").read_text())
+        assert len(probes["gen0_perplexity"]) == 200 and probes["num_prompts"] == 20
+    assert read_texts(rep / "gen_01/train.jsonl") == read_texts(rep / "gen_00/selected.jsonl")  # replace
+    sur = tmp_path / "run/surprise/seed_0"
+    selected = read_jsonl(sur / "gen_00/selected.jsonl")
+    assert len(selected) == 100 and all("index" in r for r in selected)
+    train = read_texts(sur / "gen_01/train.jsonl")  # mix: 60 fresh real + the 100 kept (fewer than 240 asked)
+    assert len(train) == 160 and train[60:] == [r["text"] for r in selected]
+    assert not set(train[:60]) & set(read_texts(sur / "gen_00/train.jsonl"))  # the fresh fold is new real text
+    datasets = pytest.importorskip("datasets")
+    assert datasets.load_dataset("json", data_files=str(rep / "gen_00/synthetic.jsonl"), split="train").num_rows == 200
+    # replicas differ, a rerun changes nothing
+    assert snapshot(rep) != snapshot(tmp_path / "run/replace/seed_1")
+    before = snapshot(tmp_path / "run")
+    run_experiment(config, tmp_path / "run", log=lambda s: None)
+    assert snapshot(tmp_path / "run") == before
+
+
+def test_changed_config_is_refused(config, tmp_path):
+    run_experiment(config, tmp_path / "run", log=lambda s: None, overrides=["generations=1"])
+    with pytest.raises(ValueError, match="different config"):
+        run_experiment(config, tmp_path / "run", log=lambda s: None, overrides=["generations=1", "model.alpha=0.5"])
+    with pytest.raises(FileNotFoundError, match="--resume"):
+        run_experiment(config, tmp_path / "nothing", resume=True)
+
+
+def _run_and_kill(config, run_dir, kill_after_stages):
+    """Start `lm-collapse run`, SIGKILL it as soon as it reports `kill_after_stages` finished stages."""
+    proc = subprocess.Popen([sys.executable, "-m", "lm_collapse.cli", "run", str(config), "--run-dir", str(run_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    done = 0
+    for line in proc.stdout:
+        done += "done in" in line
+        if done >= kill_after_stages:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    return proc.returncode
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_stage_then_resume_gives_identical_results(config, tmp_path):
+    reference = tmp_path / "reference"
+    run_experiment(config, reference, log=lambda s: None, overrides=["seeds=[0]"])
+    config.write_text(CONFIG.replace("seeds: [0, 1]", "seeds: [0]"))
+    killed = tmp_path / "killed"
+    for k in (1, 2, 4, 7, 11, 16, 23):  # kill points spread over stages, generations and arms
+        rc = _run_and_kill(config, killed, k)
+        assert rc in (-signal.SIGKILL, 0)
+    done = subprocess.run([sys.executable, "-m", "lm_collapse.cli", "run", str(config), "--run-dir", str(killed), "--resume"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert snapshot(killed) == snapshot(reference)
