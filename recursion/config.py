@@ -33,6 +33,9 @@ class DataConfig:
     min_words: int = 5
     split: str = "train"  # shipped split or hub split
     field: str = "text"  # text field of jsonl / hub records
+    prompt_field: str | None = None  # (prompt, text) pairs: a document is prompt + separator + text
+    separator: str = "\n\n"
+    chunk_words: int | None = None  # cut documents into blocks of this many words (Shumailov's blocks)
     num_train: int | None = None  # real documents in generation 0's training set (None: all)
 
 
@@ -60,7 +63,7 @@ class GenerateConfig:
     num_docs: int | None = None  # default: as many as real training documents
     prompt: Literal["unconditional", "real_prefix", "task"] = "unconditional"
     prefix_tokens: int = 64  # real_prefix: first P tokens of real documents
-    prompts_file: str | None = None  # task: JSONL of prompts (field ``text``)
+    prompts_file: str | None = None  # task: JSONL of prompts (field ``text``); default: data's prompts
     decoding: Decoding = field(default_factory=Decoding)
 
 
@@ -234,7 +237,9 @@ def _check_values(exp: Experiment) -> None:
         (exp.filter.top_k is None or exp.filter.top_k >= 1, "filter.top_k must be >= 1"),
         (0.0 <= exp.regime.fraction <= 1.0, "regime.fraction must be in [0, 1]"),
         (exp.generate.num_docs is None or exp.generate.num_docs >= 1, "generate.num_docs must be >= 1"),
-        (exp.generate.prompt != "task" or exp.generate.prompts_file, "generate.prompt: task needs generate.prompts_file"),
+        (exp.generate.prompt != "task" or exp.generate.prompts_file or exp.data.prompt_field,
+         "generate.prompt: task needs generate.prompts_file or data.prompt_field"),
+        (exp.data.chunk_words is None or exp.data.chunk_words >= 1, "data.chunk_words must be >= 1"),
         (exp.generate.decoding.max_new_tokens >= 1, "generate.decoding.max_new_tokens must be >= 1"),
         (exp.generate.decoding.temperature > 0, "generate.decoding.temperature must be > 0"),
         (exp.data.source == "shakespeare" or exp.data.source.split(":", 1)[0] in ("jsonl", "hf"),

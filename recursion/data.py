@@ -9,6 +9,11 @@
 * ``hf:NAME[:CONFIG]`` — a Hugging Face dataset (``datasets.load_dataset(NAME, CONFIG, split=split)``;
   NAME may be a local folder), e.g. ``hf:wikitext:wikitext-2-raw-v1`` or ``hf:roneneldan/TinyStories``.
 
+With ``prompt_field``, records are (prompt, text) pairs — Guo et al.'s tasks: document → summary,
+title → abstract, prompt → story — and a training document is ``prompt + separator + text``;
+``generate.prompt: task`` then prompts with ``prompt + separator``. ``chunk_words`` cuts every
+document into consecutive blocks of that many words (Shumailov et al.'s fixed-length blocks).
+
 The pool is shuffled once with the replica's seed; the first ``num_train`` documents are the real
 training set, the following ones the disjoint fresh folds of the ``mix`` regime, and (for
 non-shipped sources) the last ``probes.num_prompts`` documents the probe prompts, never trained on.
@@ -20,35 +25,59 @@ from dataclasses import dataclass
 import numpy as np
 
 from lm_collapse import corpus
-from lm_collapse.jsonl import read_texts
 
 from .config import DataConfig
 
 
 def load_pool(cfg: DataConfig) -> list[str]:
     """Every real document of the configured source, in source order, empty ones dropped."""
+    texts = _load_source(cfg)
+    if cfg.chunk_words:
+        texts = [" ".join(w[i : i + cfg.chunk_words]) for t in texts if (w := t.split()) for i in range(0, len(w), cfg.chunk_words)]
+    texts = [t.strip() for t in texts if t and t.strip()]
+    if not texts:
+        raise ValueError(f"data.source {cfg.source!r} gave no documents")
+    return texts
+
+
+def _load_source(cfg: DataConfig) -> list[str]:
     kind, _, rest = cfg.source.partition(":")
     if cfg.source == "shakespeare":
         if cfg.unit == "lines":
             texts = corpus.lines(cfg.split, min_words=cfg.min_words)
         else:
             texts = [b for b in corpus.blocks(cfg.split) if len(b.split()) >= cfg.min_words]
-    elif kind == "jsonl":
-        texts = read_texts(rest, cfg.field)
-    elif kind == "hf":
-        import datasets
-
-        name, _, config = rest.partition(":")
-        ds = datasets.load_dataset(name, config or None, split=cfg.split)
-        if cfg.field not in ds.column_names:
-            raise ValueError(f"dataset {name} has no field {cfg.field!r}; fields: {ds.column_names}")
-        texts = [t for t in ds[cfg.field] if len(t.split()) >= cfg.min_words]
+    elif kind in ("jsonl", "hf"):
+        records = _records(kind, rest, cfg)
+        fields = [cfg.field] + ([cfg.prompt_field] if cfg.prompt_field else [])
+        for f in fields:
+            if records and f not in records[0]:
+                raise ValueError(f"{cfg.source}: records have no field {f!r}; fields: {sorted(records[0])}")
+        texts = [
+            (r[cfg.prompt_field].strip() + cfg.separator if cfg.prompt_field else "") + r[cfg.field]
+            for r in records
+            if isinstance(r.get(cfg.field), str) and len(r[cfg.field].split()) >= cfg.min_words
+        ]
     else:
         raise ValueError(f"unknown data.source {cfg.source!r}")
-    texts = [t.strip() for t in texts if t and t.strip()]
-    if not texts:
-        raise ValueError(f"data.source {cfg.source!r} gave no documents")
     return texts
+
+
+def _records(kind: str, rest: str, cfg: DataConfig) -> list[dict]:
+    if kind == "jsonl":
+        from lm_collapse.jsonl import read_jsonl
+
+        return read_jsonl(rest)
+    import datasets
+
+    name, _, config = rest.partition(":")
+    return list(datasets.load_dataset(name, config or None, split=cfg.split))
+
+
+def split_prompt(document: str, separator: str) -> str:
+    """The prompt part of a (prompt, text) document, separator included."""
+    head, sep, _ = document.partition(separator)
+    return head + sep
 
 
 @dataclass

@@ -23,7 +23,7 @@ from lm_collapse.jsonl import atomic_write_text, read_jsonl, read_texts, write_j
 
 from . import scoring
 from .config import Experiment, load_config, to_dict
-from .data import real_data
+from .data import real_data, split_prompt
 from .filters import select
 from .probes import run_probes
 from .regimes import training_set
@@ -76,14 +76,17 @@ def num_docs(exp: Experiment, n_real: int) -> int:
 
 
 def generation_prompts(exp: Experiment, model, real_train: list[str], n: int) -> list[str] | None:
+    """Prompts of the synthetic documents: none (from BOS), real prefixes, or task prompts."""
     mode = exp.generate.prompt
     if mode == "unconditional":
         return None
-    source = real_train if mode == "real_prefix" else read_texts(exp.generate.prompts_file)
-    prompts = [source[i % len(source)] for i in range(n)]
     if mode == "real_prefix":
-        prompts = [model.truncate(p, exp.generate.prefix_tokens) for p in prompts]
-    return prompts
+        source = [model.truncate(t, exp.generate.prefix_tokens) for t in real_train]
+    elif exp.generate.prompts_file:
+        source = read_texts(exp.generate.prompts_file)
+    else:
+        source = [split_prompt(t, exp.data.separator) for t in real_train]
+    return [source[i % len(source)] for i in range(n)]
 
 
 def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", log=print) -> RunDir:
@@ -131,7 +134,12 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
                 prompts = generation_prompts(exp, model, real.train, n)
                 texts = model.generate(num=None if prompts else n, prompts=prompts, decoding=exp.generate.decoding,
                                        seed=stage_seed(seed, g, "generate"))
-                records = [{"text": t} if prompts is None else {"text": t, "prompt": p} for t, p in zip(texts, prompts or texts)]
+                if prompts is None:
+                    records = [{"text": t} for t in texts]
+                elif exp.data.prompt_field:  # (prompt, text) documents keep their shape
+                    records = [{"text": p + t, "prompt": p} for t, p in zip(texts, prompts)]
+                else:
+                    records = [{"text": t, "prompt": p} for t, p in zip(texts, prompts)]
                 write_jsonl(gdir / "synthetic.jsonl", records)
 
         if todo(g, "select"):
