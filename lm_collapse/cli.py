@@ -80,6 +80,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    report = build_report(args.run_dirs, args.out, formats=formats, plots_on=not args.no_plots)
+    print(report.key_table)
+    if report.problems:
+        print(f"\n{len(report.problems)} problem(s) noted in the report (missing or unreadable files).")
+    print(f"\nreport: {report.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lm-collapse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set generations=3 --set model.alpha=0.1 (repeatable)")
     r.add_argument("--dry-run", action="store_true", help="validate the config and print the plan; run nothing")
     r.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV), plots and samples of run folders")
+    p.add_argument("run_dirs", nargs="+", help="run folders (an experiment, an arm or a replica)")
+    p.add_argument("--out", help="output folder (default: FIRST_RUN_DIR/report)")
+    p.add_argument("--format", default="md,latex,csv", help="comma-separated: md, latex, csv (default: all)")
+    p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    p.set_defaults(func=cmd_report)
 
     d = sub.add_parser("demo", help="a small collapse demonstration on the shipped corpus")
     d.set_defaults(func=cmd_demo)

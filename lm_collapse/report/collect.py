@@ -1,0 +1,166 @@
+"""Read run folders into tidy rows: one number per (arm, seed, generation, metric), with its source.
+
+A replica is any folder holding a ``manifest.json`` (written by the recursion driver); its arm is
+the ``arm`` of its ``config.yaml`` (else the parent folder's name) and its seed the manifest's.
+Numbers come from ``gen_XX/lm_eval.json`` (every numeric ``results`` entry except standard errors,
+named ``<task>/<metric>`` without the ``collapse_`` prefix and ``,none`` filter) and from
+``gen_XX/probes.json`` (``probe/<name>`` for the scalar summaries). Anything unreadable is
+recorded as a problem and skipped: a half-finished or damaged run still reports what it has.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PROBE_SCALARS = ("gen0_perplexity_median", "top1_mass_mean", "next_token_entropy_mean")
+
+
+@dataclass(frozen=True)
+class Row:
+    arm: str
+    seed: int
+    generation: int
+    metric: str
+    value: float
+    source: str  # the file the number was read from
+
+
+@dataclass
+class Replica:
+    path: Path
+    arm: str
+    seed: int
+    generations: list[int] = field(default_factory=list)
+    planned: int | None = None
+    scored: bool = True  # the config asked for lm-eval scoring
+
+
+@dataclass
+class Collection:
+    rows: list[Row] = field(default_factory=list)
+    replicas: list[Replica] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    root: Path | None = None
+
+    @property
+    def arms(self) -> list[str]:
+        return list(dict.fromkeys(r.arm for r in self.replicas))
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(dict.fromkeys(r.metric for r in self.rows))
+
+
+def metric_name(task: str, key: str) -> str:
+    """``("collapse_gen_shakespeare", "distinct_2,none")`` → ``"gen_shakespeare/distinct_2"``."""
+    metric, _, filt = key.partition(",")
+    name = f"{task.removeprefix('collapse_')}/{metric}"
+    return name if filt in ("", "none") else f"{name} [{filt}]"
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def find_replicas(paths: list[str | Path]) -> list[Path]:
+    found = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"no run folder {p}")
+        found += [m.parent for m in sorted(p.rglob("manifest.json"))] if not (p / "manifest.json").exists() else [p]
+    return list(dict.fromkeys(found))
+
+
+def collect(paths: list[str | Path]) -> Collection:
+    """Every number of every replica found under ``paths``."""
+    out = Collection()
+    replicas = find_replicas(paths)
+    if not replicas:
+        out.problems.append(f"no replica (folder with manifest.json) under {', '.join(map(str, paths))}")
+        return out
+    out.root = Path(paths[0])
+    for path in replicas:
+        replica = _replica(path, out.problems)
+        out.replicas.append(replica)
+        for gdir in sorted(path.glob("gen_[0-9]*")):
+            try:
+                g = int(gdir.name.split("_")[1])
+            except ValueError:
+                continue
+            replica.generations.append(g)
+            if replica.scored:
+                out.rows += _lm_eval_rows(replica, g, gdir / "lm_eval.json", out.problems)
+            out.rows += _probe_rows(replica, g, gdir / "probes.json", out.problems)
+        if replica.planned is not None and len(replica.generations) < replica.planned:
+            out.problems.append(f"{path}: {len(replica.generations)} of {replica.planned} generations present (unfinished run)")
+    return out
+
+
+def _replica(path: Path, problems: list[str]) -> Replica:
+    arm, seed, planned, scored = path.parent.name, 0, None, True
+    try:
+        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+        arm = str(config.get("arm", arm))
+        planned = config.get("generations")
+        seed = int((config.get("seeds") or [0])[0])
+        scored = bool((config.get("eval") or {}).get("enabled", True))
+    except (OSError, yaml.YAMLError, TypeError, ValueError) as e:
+        problems.append(f"{path / 'config.yaml'}: unreadable ({type(e).__name__}); arm taken from the folder name")
+    try:
+        seed = int(json.loads((path / "manifest.json").read_text()).get("seed", seed))
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        problems.append(f"{path / 'manifest.json'}: unreadable ({type(e).__name__})")
+    return Replica(path, arm, seed, planned=planned, scored=scored)
+
+
+def _read_json(path: Path, problems: list[str], what: str):
+    if not path.exists():
+        problems.append(f"{path}: missing ({what} not finished)")
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        problems.append(f"{path}: unreadable ({type(e).__name__}: {e})")
+        return None
+
+
+def _lm_eval_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list[Row]:
+    doc = _read_json(path, problems, "lm-eval scoring")
+    if doc is None:
+        return []
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(results, dict):
+        problems.append(f"{path}: no 'results' mapping")
+        return []
+    rows = []
+    for task, values in results.items():
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if "_stderr" in key or key == "alias" or (v := _number(value)) is None:
+                continue
+            rows.append(Row(rep.arm, rep.seed, g, metric_name(task, key), v, str(path)))
+    return rows
+
+
+def _probe_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list[Row]:
+    doc = _read_json(path, problems, "probes")
+    if not isinstance(doc, dict):
+        return []
+    return [Row(rep.arm, rep.seed, g, f"probe/{k}", v, str(path)) for k in PROBE_SCALARS if (v := _number(doc.get(k))) is not None]
+
+
+def read_probe_series(replica: Replica, g: int, key: str = "gen0_perplexity") -> list[float]:
+    """A per-document probe series (e.g. perplexities under the generation-0 model); [] if absent."""
+    try:
+        values = json.loads((replica.path / f"gen_{g:02d}" / "probes.json").read_text()).get(key) or []
+        return [float(v) for v in values if _number(v) is not None]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
