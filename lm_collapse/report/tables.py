@@ -42,6 +42,8 @@ def ci95(values: list[float]) -> float | None:
     n = len(values)
     if n < 2:
         return None
+    if max(values) == min(values):
+        return 0.0  # exactly; np.std of equal floats can be 1e-16 instead
     return float(stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
 
 
