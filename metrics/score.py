@@ -90,10 +90,13 @@ def _self_bleu(n: int):
 
 def _memorization(n: int):
     def run(corpus: _Corpus, name: str) -> float:
-        from .memorization import memorization
+        from .memorization import NgramIndex, memorization
 
         if corpus.reference_texts is None:
             raise ValueError(f"{name} needs reference_texts (the training corpus)")
+        if not isinstance(corpus.reference_texts, NgramIndex):
+            ref = as_token_lists(corpus.reference_texts, name="reference_texts")
+            corpus.reference_texts = NgramIndex(ref)  # built once for every memorization_<n> asked
         return memorization(corpus.tokens, corpus.reference_texts, n).rate
 
     return run
