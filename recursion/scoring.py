@@ -6,6 +6,8 @@ the overhead per checkpoint beyond model compute is the task set-up alone.
 """
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import json
 import logging
 from functools import lru_cache
@@ -22,9 +24,20 @@ def _task_manager(include_defaults: bool):
     return collapse_tasks.task_manager(include_defaults=include_defaults)
 
 
-def needs_builtin_tasks(tasks: tuple[str, ...]) -> bool:
-    """Whether any requested task is not one of ours (then lm-eval's built-in index is needed)."""
-    return any(not t.startswith("collapse") for t in tasks)
+def task_manager_for(tasks: tuple[str, ...]):
+    """The process's TaskManager; lm-eval's built-in index only when a task is not ours."""
+    import collapse_tasks
+
+    return _task_manager(not collapse_tasks.only_ours(tasks))
+
+
+def check_tasks(tasks: tuple[str, ...]) -> None:
+    """Fail before any work if a task name (or glob) matches no lm-eval task, group or tag."""
+    names = task_manager_for(tasks).all_tasks
+    for t in tasks:
+        if not fnmatch.filter(names, t):
+            close = difflib.get_close_matches(t, names, n=3)
+            raise ValueError(f"eval.tasks: no lm-eval task named {t!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
 
 
 def evaluate(model, cfg: EvalConfig, *, seed: int) -> dict:
@@ -35,7 +48,7 @@ def evaluate(model, cfg: EvalConfig, *, seed: int) -> dict:
     results = lm_eval.simple_evaluate(
         model=model.lm_eval_model(),
         tasks=list(cfg.tasks),
-        task_manager=_task_manager(needs_builtin_tasks(cfg.tasks)),
+        task_manager=task_manager_for(cfg.tasks),
         limit=cfg.limit,
         num_fewshot=cfg.num_fewshot,
         batch_size=cfg.batch_size,

@@ -33,6 +33,14 @@ def words(text: str) -> list[str]:
     return text.split()
 
 
+@dataclass(frozen=True)
+class NgramConfig:
+    """``model:`` block of the ``ngram`` back end."""
+
+    n: int = 2
+    alpha: float = 0.01
+
+
 @dataclass
 class _Counts:
     """n-gram counts in sorted arrays: histories, then (history, word) pairs sorted the same way."""
@@ -392,6 +400,8 @@ class NgramModel:
 
 class NgramBackend:
     """Trains :class:`NgramLM` models; generation 0 fixes the vocabulary every later one reuses."""
+
+    config_class = NgramConfig
 
     def __init__(self, cfg, runtime=None):
         self.cfg = cfg

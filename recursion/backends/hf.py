@@ -1,0 +1,671 @@
+"""Hugging Face back ends: causal LMs trained from scratch, or fine-tuned from a pretrained model.
+
+* ``hf_scratch`` (Gerstgrasser et al. 2024): a GPT-2- or Llama-shaped model built from the config.
+  Generation 0 trains a byte-level BPE tokenizer on its training texts; every later generation
+  copies that tokenizer unchanged and trains fresh weights.
+* ``hf_finetune``: a pretrained model (hub id, local folder, or a GGUF file, which is dequantized),
+  fully fine-tuned or with a LoRA adapter (peft). ``init: base`` restarts every generation from the
+  pretrained weights (Shumailov et al. 2024, Guo et al. 2024); ``init: previous`` continues from the
+  last generation's weights or adapter (Gambetta et al.).
+
+Training uses the ``transformers`` :class:`~transformers.Trainer`: each document is
+``[start] + tokens (+ [eos])`` — ``start`` is the tokenizer's BOS token, else its EOS token, and the
+EOS is appended only when it differs from ``start`` — the documents are concatenated and cut into
+``block_size`` blocks (the last one padded, its padding not scored). Nothing but the final
+``save_pretrained`` is written to the model folder.
+
+Every stage of the :class:`HFModel` sees a document the same way: it starts from ``start``, so
+unconditional generation starts from BOS, prompts are prefixed with it, and the perplexity of a
+text is ``exp(−(1/n) Σᵢ log p(tᵢ | start, t₁..tᵢ₋₁))`` over its ``n`` tokens, in the disjoint
+rolling windows of lm-eval's ``loglikelihood_rolling`` (``lm_eval.utils.get_rolling_token_windows``
+with the model's context length): the same number ``HFLM`` returns for the same weights.
+Generation follows :class:`~recursion.backends.base.Decoding` alone (the checkpoint's own
+``generation_config`` sampling defaults are dropped on load).
+
+Devices: ``runtime.device: auto`` trains and runs on the GPU when one is present (mixed precision
+``bf16`` where supported), else on the CPU with ``runtime.threads`` torch threads. Training on
+several GPUs is the Trainer's own data parallelism:
+``accelerate launch --num_processes 4 -m lm_collapse.cli run CONFIG.yaml`` — only the main process
+writes the model folder; the other stages run on every process, so keep multi-GPU runs to the
+training-heavy setups.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .base import Decoding
+
+META = "lm_collapse_hf.json"  # which kind of folder this is, and the base model of an adapter
+DEFAULT_LR = {"scratch": 1e-3, "full": 5e-5, "lora": 2e-4}
+
+
+# -- configs (the YAML ``model:`` block maps 1:1 onto these fields) ---------------------------------
+@dataclass(frozen=True)
+class TrainConfig:
+    """Trainer settings shared by both back ends (``learning_rate: null`` = the back end's default:
+    1e-3 from scratch, 5e-5 full fine-tuning, 2e-4 LoRA)."""
+
+    epochs: float = 1.0
+    max_steps: int | None = None  # overrides epochs when set
+    learning_rate: float | None = None
+    batch_size: int = 8  # per device
+    grad_accum: int = 1
+    block_size: int = 128  # tokens per packed training block
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "inverse_sqrt"] = "linear"
+    max_grad_norm: float = 1.0
+    logging_steps: int = 50
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that has it
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self):
+        _check(self.epochs > 0, "train.epochs must be > 0")
+        _check(self.max_steps is None or self.max_steps >= 1, "train.max_steps must be >= 1")
+        _check(self.learning_rate is None or self.learning_rate > 0, "train.learning_rate must be > 0")
+        for name in ("batch_size", "grad_accum", "block_size", "logging_steps"):
+            _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
+        _check(0.0 <= self.warmup_ratio < 1.0, "train.warmup_ratio must be in [0, 1)")
+        _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """A peft LoRA adapter. ``target_modules``: module names, ``[all-linear]``, or null (peft's
+    default for the architecture)."""
+
+    r: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        _check(self.r >= 1, "lora.r must be >= 1")
+        _check(0.0 <= self.dropout < 1.0, "lora.dropout must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class HFScratchConfig:
+    """A causal LM trained from scratch, with its own byte-level BPE tokenizer."""
+
+    arch: Literal["gpt2", "llama"] = "gpt2"
+    n_layer: int = 4
+    n_embd: int = 256
+    n_head: int = 4
+    n_inner: int | None = None  # MLP width; default 4 × n_embd
+    n_positions: int = 512  # context length
+    dropout: float = 0.0
+    vocab_size: int = 8192  # BPE tokenizer size (with the 3 special tokens)
+    eval_batch_size: int = 16  # perplexity / probes / lm-eval
+    engine: Literal["hf", "vllm"] = "hf"
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        for name in ("n_layer", "n_embd", "n_head", "n_positions", "eval_batch_size"):
+            _check(getattr(self, name) >= 1, f"model.{name} must be >= 1")
+        _check(self.n_embd % self.n_head == 0, f"model.n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        _check(self.vocab_size >= 260, "model.vocab_size must be >= 260 (256 bytes + special tokens)")
+        _check(self.train.block_size <= self.n_positions,
+               f"model.train.block_size ({self.train.block_size}) must be <= model.n_positions ({self.n_positions})")
+        _check(0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
+        _check_engine(self.engine)
+
+
+@dataclass(frozen=True)
+class HFFinetuneConfig:
+    """A pretrained causal LM, fine-tuned fully or with LoRA each generation."""
+
+    pretrained: str = "facebook/opt-125m"  # hub id or local folder
+    gguf_file: str | None = None  # a GGUF file inside ``pretrained`` (dequantized on load)
+    revision: str | None = None
+    lora: LoraConfig | None = None  # null: full fine-tuning
+    init: Literal["base", "previous"] = "base"
+    trust_remote_code: bool = False
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: float32, bf16 for LoRA on a GPU
+    eval_batch_size: int = 16
+    engine: Literal["hf", "vllm"] = "hf"
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        _check(bool(self.pretrained), "model.pretrained must name a hub model or a local folder")
+        _check(self.eval_batch_size >= 1, "model.eval_batch_size must be >= 1")
+        _check_engine(self.engine)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _check_engine(engine: str) -> None:
+    if engine == "vllm":
+        raise NotImplementedError(
+            "model.engine: vllm is not implemented: generation runs on transformers (engine: hf). "
+            "To score a saved checkpoint with vLLM, run lm_eval --model vllm --model_args pretrained=RUN/gen_XX/model"
+        )
+
+
+# -- devices ---------------------------------------------------------------------------------------
+def _device(runtime) -> str:
+    import torch
+
+    want = getattr(runtime, "device", "auto") if runtime is not None else "auto"
+    if want == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("runtime.device is cuda but torch sees no GPU; use device: auto or cpu")
+    if want == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return want
+
+
+def _set_threads(runtime) -> None:
+    threads = getattr(runtime, "threads", None) if runtime is not None else None
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def _torch_dtype(name: str, *, device: str, lora: bool):
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if (lora and device == "cuda" and torch.cuda.is_bf16_supported()) else torch.float32
+    return getattr(torch, name)
+
+
+# -- the loaded model ------------------------------------------------------------------------------
+class HFModel:
+    """A loaded causal LM and its tokenizer: the :class:`~recursion.backends.base.Model` of both back ends.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A causal LM, already on its device.
+    tokenizer : transformers.PreTrainedTokenizerBase
+        Its tokenizer. A missing pad token is set to EOS (padding is always masked).
+    batch_size : int, default=16
+        Batch size of :meth:`perplexity`, :meth:`next_token_stats` and the lm-eval wrapper
+        (generation uses ``Decoding.batch_size``).
+    """
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 16):
+        from transformers import GenerationConfig
+
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no EOS token: documents could never end")
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, int(batch_size)
+        eos = model.generation_config.eos_token_id if model.generation_config is not None else None
+        self.eos_ids = [eos] if isinstance(eos, int) else list(eos or []) or [tokenizer.eos_token_id]
+        self.start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        model.generation_config = GenerationConfig(
+            bos_token_id=self.start_id, eos_token_id=self.eos_ids, pad_token_id=tokenizer.pad_token_id
+        )
+        self.context = _context_length(model.config, tokenizer)
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, without special tokens."""
+        if not texts:
+            return []
+        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, *, num: int | None = None, prompts: Sequence[str] | None = None, decoding: Decoding,
+                 seed: int) -> list[str]:
+        """``num`` documents from BOS, or one continuation per prompt (the new text only).
+
+        Batches of ``decoding.batch_size`` sequences, sorted by prompt length and left-padded,
+        run through ``model.generate`` (KV cache on); ``torch.manual_seed(seed)`` once before the
+        first batch, so the same seed, inputs and batch size give the same texts. Prompts longer
+        than the context minus ``max_new_tokens`` keep their last tokens. Text after an EOS is
+        never returned.
+        """
+        import torch
+
+        if (num is None) == (prompts is None):
+            raise ValueError("give either num (unconditional documents) or prompts (continuations)")
+        if num is not None and (isinstance(num, bool) or not isinstance(num, int) or num < 0):
+            raise ValueError(f"num must be a non-negative integer, got {num!r}")
+        if decoding.batch_size < 1:
+            raise ValueError(f"decoding.batch_size must be >= 1, got {decoding.batch_size!r}")
+        room = self.context - decoding.max_new_tokens - 1
+        if room < 0:
+            raise ValueError(f"max_new_tokens={decoding.max_new_tokens} does not fit the model's context of {self.context} tokens")
+        starts = [[self.start_id]] * num if prompts is None else [[self.start_id] + ids[-room:] if room else [self.start_id]
+                                                                   for ids in self.encode(prompts)]
+        config = self._generation_config(decoding)
+        order = sorted(range(len(starts)), key=lambda i: -len(starts[i]))
+        out: list[str] = [""] * len(starts)
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            for lo in range(0, len(order), decoding.batch_size):
+                rows = order[lo:lo + decoding.batch_size]
+                ids, mask = self._pad([starts[i] for i in rows], side="left")
+                new = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, ids.shape[1]:]
+                for i, seq in zip(rows, new.tolist()):
+                    out[i] = self._decode_new(starts[i][1:], seq)
+        return out
+
+    def _generation_config(self, d: Decoding):
+        from transformers import GenerationConfig
+
+        sampling = dict(temperature=d.temperature, top_p=d.top_p, top_k=d.top_k) if d.do_sample else {}
+        return GenerationConfig(
+            max_new_tokens=d.max_new_tokens, min_new_tokens=d.min_new_tokens, do_sample=d.do_sample,
+            num_beams=d.num_beams, repetition_penalty=d.repetition_penalty, use_cache=True,
+            suppress_tokens=sorted({self.start_id, self.tokenizer.pad_token_id} - set(self.eos_ids)) or None,
+            bos_token_id=self.start_id, eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
+            **sampling,
+        )
+
+    def _decode_new(self, prompt: list[int], new: list[int]) -> str:
+        """Text of ``new`` (cut at the first EOS) as it reads after ``prompt``."""
+        cut = next((j for j, t in enumerate(new) if t in self.eos_ids), len(new))
+        new = new[:cut]
+        if not prompt:
+            return self.tokenizer.decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        head = self.tokenizer.decode(prompt, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        full = self.tokenizer.decode(prompt + new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if full.startswith(head):  # sentencepiece tokenizers drop a leading space decoded on its own
+            return full[len(head):]
+        return self.tokenizer.decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def _pad(self, seqs: list[list[int]], *, side: str):
+        import torch
+
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            sl = slice(width - len(s), width) if side == "left" else slice(0, len(s))
+            ids[r, sl] = torch.tensor(s, dtype=torch.long)
+            mask[r, sl] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def loglikelihood_rolling(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Natural-log probability of each text from ``start`` and its number of tokens.
+
+        The windows are lm-eval's (``get_rolling_token_windows`` + ``make_disjoint_window`` with
+        context length :attr:`context`), scored in right-padded batches of ``batch_size``.
+        """
+        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+        ids = self.encode(list(texts))
+        windows = [(d, make_disjoint_window(w)) for d, toks in enumerate(ids)
+                   for w in get_rolling_token_windows(toks, prefix_token=self.start_id, max_seq_len=self.context, context_len=1)]
+        total = np.zeros(len(ids))
+        sums = self._score([w for _, w in windows])
+        np.add.at(total, np.array([d for d, _ in windows], dtype=np.int64), sums)
+        return total, np.array([len(t) for t in ids], dtype=np.int64)
+
+    def _score(self, windows: list[tuple[list[int], list[int]]]) -> np.ndarray:
+        """Σ log p(continuation | context) of each (context, continuation) window."""
+        import torch
+
+        inputs = [(ctx + cont)[-(self.context + 1):][:-1] for ctx, cont in windows]
+        order = sorted(range(len(windows)), key=lambda i: -len(inputs[i]))
+        out = np.zeros(len(windows))
+        with torch.inference_mode():
+            for lo in range(0, len(order), self.batch_size):
+                rows = order[lo:lo + self.batch_size]
+                ids, mask = self._pad([inputs[i] for i in rows], side="right")
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
+                for r, i in enumerate(rows):  # log-softmax of the scored positions only, in float32
+                    cont, n = windows[i][1], len(inputs[i])
+                    logp = torch.log_softmax(logits[r, n - len(cont):n].float(), dim=-1)
+                    out[i] = logp.gather(1, torch.tensor(cont, device=logp.device)[:, None]).sum().item()
+        return out
+
+    def perplexity(self, texts: Sequence[str]) -> np.ndarray:
+        """Per-document perplexity ``exp(−log P(text | start) / n_tokens)``; an empty text scores 1."""
+        logp, n = self.loglikelihood_rolling(texts)
+        return np.exp(-logp / np.maximum(n, 1))
+
+    def next_token_stats(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Top-1 next-token probability and next-token entropy (nats) after ``start`` + each prompt."""
+        import torch
+
+        seqs = [[self.start_id] + ids[-(self.context - 1):] if self.context > 1 else [self.start_id]
+                for ids in self.encode(list(prompts))]
+        top1, ent = np.zeros(len(seqs)), np.zeros(len(seqs))
+        with torch.inference_mode():
+            for lo in range(0, len(seqs), self.batch_size):
+                batch = seqs[lo:lo + self.batch_size]
+                ids, mask = self._pad(batch, side="right")
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
+                last = logits[torch.arange(len(batch)), torch.tensor([len(s) - 1 for s in batch])].float()
+                logp = torch.log_softmax(last, dim=-1)
+                top1[lo:lo + len(batch)] = logp.max(dim=-1).values.exp().cpu().numpy()
+                ent[lo:lo + len(batch)] = -(logp.exp() * logp).sum(dim=-1).cpu().numpy()
+        return top1, ent
+
+    def truncate(self, text: str, num_tokens: int) -> str:
+        """The first ``num_tokens`` tokens of ``text``: a prefix of ``text`` itself (from the
+        tokenizer's character offsets), the whole text if it is shorter."""
+        if num_tokens < 0:
+            raise ValueError(f"num_tokens must be >= 0, got {num_tokens!r}")
+        if num_tokens == 0:
+            return ""
+        if self.tokenizer.is_fast:
+            offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            return text if len(offsets) <= num_tokens else text[:offsets[num_tokens - 1][1]]
+        ids = self.encode([text])[0]
+        return text if len(ids) <= num_tokens else self.tokenizer.decode(ids[:num_tokens], skip_special_tokens=True)
+
+    def lm_eval_model(self):
+        """lm-eval's own ``HFLM`` around the loaded model and tokenizer (no reload, no copy)."""
+        from lm_eval.models.huggingface import HFLM
+
+        return HFLM(pretrained=self.model, tokenizer=self.tokenizer, batch_size=self.batch_size)
+
+
+def _context_length(config, tokenizer) -> int:
+    from lm_eval.models.utils import resolve_max_length
+
+    return resolve_max_length(config, tokenizer)
+
+
+# -- training --------------------------------------------------------------------------------------
+class _Blocks:
+    """Documents packed into ``block_size`` token blocks (a torch map-style dataset)."""
+
+    def __init__(self, tokenizer, texts: Sequence[str], block_size: int):
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        tail = [] if tokenizer.eos_token_id == start else [tokenizer.eos_token_id]
+        parts = []
+        for lo in range(0, len(texts), 10_000):  # token lists of one chunk at a time, then int32 arrays
+            docs = tokenizer(list(texts[lo:lo + 10_000]), add_special_tokens=False)["input_ids"]
+            parts.append(np.fromiter((t for d in docs for t in [start, *d, *tail]), dtype=np.int32))
+        stream = np.concatenate(parts)
+        n = math.ceil(len(stream) / block_size)
+        self.ids = np.full(n * block_size, tokenizer.pad_token_id, dtype=np.int32)
+        self.ids[:len(stream)] = stream
+        self.ids = self.ids.reshape(n, block_size)
+        self.num_tokens = len(stream)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        ids = torch.from_numpy(self.ids[i]).long()
+        mask = (torch.arange(len(ids)) + i * len(ids) < self.num_tokens).long()  # only the last block has padding
+        return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
+
+
+def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int, device: str, default_lr: float) -> list:
+    """Train ``model`` in place with the HF Trainer; returns the Trainer's log history."""
+    import torch
+    from transformers import Trainer, TrainingArguments, default_data_collator
+
+    texts = list(texts)
+    if not texts:
+        raise ValueError("cannot train on no texts")
+    data = _Blocks(tokenizer, texts, cfg.block_size)
+    precision = cfg.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    with tempfile.TemporaryDirectory(prefix="lm-collapse-trainer-") as tmp:
+        args = TrainingArguments(
+            output_dir=tmp, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
+            learning_rate=cfg.learning_rate or default_lr, per_device_train_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=cfg.grad_accum, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+            lr_scheduler_type=cfg.lr_scheduler, max_grad_norm=cfg.max_grad_norm, logging_steps=cfg.logging_steps,
+            bf16=precision == "bf16", fp16=precision == "fp16",
+            seed=seed, data_seed=seed, report_to=[], save_strategy="no", disable_tqdm=False,
+            use_cpu=device == "cpu", remove_unused_columns=False, dataloader_num_workers=0,
+            **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=default_data_collator)
+        trainer.train()
+        return trainer.state.log_history if trainer.is_world_process_zero() else []
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _write_meta(out_dir: Path, meta: dict, log_history: list) -> None:
+    from lm_collapse.jsonl import atomic_write_text
+
+    atomic_write_text(out_dir / META, json.dumps({"format": "lm-collapse-hf", "version": 1, **meta}, indent=2))
+    atomic_write_text(out_dir / "train_log.json", json.dumps(log_history, indent=1))
+
+
+def _read_meta(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no model folder at {path}")
+    meta_file = path / META
+    if not meta_file.exists():  # any save_pretrained folder loads as a full model
+        return {"kind": "full"}
+    return json.loads(meta_file.read_text(encoding="utf-8"))
+
+
+# -- from scratch ----------------------------------------------------------------------------------
+SPECIAL = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
+
+
+def train_tokenizer(texts: Sequence[str], *, vocab_size: int, model_max_length: int):
+    """A byte-level BPE tokenizer (``tokenizers``) trained on ``texts``, as a ``PreTrainedTokenizerFast``.
+
+    Ids 0, 1, 2 are ``<pad>``, ``<s>`` (BOS), ``</s>`` (EOS); no prefix space is added and decoding
+    is lossless, so ``decode(encode(t)) == t``.
+
+    Examples
+    --------
+    >>> tok = train_tokenizer(["to be or not to be"] * 20, vocab_size=270, model_max_length=64)
+    >>> tok.convert_ids_to_tokens(tok("to be, naïve")["input_ids"])[:3]
+    ['to', 'Ġbe', ',']
+    >>> tok.decode(tok("to be, naïve")["input_ids"]), tok.bos_token_id, tok.eos_token_id
+    ('to be, naïve', 1, 2)
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=list(SPECIAL.values()),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    bpe.train_from_iterator(list(texts), trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, model_max_length=model_max_length,
+                                   clean_up_tokenization_spaces=False, **SPECIAL)
+
+
+class HFScratchBackend:
+    """Trains a fresh GPT-2- or Llama-shaped model each generation (see the module docstring)."""
+
+    config_class = HFScratchConfig
+
+    def __init__(self, cfg: HFScratchConfig, runtime=None):
+        self.cfg, self.runtime = cfg, runtime
+        _set_threads(runtime)
+
+    def build_model(self, tokenizer):
+        """An untrained model of the configured shape for ``tokenizer`` (seed it first)."""
+        from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+        c = self.cfg
+        ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        if c.arch == "gpt2":
+            config = GPT2Config(vocab_size=len(tokenizer), n_positions=c.n_positions, n_embd=c.n_embd, n_layer=c.n_layer,
+                                n_head=c.n_head, n_inner=c.n_inner, resid_pdrop=c.dropout, embd_pdrop=c.dropout,
+                                attn_pdrop=c.dropout, **ids)
+        else:
+            config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=c.n_positions, hidden_size=c.n_embd,
+                                 intermediate_size=c.n_inner or 4 * c.n_embd, num_hidden_layers=c.n_layer,
+                                 num_attention_heads=c.n_head, num_key_value_heads=c.n_head, attention_dropout=c.dropout,
+                                 tie_word_embeddings=True, **ids)
+        return AutoModelForCausalLM.from_config(config)
+
+    def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int) -> None:
+        from transformers import AutoTokenizer, set_seed
+
+        texts = list(texts)
+        if not texts:
+            raise ValueError("cannot train on no texts")
+        if previous is None:
+            tokenizer = train_tokenizer(texts, vocab_size=self.cfg.vocab_size, model_max_length=self.cfg.n_positions)
+        else:
+            _read_meta(previous)  # a clear error if the previous generation's folder is missing
+            tokenizer = AutoTokenizer.from_pretrained(previous)
+        set_seed(seed)
+        model = self.build_model(tokenizer)
+        history = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=_device(self.runtime),
+                       default_lr=DEFAULT_LR["scratch"])
+        if _is_main_process():
+            out_dir = Path(out_dir)
+            model.save_pretrained(out_dir)
+            tokenizer.save_pretrained(out_dir)
+            _write_meta(out_dir, {"kind": "full", "backend": "hf_scratch"}, history)
+
+    def load(self, path: Path) -> HFModel:
+        return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size)
+
+
+# -- fine-tuning -----------------------------------------------------------------------------------
+def load_pretrained(pretrained: str, *, gguf_file: str | None = None, revision: str | None = None,
+                    trust_remote_code: bool = False, dtype=None):
+    """``(model, tokenizer)`` of a hub id or local folder; a GGUF file is dequantized into a plain,
+    saveable model of the same architecture (transformers cannot ``save_pretrained`` the GGUF-loaded one)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = os.path.expanduser(pretrained)
+    if (pretrained.startswith((".", "/", "~")) or os.path.exists(name)) and not os.path.isdir(name):
+        raise FileNotFoundError(f"model.pretrained: no folder {pretrained!r}")
+    kwargs = dict(revision=revision, trust_remote_code=trust_remote_code)
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+    except ValueError as e:
+        if "trust_remote_code" in str(e) and not trust_remote_code:
+            raise ValueError(f"{pretrained!r} needs custom code from its repository to load; set "
+                             "model.trust_remote_code: true only if you trust that code") from e
+        raise
+    except OSError as e:
+        raise OSError(f"cannot load pretrained model {pretrained!r}: not a local model folder and not downloadable "
+                      f"(offline, or a wrong hub id?) — {e}") from e
+    if gguf_file:  # the same weights in a plain model whose config no longer names the GGUF quantizer
+        config = copy.deepcopy(model.config)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config, dtype=model.dtype, trust_remote_code=trust_remote_code)
+        plain.load_state_dict(model.state_dict())
+        model = plain
+    return model, tokenizer
+
+
+class HFFinetuneBackend:
+    """Fine-tunes a pretrained model each generation, fully or with LoRA (see the module docstring)."""
+
+    config_class = HFFinetuneConfig
+
+    def __init__(self, cfg: HFFinetuneConfig, runtime=None):
+        self.cfg, self.runtime = cfg, runtime
+        self.trust_remote_code = cfg.trust_remote_code or bool(getattr(runtime, "trust_remote_code", False))
+        _set_threads(runtime)
+
+    @property
+    def kind(self) -> str:
+        return "full" if self.cfg.lora is None else "lora"
+
+    def _base(self):
+        c = self.cfg
+        return {"pretrained": c.pretrained, "gguf_file": c.gguf_file, "revision": c.revision,
+                "trust_remote_code": self.trust_remote_code}
+
+    def _dtype(self, device: str):
+        return _torch_dtype(self.cfg.dtype, device=device, lora=self.cfg.lora is not None)
+
+    def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+
+        texts = list(texts)
+        if not texts:
+            raise ValueError("cannot train on no texts")
+        device = _device(self.runtime)
+        dtype = self._dtype(device)
+        resume = self.cfg.init == "previous" and previous is not None
+        if resume:
+            meta = _read_meta(previous)
+            if meta.get("kind") != self.kind:
+                raise ValueError(f"init: previous, but {previous} holds a {meta.get('kind')} model and this config "
+                                 f"trains {self.kind} (lora: {self.cfg.lora is not None})")
+        set_seed(seed)
+        if resume and self.kind == "full":
+            model = AutoModelForCausalLM.from_pretrained(previous, dtype=dtype, trust_remote_code=self.trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(previous, trust_remote_code=self.trust_remote_code)
+        else:
+            model, tokenizer = load_pretrained(**self._base(), dtype=dtype)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if self.kind == "lora":
+            model = self._adapter(model, previous if resume else None)
+        history = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=device, default_lr=DEFAULT_LR[self.kind])
+        if _is_main_process():
+            out_dir = Path(out_dir)
+            model.save_pretrained(out_dir)
+            tokenizer.save_pretrained(out_dir)
+            _write_meta(out_dir, {"kind": self.kind, "backend": "hf_finetune", "base": self._base(),
+                                  "init": self.cfg.init}, history)
+
+    def _adapter(self, model, previous: Path | None):
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import PeftModel, get_peft_model
+
+        if previous is not None:
+            return PeftModel.from_pretrained(model, previous, is_trainable=True)
+        lora = self.cfg.lora
+        targets = lora.target_modules
+        if targets == ("all-linear",):
+            targets = "all-linear"
+        config = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                target_modules=list(targets) if isinstance(targets, tuple) else targets,
+                                task_type="CAUSAL_LM", base_model_name_or_path=self.cfg.pretrained)
+        return get_peft_model(model, config)
+
+    def load(self, path: Path) -> HFModel:
+        return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size,
+                    dtype=self._dtype(_device(self.runtime)), trust_remote_code=self.trust_remote_code)
+
+
+# -- loading a model folder ------------------------------------------------------------------------
+def load(path: str | Path, *, device: str = "cpu", batch_size: int = 16, dtype=None,
+         trust_remote_code: bool = False) -> HFModel:
+    """Load a folder written by either back end (or any ``save_pretrained`` causal-LM folder).
+
+    A LoRA folder is loaded onto its base model (named in ``lm_collapse_hf.json``) and merged.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    meta = _read_meta(path)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if meta.get("kind") == "lora":
+        from peft import PeftModel
+
+        base, _ = load_pretrained(**meta["base"], dtype=dtype)
+        model = PeftModel.from_pretrained(base, path).merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    return HFModel(model.to(device), tokenizer, batch_size=batch_size)
