@@ -14,5 +14,33 @@ from .lexical import (
     ttr,
     unique_n,
 )
+from .memorization import Memorization, NgramIndex, memorization
 from .score import DEFAULT_METRICS, score
+from .self_bleu import self_bleu
+from .semantic import embed, knn_entropy, mean_cosine_distance, nn_distance, semantic_diversity
+from .syntactic import parse_trees, syntactic_diversity, wl_diversity
 
+__all__ = [
+    "tokenize",
+    "distinct_n",
+    "ttr",
+    "unique_n",
+    "ngram_entropy",
+    "normalized_entropy",
+    "top_k_share",
+    "compression_ratio",
+    "self_bleu",
+    "wl_diversity",
+    "parse_trees",
+    "syntactic_diversity",
+    "semantic_diversity",
+    "embed",
+    "knn_entropy",
+    "nn_distance",
+    "mean_cosine_distance",
+    "memorization",
+    "Memorization",
+    "NgramIndex",
+    "score",
+    "DEFAULT_METRICS",
+]
