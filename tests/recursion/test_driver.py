@@ -33,11 +33,15 @@ def config(tmp_path):
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every artifact of a run except the manifest's timings."""
+    """Every artifact of a run, byte for byte, except timings: the manifest, and lm-eval's dates and
+    durations (its ``results`` are compared)."""
     out = {}
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.name != "manifest.json":
-            out[str(p.relative_to(root))] = p.read_bytes()
+            data = p.read_bytes()
+            if p.name == "lm_eval.json":
+                data = json.dumps(json.loads(data)["results"], sort_keys=True).encode()
+            out[str(p.relative_to(root))] = data
     return out
 
 
@@ -95,11 +99,12 @@ def _run_and_kill(config, run_dir, kill_after_stages):
 
 @pytest.mark.slow
 def test_sigkill_at_any_stage_then_resume_gives_identical_results(config, tmp_path):
+    text = CONFIG.replace("seeds: [0, 1]", "seeds: [0]").replace("eval: {enabled: false}", "eval: {tasks: [collapse], limit: 3}")
+    config.write_text(text)
     reference = tmp_path / "reference"
-    run_experiment(config, reference, log=lambda s: None, overrides=["seeds=[0]"])
-    config.write_text(CONFIG.replace("seeds: [0, 1]", "seeds: [0]"))
+    run_experiment(config, reference, log=lambda s: None)
     killed = tmp_path / "killed"
-    for k in (1, 2, 4, 7, 11, 16, 23):  # kill points spread over stages, generations and arms
+    for k in (1, 3, 5, 8, 13, 19, 26, 33):  # kill points spread over stages, generations and arms
         rc = _run_and_kill(config, killed, k)
         assert rc in (-signal.SIGKILL, 0)
     done = subprocess.run([sys.executable, "-m", "lm_collapse.cli", "run", str(config), "--run-dir", str(killed), "--resume"],
