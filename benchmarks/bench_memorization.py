@@ -34,17 +34,9 @@ import psutil
 from lm_collapse import corpus
 from metrics import tokenize
 from metrics.memorization import NgramIndex
+from _timing import best_time
 
 RESULTS = Path(__file__).parent / "results" / "memorization.md"
-
-
-def best_time(fn, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def rss_growth(fn):

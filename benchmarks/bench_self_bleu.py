@@ -27,18 +27,10 @@ from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from lm_collapse import corpus
 from metrics import tokenize
 from metrics.self_bleu import self_bleu
+from _timing import best_time
 
 RESULTS = Path(__file__).parent / "results" / "self_bleu.md"
 WEIGHTS = (0.25,) * 4
-
-
-def best_time(fn, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def nltk_scores(token_lists, hyps):

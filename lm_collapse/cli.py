@@ -52,18 +52,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Placeholder until the recursion demo lands: diversity of real text vs a collapsed copy."""
-    from metrics.score import score
+    from .demo import run_demo
 
-    from . import corpus
-
-    real = corpus.lines("heldout")[:2000]
-    collapsed = [line for line in real[:200] for _ in range(10)]
-    rows = {
-        "real held-out lines (2000)": score(real, progress=True),
-        "same size, 200 lines x 10": score(collapsed, progress=True),
-    }
-    print(_format_table(rows))
+    run_demo(args.out, quick=args.quick)
     return 0
 
 
@@ -92,6 +83,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     if report.problems:
         print(f"\n{len(report.problems)} problem(s) noted in the report (missing or unreadable files).")
     print(f"\nreport: {report.path}")
+    return 0
+
+
+def cmd_vs_demo(args: argparse.Namespace) -> int:
+    from lm_eval.utils import simple_parse_args_string
+
+    from . import vs_demo
+
+    prompt = vs_demo.resolve_prompt(args.prompt)
+    lm = vs_demo.load_model(args.model, args.model_args, device=args.device, batch_size=args.batch_size)
+    result = vs_demo.run(
+        lm, prompt, form=args.form, k=args.k, num_direct=args.num_direct, turns=args.turns,
+        threshold=args.threshold, seed=args.seed, gen_kwargs=simple_parse_args_string(args.gen_kwargs or ""),
+    )
+    print(vs_demo.format_result(result))
     return 0
 
 
@@ -132,8 +138,26 @@ def build_parser() -> argparse.ArgumentParser:
         "(same arguments as lm_eval; see `lm-collapse eval --help`)",
     )
 
-    d = sub.add_parser("demo", help="a small collapse demonstration on the shipped corpus")
+    d = sub.add_parser("demo", help="collapse on a laptop in minutes: two small experiments, scored and reported")
+    d.add_argument("--out", default="demo_out", help="output folder (default: demo_out); rerunning continues it")
+    d.add_argument("--quick", action="store_true", help="a smoke-test size (about a minute), as run in CI")
     d.set_defaults(func=cmd_demo)
+
+    v = sub.add_parser("vs-demo", help="mode collapse in one prompt: direct answers vs Verbalized Sampling candidates")
+    v.add_argument("--model", default="hf", help="lm-eval model name (default: hf)")
+    v.add_argument("--model_args", help="lm-eval model arguments, e.g. pretrained=HuggingFaceTB/SmolLM2-1.7B-Instruct")
+    v.add_argument("--prompt", help="the request, or the id of a shipped prompt (joke_01 .. story_10; default: joke_01)")
+    v.add_argument("--form", choices=("standard", "cot", "xml", "multi"), default="standard",
+                   help="Verbalized Sampling form; multi is a real multi-turn conversation (default: standard)")
+    v.add_argument("--k", type=int, default=5, help="candidates asked for (per turn for multi; default: 5)")
+    v.add_argument("--num-direct", dest="num_direct", type=int, default=5, help="direct samples (default: 5)")
+    v.add_argument("--turns", type=int, default=2, help="turns of --form multi (default: 2)")
+    v.add_argument("--threshold", type=float, default=0.10, help="tail threshold of --form xml (default: 0.10)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the generation and of the sampled candidate")
+    v.add_argument("--gen_kwargs", help="generation settings, e.g. temperature=0.7,max_gen_toks=512")
+    v.add_argument("--device", help="e.g. cuda:0, cpu (default: cuda when available, else cpu)")
+    v.add_argument("--batch_size", type=int, default=8)
+    v.set_defaults(func=cmd_vs_demo)
     return parser
 
 

@@ -144,7 +144,7 @@ def _lm_eval_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list
         if not isinstance(values, dict):
             continue
         for key, value in values.items():
-            if "_stderr" in key or key == "alias" or (v := _number(value)) is None:
+            if "_stderr" in key or key in ("alias", "name", "sample_len") or (v := _number(value)) is None:
                 continue
             rows.append(Row(rep.arm, rep.seed, g, metric_name(task, key), v, str(path)))
     return rows

@@ -131,6 +131,18 @@ def side_by_side(cells, arms: list[str], metrics: list[str], generation_of: dict
     return Table(header, rows, "Last generation of every arm, and its change versus generation 0")
 
 
+def trajectory(cells, arms: list[str], metrics: list[str], generation_of: dict[str, int]) -> Table:
+    """Compact: for each arm, ``gen-0 value → last value (change)``; the demo's key table."""
+    rows = []
+    for m in metrics:
+        row = [m]
+        for a in arms:
+            first, last = cells.get((a, m, 0)), cells.get((a, m, generation_of[a]))
+            row.append(f"{fmt(first.mean)} → {fmt(last.mean)} ({change(first.mean, last.mean)})" if first and last else "–")
+        rows.append(row)
+    return Table(["metric", *(f"{a} (gen 0 → {generation_of[a]})" for a in arms)], rows, "Generation 0 versus the last generation")
+
+
 def to_markdown(t: Table) -> str:
     lines = ["| " + " | ".join(t.header) + " |", "|" + "|".join("---" for _ in t.header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in t.rows]
