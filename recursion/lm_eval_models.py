@@ -52,23 +52,25 @@ class NgramLMEval(LM):
         return self.model.logprobs([r.args[0] for r in requests])
 
     def generate_until(self, requests, disable_tqdm: bool = False):
-        out = []
-        for i, r in enumerate(tqdm(requests, disable=disable_tqdm, desc="collapse-ngram generate")):
-            context, kwargs = r.args
-            kwargs = dict(kwargs or {})
+        """All requests with the same generation options are sampled in one batch."""
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(repr(sorted((r.args[1] or {}).items())), []).append(i)
+        out = [""] * len(requests)
+        for members in tqdm(list(groups.values()), disable=disable_tqdm, desc="collapse-ngram generate"):
+            kwargs = dict(requests[members[0]].args[1] or {})
             until = kwargs.pop("until", None) or []
             until = [until] if isinstance(until, str) else list(until)
-            text = self.model.generate(
-                prompts=[context],
+            texts = self.model.generate(
+                prompts=[requests[i].args[0] for i in members],
                 max_new_tokens=int(kwargs.get("max_gen_toks", kwargs.get("max_new_tokens", 64))),
                 do_sample=bool(kwargs.get("do_sample", False)),
                 temperature=float(kwargs.get("temperature", 1.0)) or 1.0,
                 top_k=int(kwargs.get("top_k", 0) or 0),
                 top_p=float(kwargs.get("top_p", 1.0) or 1.0),
-                seed=self.seed + i,
-            )[0]
-            for stop in until:
-                if stop and stop in text:
-                    text = text[: text.index(stop)]
-            out.append(text)
+                seed=self.seed + members[0],
+            )
+            for i, text in zip(members, texts):
+                cuts = [text.index(stop) for stop in until if stop and stop in text]
+                out[i] = text[: min(cuts)] if cuts else text
         return out

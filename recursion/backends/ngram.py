@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import chain, repeat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,20 +119,21 @@ class NgramLM:
         return key
 
     def _windows(self, ids_list: Sequence[Sequence[int]], *, eos: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(history keys, next ids, document index) of every predicted position."""
+        """(history keys, next ids, document index) of every predicted position, for all documents at once.
+
+        Each document is laid out as ``n − 1`` ``<s>`` pads, its ids, and ``</s>`` when ``eos``; the
+        history of a position is the ``n − 1`` ids before it, which never leave the document.
+        """
         h = self.n - 1
-        hists, nexts, docs = [], [], []
-        for d, ids in enumerate(ids_list):
-            seq = np.asarray([0] * h + list(ids) + ([1] if eos else []), dtype=np.int64)
-            m = len(seq) - h
-            if m <= 0:
-                continue
-            hists.append(np.lib.stride_tricks.sliding_window_view(seq, h)[:m] if h else np.zeros((m, 0), np.int64))
-            nexts.append(seq[h:])
-            docs.append(np.full(m, d))
-        if not nexts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return self._key(np.concatenate(hists)), np.concatenate(nexts), np.concatenate(docs)
+        lens = np.fromiter((h + len(ids) + eos for ids in ids_list), dtype=np.int64, count=len(ids_list))
+        flat = np.fromiter(
+            (t for ids in ids_list for t in chain(repeat(0, h), ids, (1,) if eos else ())), dtype=np.int64, count=int(lens.sum())
+        )
+        doc = np.repeat(np.arange(len(ids_list)), lens)
+        offset = np.arange(len(flat)) - np.repeat(np.cumsum(lens) - lens, lens)
+        pos = np.flatnonzero(offset >= h)
+        hist = np.stack([flat[pos - h + j] for j in range(h)], axis=1) if h else np.zeros((len(pos), 0), np.int64)
+        return self._key(hist), flat[pos], doc[pos]
 
     # -- training -------------------------------------------------------------------------
     def fit(self, texts: Sequence[str]) -> NgramLM:
@@ -144,8 +146,13 @@ class NgramLM:
         if len(self.vocab) ** max(self.n - 1, 1) >= 2**62:
             raise ValueError(f"n={self.n} is too large for a vocabulary of {len(self.vocab)} words")
         keys, nexts, _ = self._windows([self.encode(t) for t in texts], eos=True)
-        pairs = np.stack([keys, nexts], axis=1)
-        uniq, counts = np.unique(pairs, axis=0, return_counts=True)  # sorted by history, then word
+        Lv = len(self.vocab)
+        if Lv ** max(self.n, 2) < 2**62:  # one int64 per (history, word): a much faster unique
+            pair_ids, counts = np.unique(keys * Lv + nexts, return_counts=True)
+            uniq = np.stack([pair_ids // Lv, pair_ids % Lv], axis=1)
+        else:
+            uniq, counts = np.unique(np.stack([keys, nexts], axis=1), axis=0, return_counts=True)
+        # uniq is sorted by history, then word
         ctx_keys, ctx_start, ctx_index = np.unique(uniq[:, 0], return_index=True, return_inverse=True)
         totals = np.add.reduceat(counts, ctx_start) if counts.size else np.zeros(0, np.int64)
         pair_keys = ctx_index.astype(np.int64) * len(self.vocab) + uniq[:, 1]
