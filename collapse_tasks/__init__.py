@@ -11,11 +11,13 @@ name                               what
                                    ``collapse_ppl_shakespeare``, ``collapse_gen_shakespeare``
 ``collapse_ppl`` (tag)             the perplexity tasks (``loglikelihood_rolling``)
 ``collapse_gen`` (tag)             the generation-diversity tasks (``generate_until``)
+``collapse_vs`` (tag)              Verbalized Sampling vs direct prompting on shipped creative prompts
 =================================  =====================================================================
 
 Hooks: :mod:`collapse_tasks.ppl_utils` (documents, perplexity results),
 :mod:`collapse_tasks.gen_utils` (prompts, per-prompt results, corpus-level aggregations),
-:mod:`collapse_tasks.hub_utils` (documents of the hub-backed variants).
+:mod:`collapse_tasks.hub_utils` (documents of the hub-backed variants),
+:mod:`collapse_tasks.vs_utils` (Verbalized Sampling prompts, answers and per-prompt diversity).
 """
 from __future__ import annotations
 

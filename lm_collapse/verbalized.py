@@ -4,14 +4,17 @@ Aligned models answer an open prompt with its one most typical answer (mode coll
 Sampling asks instead for ``k`` answers, each with the probability the model assigns to it, and
 then samples among them — recovering diversity without training.
 
-Prompt forms (:data:`TEMPLATES`, plain ``str.format`` strings with ``{k}``, ``{threshold}`` and
-``{prompt}``):
+Prompt forms (:data:`TEMPLATES`, plain ``str.format`` strings with ``{k}``, ``{threshold}``,
+``{turns}``, ``{total}`` = k × turns and ``{prompt}``):
 
 * ``direct`` — the plain request (the baseline; diversity comes from sampling several times).
 * ``standard`` — VS-Standard: JSON ``{"responses": [{"text": ..., "probability": ...}]}``.
 * ``cot`` — VS-CoT: the same JSON with a ``"reasoning"`` field first.
 * ``multi`` / ``multi_followup`` — VS-Multi: ``k`` answers per turn over several turns; the
-  follow-up turn asks for ``k`` more, different ones.
+  follow-up turn asks for ``k`` more, different ones (a real conversation: ``lm-collapse vs-demo``).
+* ``multi_rounds`` — VS-Multi in one call, for harnesses that generate once per request (lm-eval's
+  ``generate_until``): ``turns`` rounds of ``k`` answers, each round one JSON object written after
+  the previous ones and asked to differ from all of them. Parse it with ``parse(text, every=True)``.
 * ``xml`` — ``<response><text>…</text><probability>…</probability></response>`` with a tail
   threshold: each probability below ``threshold`` (sampling from the tails).
 
@@ -52,6 +55,16 @@ TEMPLATES: dict[str, str] = {
         + _JSON_FORMAT + "Give ONLY the JSON object, with no other text.\n\nRequest: {prompt}"
     ),
     "multi_followup": "Generate {k} more responses to the same request, different from all the previous ones, in the same JSON format.",
+    "multi_rounds": (
+        "Generate responses to the request below in {turns} rounds of {k} responses ({total} in all). In each round "
+        "after the first, the {k} new responses must be different from all the responses of the previous rounds.\n"
+        + _JSON_FORMAT.replace(
+            'Return the responses in JSON format with the key "responses" (a list of dicts)',
+            'Write each round as its own JSON object with the key "responses" (a list of dicts), '
+            "the objects one after the other",
+        )
+        + "Give ONLY the {turns} JSON objects, with no other text.\n\nRequest: {prompt}"
+    ),
     "xml": (
         "Generate {k} responses to the request below, each inside its own <response> tag. Each <response> must "
         "contain a <text> and a numeric <probability>. Sample at random from the tails of the distribution, so "
@@ -60,13 +73,15 @@ TEMPLATES: dict[str, str] = {
 }
 
 
-def render(form: str, prompt: str, *, k: int = 5, threshold: float = 0.10) -> str:
-    """The prompt of one form for one request."""
+def render(form: str, prompt: str, *, k: int = 5, threshold: float = 0.10, turns: int = 2) -> str:
+    """The prompt of one form for one request (``turns``: rounds of ``multi_rounds``)."""
     if form not in TEMPLATES:
         raise ValueError(f"unknown Verbalized Sampling form {form!r}; choose one of: {', '.join(TEMPLATES)}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    return TEMPLATES[form].format(k=k, threshold=threshold, prompt=prompt)
+    if turns < 1:
+        raise ValueError(f"turns must be >= 1, got {turns}")
+    return TEMPLATES[form].format(k=k, threshold=threshold, turns=turns, total=k * turns, prompt=prompt)
 
 
 @dataclass(frozen=True)
@@ -163,35 +178,53 @@ def _loads(s: str):
         return json.loads(_TRAILING_COMMA.sub(r"\1", s))
 
 
-def _from_json(text: str) -> Parsed | None:
-    fenced = _FENCE.search(text)
-    body = fenced.group(1) if fenced and "{" in fenced.group(1) else text
-    for begin, end, complete in _objects(body):
-        if not complete:
-            # truncated: keep the complete candidate objects inside the "responses" list
-            inner = body[begin:]
-            lst = inner.find("[")
-            items = []
-            for b, e, done in _objects(inner, lst + 1 if lst != -1 else 1):
-                if not done:
-                    break
-                try:
-                    items.append(_loads(inner[b:e]))
-                except ValueError:
-                    continue
-            cands = [c for c in map(_candidate, items) if c]
-            return Parsed(cands, "partial", "json") if cands else None
-        try:
-            doc = _loads(body[begin:end])
-        except ValueError:
-            continue
-        items = doc.get("responses") if isinstance(doc, dict) else None
-        if not isinstance(items, list):
-            continue
+def _from_object(body: str, begin: int, end: int, complete: bool) -> Parsed | None:
+    """The candidates of one top-level ``{...}`` of ``body`` (None if it holds no usable one)."""
+    if not complete:
+        # truncated: keep the complete candidate objects inside the "responses" list
+        inner = body[begin:]
+        lst = inner.find("[")
+        items = []
+        for b, e, done in _objects(inner, lst + 1 if lst != -1 else 1):
+            if not done:
+                break
+            try:
+                items.append(_loads(inner[b:e]))
+            except ValueError:
+                continue
         cands = [c for c in map(_candidate, items) if c]
-        if cands:
-            return Parsed(cands, "ok" if len(cands) == len(items) else "partial", "json")
-    return None
+        return Parsed(cands, "partial", "json") if cands else None
+    try:
+        doc = _loads(body[begin:end])
+    except ValueError:
+        return None
+    items = doc.get("responses") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        return None
+    cands = [c for c in map(_candidate, items) if c]
+    if not cands:
+        return None
+    return Parsed(cands, "ok" if len(cands) == len(items) else "partial", "json")
+
+
+def _from_json(text: str, every: bool) -> Parsed | None:
+    if every:  # every fenced block (or the whole text), each may hold objects
+        blocks = [b for b in _FENCE.findall(text) if "{" in b]
+        body = "\n".join(blocks) if blocks else text
+    else:
+        fenced = _FENCE.search(text)
+        body = fenced.group(1) if fenced and "{" in fenced.group(1) else text
+    found = []
+    for begin, end, complete in _objects(body):
+        parsed = _from_object(body, begin, end, complete)
+        if parsed and not every:
+            return parsed
+        if parsed:
+            found.append(parsed)
+    if not found:
+        return None
+    status = "ok" if all(p.status == "ok" for p in found) else "partial"
+    return Parsed([c for p in found for c in p.candidates], status, "json")
 
 
 _RESPONSE = re.compile(r"<response>(.*?)(?:</response>|(?=<response>)|$)", re.S | re.I)
@@ -214,11 +247,15 @@ def _from_xml(text: str) -> Parsed | None:
     return Parsed(cands, "partial" if bad or truncated else "ok", "xml")
 
 
-def parse(text: str) -> Parsed:
-    """Candidates and their verbalized probabilities from a model's answer (JSON first, then XML)."""
+def parse(text: str, *, every: bool = False) -> Parsed:
+    """Candidates and their verbalized probabilities from a model's answer (JSON first, then XML).
+
+    With ``every=True`` the candidates of *every* ``{"responses": [...]}`` object are kept, in
+    order (the rounds of ``multi_rounds``); the status is ``ok`` only if every object is.
+    """
     if not isinstance(text, str) or not text.strip():
         return Parsed()
-    return _from_json(text) or _from_xml(text) or Parsed()
+    return _from_json(text, every) or _from_xml(text) or Parsed()
 
 
 def sample(candidates: list[Candidate], rng: np.random.Generator) -> Candidate:

@@ -21,7 +21,8 @@ from metrics.score import score
 from metrics.self_bleu import self_bleu
 
 TASK_DIR = Path(collapse_tasks.include_path())
-TASKS = sorted(p.stem for p in TASK_DIR.glob("collapse_*.yaml"))
+TASKS = sorted(p.stem for p in TASK_DIR.glob("collapse_*.yaml") if not p.stem.startswith("collapse_vs_"))
+VS_TASKS = sorted(p.stem for p in TASK_DIR.glob("collapse_vs_*.yaml"))  # tested in test_vs_tasks.py
 GEN_TASKS = [t for t in TASKS if t.startswith("collapse_gen_")]
 PPL_TASKS = [t for t in TASKS if t.startswith("collapse_ppl_")]
 
@@ -43,9 +44,10 @@ def generations(shakespeare_lines):
 def test_task_manager_without_builtins_knows_every_task():
     tm = collapse_tasks.task_manager(include_defaults=False)
     assert tm.all_groups == ["collapse"]
-    assert tm.all_tags == ["collapse_gen", "collapse_ppl"]
-    assert tm.all_subtasks == TASKS and len(TASKS) == 10
-    assert collapse_tasks.our_task_names() == tuple(sorted(["collapse", "collapse_gen", "collapse_ppl", *TASKS]))
+    tags = ["collapse_gen", "collapse_ppl", "collapse_vs"]
+    assert tm.all_tags == tags
+    assert tm.all_subtasks == sorted(TASKS + VS_TASKS) and len(TASKS) == 10
+    assert collapse_tasks.our_task_names() == tuple(sorted(["collapse", *tags, *TASKS, *VS_TASKS]))
 
 
 def test_group_is_the_offline_tasks_and_the_glob_matches_no_group():
