@@ -41,8 +41,7 @@ DEMO = {
         "arms.accumulate.regime.name=accumulate",
     ],
     "tiny_gpt2_regimes": [
-        "generations=3", "data.num_train=2000", "generate.num_docs=2000", "arms.surprise.generate.num_docs=4000",
-        "model.train.max_steps=200",
+        "generations=3", "data.num_train=3000", "generate.num_docs=3000", "arms.surprise.generate.num_docs=6000",
     ],
 }
 QUICK = {
