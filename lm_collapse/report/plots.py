@@ -48,6 +48,7 @@ def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem:
                 ax.fill_between(gs, mean - half, mean + half, alpha=0.2)
         ax.set_title(m, fontsize=9)
         ax.set_xlabel("generation")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
