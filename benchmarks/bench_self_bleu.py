@@ -15,7 +15,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 import warnings
 from importlib.metadata import version
 from pathlib import Path
