@@ -24,13 +24,11 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, dict]:
 
 
 def _format_table(rows: dict[str, dict[str, float]]) -> str:
+    from .report.tables import Table, to_markdown
+
     names = list(next(iter(rows.values())))
-    header = ["file", *names]
     body = [[label, *(f"{row[m]:.4f}" for m in names)] for label, row in rows.items()]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), sep, *map(line, body)])
+    return to_markdown(Table(["file", *names], body, ""))
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:

@@ -21,8 +21,7 @@ from pathlib import Path
 from recursion.driver import run_experiment
 
 from .report import build_report
-from .report.collect import collect
-from .report.tables import aggregate, ordered_metrics, to_markdown, trajectory
+from .report.tables import last_generations, ordered_metrics, to_markdown, trajectory
 
 KEY_METRICS = (
     "ppl_shakespeare/word_perplexity",
@@ -79,12 +78,10 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) ->
         run_experiment(configs_dir() / f"{name}.yaml", out / name, overrides=overrides, log=log)
         report = build_report([out / name], out / name / "report")
         reports.append(report.path)
-        col = collect([out / name])
-        cells = aggregate(col)
-        last = {a: max((g for (aa, _, g) in cells if aa == a), default=0) for a in col.arms}
-        key = [m for m in KEY_METRICS if m in col.metrics] or ordered_metrics(col.metrics)[:6]
+        found = list(dict.fromkeys(m for (_, m, _) in report.cells))
+        key = [m for m in KEY_METRICS if m in found] or ordered_metrics(found)[:6]
         log(f"\n{name}: {time.perf_counter() - t0:.0f} s\n")
-        log(to_markdown(trajectory(cells, col.arms, key, last)))
+        log(to_markdown(trajectory(report.cells, report.arms, key, last_generations(report.cells, report.arms))))
     log(f"\nDemo finished in {time.perf_counter() - start:.0f} s. Reports:")
     for r in reports:
         log(f"  {r}")

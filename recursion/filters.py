@@ -15,10 +15,11 @@ the pool) or ``filter.top_k`` (a count) and writes the kept documents, in pool o
 """
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from metrics import ngram_entropy
 
 FilterFn = Callable[..., np.ndarray]
 FILTERS: dict[str, FilterFn] = {}
@@ -62,11 +63,7 @@ def keep_unsurprising(texts: Sequence[str], *, n_keep: int, model, rng=None) -> 
 
 def word_entropy(text: str) -> float:
     """Shannon entropy (bits) of the whitespace-word distribution of one document."""
-    counts = np.fromiter(Counter(text.split()).values(), dtype=float)
-    if counts.size == 0:
-        return 0.0
-    p = counts / counts.sum()
-    return float(-(p * np.log2(p)).sum())
+    return ngram_entropy([text.split()], 1)
 
 
 @register_filter("word_entropy")

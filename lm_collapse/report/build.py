@@ -19,6 +19,8 @@ class Report:
     key_table: str  # the side-by-side table, Markdown
     files: list[Path]
     problems: list[str]
+    cells: dict  # (arm, metric, generation) -> tables.Cell, the numbers behind every table
+    arms: list[str]
 
 
 def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, formats=FORMATS, plots_on: bool = True) -> Report:
@@ -31,7 +33,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, f
     out.mkdir(parents=True, exist_ok=True)
     cells = tables.aggregate(col)
     metrics = tables.ordered_metrics(col.metrics)
-    last = {a: max((g for (aa, _, g) in cells if aa == a), default=0) for a in col.arms}
+    last = tables.last_generations(cells, col.arms)
     gens = {a: sorted({g for (aa, _, g) in cells if aa == a}) for a in col.arms}
     files: list[Path] = []
 
@@ -81,4 +83,4 @@ def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, f
            "replicas; `results.csv` lists, for every (arm, metric, generation), the exact files it was read from.", ""]
     atomic_write_text(out / "report.md", "\n".join(md))
     files.insert(0, out / "report.md")
-    return Report(out / "report.md", tables.to_markdown(key), files, col.problems)
+    return Report(out / "report.md", tables.to_markdown(key), files, col.problems, cells, col.arms)

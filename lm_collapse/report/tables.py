@@ -58,6 +58,11 @@ def aggregate(col: Collection) -> dict[tuple[str, str, int], Cell]:
     }
 
 
+def last_generations(cells, arms: list[str]) -> dict[str, int]:
+    """Each arm's last generation with any number."""
+    return {a: max((g for (aa, _, g) in cells if aa == a), default=0) for a in arms}
+
+
 def ordered_metrics(metrics: list[str]) -> list[str]:
     def rank(m: str):
         hits = [i for i, p in enumerate(PREFERRED) if p in m]
