@@ -19,10 +19,16 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/lm-collapse demo
 
+# Lint (ruff), the layers contract (import-linter: metrics < collapse_tasks < recursion < lm_collapse),
+# then the tests and every package's doctests.
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 test-fast: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not slow"
 
 bench: $(VENV)/.installed

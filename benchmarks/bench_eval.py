@@ -87,8 +87,7 @@ def aggregation(quick: bool) -> list[tuple[str, float]]:
     from lm_eval.tasks._yaml_loader import load_yaml
 
     import collapse_tasks
-    from collapse_tasks import gen_utils
-    from lm_collapse import corpus
+    from collapse_tasks import corpus, gen_utils
 
     cfg = load_yaml(Path(collapse_tasks.include_path()) / "collapse_gen_shakespeare.yaml", resolve_func=True)
     lines = corpus.lines("heldout")[:N_GENERATIONS]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from lm_collapse import corpus
+from collapse_tasks import corpus
 from recursion.backends.base import Decoding
 from recursion.backends.hf import HFScratchBackend, HFScratchConfig, TrainConfig
 from recursion.config import RuntimeConfig
@@ -69,16 +69,19 @@ def main() -> None:
     model.generate(num=2, decoding=batched, seed=0)  # warm-up
 
     rows = []
-    for name, kwargs in [("unconditional (from BOS)", lambda i=None: {"num": n if i is None else 1}),
-                         ("real-prefix prompts (4-16 tokens)", lambda i=None: {"prompts": prompts if i is None else [prompts[i]]})]:
-        t_batch = timed(lambda: model.generate(**kwargs(), decoding=batched, seed=0))
-        t_loop = timed(lambda: [model.generate(**kwargs(i), decoding=single, seed=i) for i in range(n)])
+    cases = [("unconditional (from BOS)", lambda i=None: {"num": n if i is None else 1}),
+             ("real-prefix prompts (4-16 tokens)", lambda i=None: {"prompts": prompts if i is None else [prompts[i]]})]
+    for name, kwargs in cases:
+        t_batch = timed(lambda kw=kwargs: model.generate(**kw(), decoding=batched, seed=0))
+        t_loop = timed(lambda kw=kwargs: [model.generate(**kw(i), decoding=single, seed=i) for i in range(n)])
         tokens = n * new
         rows.append(f"| {name} | {n} × {new} | {t_batch:.2f} | {tokens / t_batch:,.0f} | {t_loop:.2f} | "
                     f"{tokens / t_loop:,.0f} | {t_loop / t_batch:.1f}x |")
 
-    device = torch.cuda.get_device_name() if model.device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}), {args.threads} thread(s)"
-    cmd = f"python benchmarks/bench_generation.py{' --quick' if args.quick else ''} --threads {args.threads} --device {args.device}"
+    cpu = f"CPU ({platform.processor() or platform.machine()}), {args.threads} thread(s)"
+    device = torch.cuda.get_device_name() if model.device.type == "cuda" else cpu
+    quick = " --quick" if args.quick else ""
+    cmd = f"python benchmarks/bench_generation.py{quick} --threads {args.threads} --device {args.device}"
     text = "\n".join([
         "# Generation throughput (Hugging Face back end)", "",
         f"`{cmd}` — device: {device}; torch {torch.__version__}; batch size {args.batch_size}; sampling T = 1.0, "

@@ -1,7 +1,7 @@
 """Memorization (longest match against a reference corpus): ``metrics.memorization.NgramIndex`` vs two
 pure-Python exact baselines, on the whole of Shakespeare.
 
-Reference: the works of ``lm_collapse.corpus.works("all")`` (43 works, ~914k tokens), tokenized by
+Reference: the works of ``collapse_tasks.corpus.works("all")`` (43 works, ~914k tokens), tokenized by
 ``metrics.tokenize``; ``--quick`` keeps every 8th work. Queries: ``--lines`` lines of those works
 (``corpus.lines``, drawn with seed 0), the first half copied as they are, the second half with their
 tokens shuffled. Every method computes the exact longest match of every query line:
@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from _timing import best_time
 
-from lm_collapse import corpus
+from collapse_tasks import corpus
 from metrics import tokenize
 from metrics.memorization import NgramIndex
-from _timing import best_time
 
 RESULTS = Path(__file__).parent / "results" / "memorization.md"
 

@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from recursion.artifacts import MANIFEST
 from recursion.driver import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def stage_times(folders: list[Path]) -> dict[str, list[float]]:
     out = defaultdict(list)
     for f in folders:
-        for name, info in json.loads((f / "manifest.json").read_text())["stages"].items():
+        for name, info in json.loads((f / MANIFEST).read_text())["stages"].items():
             out[name.split("/")[1]].append(info["seconds"])
     return out
 
@@ -46,7 +47,8 @@ def main() -> None:
             folders = run_experiment(ROOT / "configs" / f"{name}.yaml", Path(tmp) / name, overrides=over, log=lambda s: None)
             wall = time.perf_counter() - start
             times = stage_times(folders)
-            lines += [f"## {name} ({len(folders)} replicas, {wall:.1f} s wall)", "", "| stage | runs | total s | mean s |", "|---|---|---|---|"]
+            lines += [f"## {name} ({len(folders)} replicas, {wall:.1f} s wall)", "",
+                      "| stage | runs | total s | mean s |", "|---|---|---|---|"]
             lines += [f"| {s} | {len(v)} | {sum(v):.2f} | {sum(v) / len(v):.3f} |" for s, v in times.items()]
             if name == "lab1_bigram":
                 ev = times.get("eval", [])

@@ -1,6 +1,6 @@
 """Self-BLEU-4: ``metrics.self_bleu`` vs fast-bleu's ``SelfBLEU`` vs NLTK, on real Shakespeare lines.
 
-All three get the same token lists (N lines drawn with seed 0 from ``lm_collapse.corpus.lines("all")``,
+All three get the same token lists (N lines drawn with seed 0 from ``collapse_tasks.corpus.lines("all")``,
 tokenized by ``metrics.tokenize``), weights (1/4,)*4 and smoothing method1. Times are the best of
 ``--repeats`` runs (fast-bleu: one run from N = 20,000 up). NLTK's O(N²) loop is timed on
 ``--nltk-hyps`` hypotheses (each against all N − 1 other lines) and extrapolated linearly to N
@@ -20,13 +20,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from _timing import best_time
 from fast_bleu import SelfBLEU
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from lm_collapse import corpus
+from collapse_tasks import corpus
 from metrics import tokenize
 from metrics.self_bleu import self_bleu
-from _timing import best_time
 
 RESULTS = Path(__file__).parent / "results" / "self_bleu.md"
 WEIGHTS = (0.25,) * 4

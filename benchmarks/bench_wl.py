@@ -24,7 +24,7 @@ import spacy
 from grakel import graph_from_networkx
 from grakel.kernels import VertexHistogram, WeisfeilerLehman
 
-from lm_collapse import corpus
+from collapse_tasks import corpus
 from metrics.syntactic import parse_trees, wl_diversity
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -91,7 +91,7 @@ def shakespeare_prompts(**_metadata):
     import datasets
     import numpy as np
 
-    from lm_collapse import corpus
+    from collapse_tasks import corpus
 
     records = []
     for block in corpus.blocks("heldout"):
@@ -176,7 +176,7 @@ def _flatten(items: list) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _training_index():
-    from lm_collapse import corpus
+    from collapse_tasks import corpus
     from metrics.memorization import NgramIndex
 
     return NgramIndex(list(corpus.works("train").values()))

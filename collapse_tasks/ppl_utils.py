@@ -12,7 +12,7 @@
     "washes away the tails" of the distribution, and this moves before the mean does.
 
 Shipped documents (``collapse_ppl_shakespeare``): the six held-out plays of
-:mod:`lm_collapse.corpus`, cut into consecutive passages of blank-line blocks (speeches, stage
+:mod:`collapse_tasks.corpus`, cut into consecutive passages of blank-line blocks (speeches, stage
 directions), each passage closed as soon as it holds at least :data:`DOC_MIN_WORDS` words; a
 play's remainder joins its last passage, and no passage spans two plays: 131,641 words in 450
 documents; the same documents whatever the working directory or machine.
@@ -66,7 +66,7 @@ def shakespeare_documents(**_metadata):
     """
     import datasets
 
-    from lm_collapse import corpus
+    from collapse_tasks import corpus
 
     records = [
         {"text": doc, "work": name}

@@ -8,7 +8,7 @@ sentences), with N = 10 answers per prompt in every task, as the paper compares 
 fixed number of responses (N total, ``k`` per call or per turn):
 
 =========================  ===========================================  ===========  ==========
-task                       request (:mod:`lm_collapse.verbalized`)      generations  answers
+task                       request (:mod:`collapse_tasks.verbalized`)      generations  answers
 =========================  ===========================================  ===========  ==========
 ``collapse_vs_direct``     the prompt itself                            10           10
 ``collapse_vs_standard``   VS-Standard: k = 5 in JSON, probabilities    2            2 × 5
@@ -32,15 +32,17 @@ runs the real multi-turn conversation.
 Metrics, per prompt over its answers, then the mean over prompts (lm-eval's ``mean``, or the
 means below over the prompts that have a value):
 
-* ``semantic_diversity`` = max(0, mean over ordered pairs i ≠ j of 1 − cos(e_i, e_j)) of the
-  all-MiniLM-L6-v2 sentence embeddings e_i (0 = same meaning; 1 = orthogonal on average). Not
-  Guo et al.'s Div_sem, which halves it. The paper embeds with OpenAI's text-embedding-3-small:
-  compare values across models and tasks here, not with the paper's numbers.
-* ``rouge_l`` = mean over pairs of the ROUGE-L F-measure (``rouge-score``, no stemming; lower is
-  more diverse; Shaib et al.'s homogenization) and ``one_minus_rouge_l`` = 1 − that.
+* ``cosine_diversity`` = :func:`metrics.cosine_diversity`, the paper's "semantic diversity":
+  mean over ordered pairs i ≠ j of 1 − cos(e_i, e_j) of the all-MiniLM-L6-v2 sentence
+  embeddings e_i (0 = same meaning; 1 = orthogonal on average). Not Guo et al.'s Div_sem
+  (:func:`metrics.semantic_diversity`), which halves it. The paper embeds with OpenAI's
+  text-embedding-3-small: compare values across models and tasks here, not with the paper's numbers.
+* ``rouge_l`` = :func:`metrics.homogenization`, the mean over pairs of the ROUGE-L F-measure
+  (``rouge-score`` tokens, no stemming; lower is more diverse; Shaib et al.'s homogenization)
+  and ``one_minus_rouge_l`` = 1 − that.
 * ``distinct_2`` = :func:`metrics.distinct_n` of the prompt's answers, n = 2.
 * ``parse_failure_rate`` = share of the prompt's generations with no usable candidate
-  (:func:`lm_collapse.verbalized.parse` status ``failed``); 0 for ``collapse_vs_direct``. Over the
+  (:func:`collapse_tasks.verbalized.parse` status ``failed``); 0 for ``collapse_vs_direct``. Over the
   run it is the share of all generations (every prompt has the same number).
 * ``num_candidates`` = answers of the prompt (0 when nothing parsed).
 * ``mean_probability`` = mean verbalized probability of the prompt's candidates that gave one
@@ -50,7 +52,7 @@ A prompt with fewer than two answers (its generations did not parse, or gave one
 has no diversity: it is left out of the diversity means and counted by ``parse_failure_rate``
 and ``num_candidates``; a prompt with no stated probability is left out of ``mean_probability``.
 When no prompt has a value at all, the run reports the value of a fully collapsed set, with a
-warning: ``semantic_diversity`` = ``distinct_2`` = ``one_minus_rouge_l`` = 0, ``rouge_l`` = 1,
+warning: ``cosine_diversity`` = ``distinct_2`` = ``one_minus_rouge_l`` = 0, ``rouge_l`` = 1,
 ``mean_probability`` = 0. Direct answers are stripped; an empty one is a text with no token
 (ROUGE-L 0 against anything, as ``rouge-score`` scores it).
 """
@@ -58,8 +60,6 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import lru_cache
-from itertools import combinations
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,8 @@ PROMPTS_FILE = Path(__file__).with_name("vs_prompts.jsonl")
 #: Default candidates per call / per round, tail threshold and rounds of VS-Multi (task metadata).
 DEFAULTS = {"vs_k": 5, "vs_threshold": 0.10, "vs_turns": 2}
 #: Value of each per-prompt metric when no prompt of the run has one (a fully collapsed set).
-EMPTY = {"semantic_diversity": 0.0, "rouge_l": 1.0, "one_minus_rouge_l": 0.0, "distinct_2": 0.0, "mean_probability": 0.0}
-#: ``lm_collapse.verbalized`` form of each task's request.
+EMPTY = {"cosine_diversity": 0.0, "rouge_l": 1.0, "one_minus_rouge_l": 0.0, "distinct_2": 0.0, "mean_probability": 0.0}
+#: ``collapse_tasks.verbalized`` form of each task's request.
 FORMS = ("direct", "standard", "cot", "multi_rounds", "xml")
 
 
@@ -95,7 +95,7 @@ def _setting(metadata: dict, name: str, *, integer: bool, at_most: float | None 
 
 def docs(form: str, **metadata) -> list[dict]:
     """One document per shipped prompt: the prompt rendered in ``form`` (``k``, threshold and rounds from ``metadata``)."""
-    from lm_collapse.verbalized import render
+    from .verbalized import render
 
     if form not in FORMS:
         raise ValueError(f"unknown form {form!r}; the tasks use: {', '.join(FORMS)}")
@@ -138,7 +138,7 @@ def answers(doc: dict, generations: list[str]) -> tuple[list[str], list[float], 
     generation that parsed (``multi_rounds``: of every JSON object), the probabilities they
     state, and the number of generations that did not parse.
     """
-    from lm_collapse.verbalized import parse
+    from .verbalized import parse
 
     if doc["form"] == "direct":
         return [g.strip() for g in generations], [], 0
@@ -146,28 +146,6 @@ def answers(doc: dict, generations: list[str]) -> tuple[list[str], list[float], 
     candidates = [c for p in parsed for c in p.candidates]
     probabilities = [c.probability for c in candidates if c.probability is not None]
     return [c.text for c in candidates], probabilities, sum(not p.ok for p in parsed)
-
-
-@lru_cache(maxsize=1)
-def _rouge_scorer():
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-
-
-def pairwise_rouge_l(texts: list[str]) -> float:
-    """Mean ROUGE-L F-measure over the pairs of ``texts`` (at least two; the F-measure is symmetric).
-
-    Examples
-    --------
-    >>> round(pairwise_rouge_l(["the cat sat", "the cat ran", "a dog"]), 4)  # (2/3 + 0 + 0) / 3
-    0.2222
-    """
-    if len(texts) < 2:
-        raise ValueError(f"pairwise ROUGE-L needs at least 2 texts, got {len(texts)}")
-    scorer = _rouge_scorer()
-    scores = [scorer.score(a, b)["rougeL"].fmeasure for a, b in combinations(texts, 2)]
-    return sum(scores) / len(scores)
 
 
 def embed(texts: list[str]):
@@ -179,27 +157,18 @@ def embed(texts: list[str]):
     return _embed(texts, **_embedder_options())
 
 
-def semantic_diversity(texts: list[str], *, embeddings=None) -> float:
-    """max(0, mean over i ≠ j of 1 − cos(e_i, e_j)) of the sentence embeddings of ``texts`` (at least two)."""
-    from metrics.semantic import mean_cosine_distance
-
-    if len(texts) < 2:
-        raise ValueError(f"semantic diversity needs at least 2 texts, got {len(texts)}")
-    return max(0.0, mean_cosine_distance(embed(texts) if embeddings is None else embeddings))
-
-
 def diversity(texts: list[str]) -> dict[str, float | None]:
-    """``semantic_diversity``, ``rouge_l``, ``one_minus_rouge_l``, ``distinct_2`` of one prompt's answers.
+    """``cosine_diversity``, ``rouge_l``, ``one_minus_rouge_l``, ``distinct_2`` of one prompt's answers.
 
     All None for fewer than two answers (the prompt is left out of the diversity means).
     """
-    from metrics import distinct_n
+    from metrics import cosine_diversity, distinct_n, homogenization
 
     if len(texts) < 2:
-        return {name: None for name in ("semantic_diversity", "rouge_l", "one_minus_rouge_l", "distinct_2")}
-    rouge = pairwise_rouge_l(texts)
+        return {name: None for name in ("cosine_diversity", "rouge_l", "one_minus_rouge_l", "distinct_2")}
+    rouge = homogenization(texts, "rouge_l")
     return {
-        "semantic_diversity": semantic_diversity(texts),
+        "cosine_diversity": cosine_diversity(texts, embeddings=embed(texts)),
         "rouge_l": rouge,
         "one_minus_rouge_l": 1.0 - rouge,
         "distinct_2": distinct_n(texts, 2),
@@ -239,7 +208,7 @@ def _mean_over_prompts(name: str):
     return aggregate
 
 
-agg_semantic_diversity = _mean_over_prompts("semantic_diversity")
+agg_cosine_diversity = _mean_over_prompts("cosine_diversity")
 agg_rouge_l = _mean_over_prompts("rouge_l")
 agg_one_minus_rouge_l = _mean_over_prompts("one_minus_rouge_l")
 agg_distinct_2 = _mean_over_prompts("distinct_2")

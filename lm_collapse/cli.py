@@ -33,8 +33,7 @@ def _format_table(rows: dict[str, dict[str, float]]) -> str:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     from metrics.score import DEFAULT_METRICS, resolve, score
-
-    from .jsonl import read_texts
+    from recursion.artifacts import read_texts
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else list(DEFAULT_METRICS)
     for name in names:

@@ -6,7 +6,7 @@ running it:
 
 * prepends :func:`collapse_tasks.include_path` to ``--include_path`` (yours, if given, is kept);
 * registers our metrics (:func:`collapse_tasks.register_metrics`) and models
-  (``collapse-ngram``, :mod:`recursion.lm_eval_models`);
+  (``collapse-ngram``, :mod:`recursion.backends.ngram`);
 * checks that a ``pretrained=`` / ``peft=`` that names a local folder exists;
 * when every requested task is ours (:func:`collapse_tasks.only_ours`), builds the task index
   without lm-eval's ~15k built-in tasks (about 10 s of start-up). lm-eval's CLI constructs its
@@ -86,7 +86,7 @@ def main(argv: Sequence[str]) -> int:
     from lm_eval.utils import setup_logging
 
     import collapse_tasks
-    from recursion.lm_eval_models import register as register_models
+    from recursion.backends.ngram import register as register_models
 
     argv = list(argv)
     if not argv or argv[0] not in SUBCOMMANDS:

@@ -6,8 +6,8 @@ The classroom demonstration of mode collapse: the same creative request is asked
    the same typical answer again and again;
 2. once in a Verbalized Sampling form (``standard``, ``cot``, ``xml``, or ``multi``: a real
    multi-turn conversation of ``turns`` turns, each asking for ``k`` more answers): ``k``
-   candidates with their verbalized probabilities, parsed by :func:`lm_collapse.verbalized.parse`,
-   and one of them drawn by its renormalized probability (:func:`lm_collapse.verbalized.sample`).
+   candidates with their verbalized probabilities, parsed by :func:`collapse_tasks.verbalized.parse`,
+   and one of them drawn by its renormalized probability (:func:`collapse_tasks.verbalized.sample`).
 
 Both sides are scored as the ``collapse_vs_*`` tasks score a prompt
 (:func:`collapse_tasks.vs_utils.diversity`): semantic diversity, pairwise ROUGE-L, distinct-2.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .verbalized import Candidate, Parsed, parse, render, sample
+from collapse_tasks.verbalized import Candidate, Parsed, parse, render, sample
 
 FORMS = ("standard", "cot", "xml", "multi")
 #: Default generation settings (``--gen_kwargs`` overrides them on both sides).
@@ -49,7 +49,7 @@ def load_model(model: str, model_args: str | None, *, device: str | None = None,
     """An lm-eval ``LM`` from its registry name and argument string, with a clear error on bad arguments."""
     from lm_eval.api.registry import get_model
 
-    from recursion.lm_eval_models import register
+    from recursion.backends.ngram import register
 
     from .eval import check_model_paths
 
@@ -118,18 +118,18 @@ def _seed(seed: int) -> None:
 
 
 def _scores(texts: list[str], notes: list[str]) -> dict[str, float | None]:
-    from collapse_tasks.vs_utils import pairwise_rouge_l, semantic_diversity
-    from metrics import distinct_n
+    from collapse_tasks.vs_utils import embed
+    from metrics import cosine_diversity, distinct_n, homogenization
 
     if len(texts) < 2:
-        return {"semantic_diversity": None, "rouge_l": None, "distinct_2": None}
+        return {"cosine_diversity": None, "rouge_l": None, "distinct_2": None}
     try:
-        semantic = semantic_diversity(texts)
+        semantic = cosine_diversity(texts, embeddings=embed(texts))
     except ImportError as err:
         semantic = None
         if str(err) not in notes:
             notes.append(str(err))
-    return {"semantic_diversity": semantic, "rouge_l": pairwise_rouge_l(texts), "distinct_2": distinct_n(texts, 2)}
+    return {"cosine_diversity": semantic, "rouge_l": homogenization(texts), "distinct_2": distinct_n(texts, 2)}
 
 
 def _merge(parts: list[Parsed]) -> Parsed:
@@ -196,7 +196,7 @@ def _block(text: str, indent: str) -> str:
 def _score_line(scores: dict[str, float | None]) -> str:
     if scores["rouge_l"] is None:
         return "diversity: n/a (fewer than 2 answers)"
-    semantic = "n/a" if scores["semantic_diversity"] is None else f"{scores['semantic_diversity']:.3f}"
+    semantic = "n/a" if scores["cosine_diversity"] is None else f"{scores['cosine_diversity']:.3f}"
     return (f"diversity: semantic {semantic} | ROUGE-L {scores['rouge_l']:.3f} (lower = more diverse) | "
             f"distinct-2 {scores['distinct_2']:.3f}")
 

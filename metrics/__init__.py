@@ -5,6 +5,7 @@ Pure functions on texts, graphs and vectors: no model code. Every text metric ta
 (used as is). See each function's docstring for its formula and reference implementation.
 """
 from ._inputs import tokenize
+from .homogenization import homogenization
 from .lexical import (
     compression_ratio,
     distinct_n,
@@ -17,7 +18,7 @@ from .lexical import (
 from .memorization import Memorization, NgramIndex, memorization
 from .score import DEFAULT_METRICS, score
 from .self_bleu import self_bleu
-from .semantic import embed, knn_entropy, mean_cosine_distance, nn_distance, semantic_diversity
+from .semantic import cosine_diversity, embed, knn_entropy, mean_cosine_distance, nn_distance, semantic_diversity
 from .syntactic import parse_trees, syntactic_diversity, wl_diversity
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "parse_trees",
     "syntactic_diversity",
     "semantic_diversity",
+    "cosine_diversity",
+    "homogenization",
     "embed",
     "knn_entropy",
     "nn_distance",

@@ -87,14 +87,13 @@ def _matches(token_lists: list[list[str]], lengths: np.ndarray, n: int) -> np.nd
     text = np.repeat(np.arange(n_texts), lengths)
     left = np.cumsum(lengths)[text] - np.arange(len(tokens))  # tokens from each position to its text's end
     start = np.arange(len(tokens))  # where the k-grams start
-    key = tokens
     out = np.zeros((n, n_texts), dtype=np.int64)
-    for k in range(1, n + 1):
-        if k > 1:
-            # a k-gram can match another text only if its (k-1)-gram prefix occurs in another text
-            keep = shared & (left[start] >= k)
-            start = start[keep]
-            key = gram[keep] * vocab_size + tokens[start + k - 1]
+    out[0], gram, shared = _count_and_clip(tokens, text, n_texts)
+    for k in range(2, n + 1):
+        # a k-gram can match another text only if its (k-1)-gram prefix occurs in another text
+        keep = shared & (left[start] >= k)
+        start = start[keep]
+        key = gram[keep] * vocab_size + tokens[start + k - 1]
         out[k - 1], gram, shared = _count_and_clip(key, text[start], n_texts)
     return out
 
@@ -196,7 +195,7 @@ def self_bleu(
     same ``math.log`` / ``math.fsum`` / ``math.exp`` steps), without NLTK's O(N²) cost.
 
     Self-BLEU grows with the number of texts N — more references, more matches: on lines of
-    Shakespeare (``lm_collapse.corpus.lines("all")``, ``sample_size=N, seed=0``), Self-BLEU-4 is
+    Shakespeare (``collapse_tasks.corpus.lines("all")``, ``sample_size=N, seed=0``), Self-BLEU-4 is
     0.05 at N = 100, 0.13 at 5,000 and 0.24 at 50,000. Compare corpora only at the same N: pass
     ``sample_size``, and report it.
 

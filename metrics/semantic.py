@@ -15,7 +15,7 @@ import numpy as np
 from scipy import sparse
 from scipy.special import digamma, gammaln
 
-__all__ = ["mean_cosine_distance", "embed", "semantic_diversity", "knn_entropy", "nn_distance"]
+__all__ = ["mean_cosine_distance", "embed", "semantic_diversity", "cosine_diversity", "knn_entropy", "nn_distance"]
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 _BLOCK = 1 << 22  # float64 entries per block of the distance computation (32 MiB)
@@ -206,16 +206,56 @@ def semantic_diversity(
     >>> semantic_diversity(None, embeddings=[[1, 2], [2, 4]])
     0.0
     """
+    return cosine_diversity(texts, model=model, model_name=model_name, batch_size=batch_size, embeddings=embeddings) / 2.0
+
+
+def cosine_diversity(
+    texts: Sequence[str] | None,
+    *,
+    model=None,
+    model_name: str = DEFAULT_EMBEDDER,
+    batch_size: int = 64,
+    embeddings=None,
+) -> float:
+    """Semantic diversity of Verbalized Sampling: 1 − the mean pairwise cosine similarity.
+
+    .. math:: \\frac{1}{N(N-1)} \\sum_{i \\ne j} \\big(1 - \\cos(e_i, e_j)\\big)
+
+    twice Guo et al.'s Div_sem (:func:`semantic_diversity`), computed in O(N · d) by
+    :func:`mean_cosine_distance`.
+
+    Parameters
+    ----------
+    texts, model, model_name, batch_size, embeddings
+        As in :func:`semantic_diversity`.
+
+    Returns
+    -------
+    float in [0, 2] (clipped against rounding): 0 for texts of the same meaning, 1 for
+    orthogonal embeddings on average.
+
+    References
+    ----------
+    Zhang et al., "Verbalized Sampling: How to Mitigate Mode Collapse and Unlock LLM Diversity"
+    (2025, arXiv:2510.01171), semantic diversity = 1 − mean pairwise cosine similarity of the
+    responses' embeddings (they embed with OpenAI's text-embedding-3-small, so values depend on
+    the embedder: compare models under one embedder).
+
+    Examples
+    --------
+    >>> round(cosine_diversity(None, embeddings=[[1, 0], [0, 1], [-1, 0]]), 4)
+    1.3333
+    """
     if embeddings is None:
         if texts is None:
-            raise ValueError("semantic_diversity needs texts or embeddings")
-        texts = raw_texts(texts, min_texts=2, needed_by="semantic_diversity")
+            raise ValueError("semantic diversity needs texts or embeddings")
+        texts = raw_texts(texts, min_texts=2, needed_by="semantic diversity")
         embeddings = embed(texts, model=model, model_name=model_name, batch_size=batch_size)
     else:
         embeddings = _as_vectors(embeddings, "embeddings", min_rows=2)
         if texts is not None and len(texts) != len(embeddings):
             raise ValueError(f"got {len(texts)} texts but {len(embeddings)} embeddings")
-    return float(np.clip(mean_cosine_distance(embeddings) / 2.0, 0.0, 1.0))
+    return float(np.clip(mean_cosine_distance(embeddings), 0.0, 2.0))
 
 
 def _kth_distances(queries: np.ndarray, points: np.ndarray, k: int, *, exclude_self: bool) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 ``data.source``:
 
-* ``shakespeare`` — the shipped corpus (:mod:`lm_collapse.corpus`), ``unit`` lines (of at least
+* ``shakespeare`` — the shipped corpus (:mod:`collapse_tasks.corpus`), ``unit`` lines (of at least
   ``min_words`` words) or blank-line blocks, from ``split`` (``train`` by default); probe prompts
   come from the held-out plays.
 * ``jsonl:PATH`` — the ``field`` of each record of a local JSONL file.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lm_collapse import corpus
+from collapse_tasks import corpus
 
 from .config import DataConfig
 
@@ -33,7 +33,8 @@ def load_pool(cfg: DataConfig) -> list[str]:
     """Every real document of the configured source, in source order, empty ones dropped."""
     texts = _load_source(cfg)
     if cfg.chunk_words:
-        texts = [" ".join(w[i : i + cfg.chunk_words]) for t in texts if (w := t.split()) for i in range(0, len(w), cfg.chunk_words)]
+        size = cfg.chunk_words
+        texts = [" ".join(w[i : i + size]) for t in texts if (w := t.split()) for i in range(0, len(w), size)]
     texts = [t.strip() for t in texts if t and t.strip()]
     if not texts:
         raise ValueError(f"data.source {cfg.source!r} gave no documents")
@@ -65,7 +66,7 @@ def _load_source(cfg: DataConfig) -> list[str]:
 
 def _records(kind: str, rest: str, cfg: DataConfig) -> list[dict]:
     if kind == "jsonl":
-        from lm_collapse.jsonl import read_jsonl
+        from .artifacts import read_jsonl
 
         return read_jsonl(rest)
     import datasets

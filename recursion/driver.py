@@ -18,9 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_collapse.jsonl import atomic_write_text, read_jsonl, read_texts, write_jsonl
-
 from . import scoring
+from .artifacts import (
+    LM_EVAL,
+    MODEL,
+    PROBES,
+    SELECTED,
+    SYNTHETIC,
+    TRAIN,
+    atomic_write_text,
+    gen_name,
+    read_jsonl,
+    read_texts,
+    replica_dir,
+    write_jsonl,
+)
 from .backends import backend_class
 from .config import Experiment, load_config, to_dict
 from .data import real_data, split_prompt
@@ -57,7 +69,7 @@ class _Models:
 
     def get(self, path: Path):
         if path not in self.cache:
-            keep = {p: m for p, m in self.cache.items() if p.parent.name == "gen_00"}
+            keep = {p: m for p, m in self.cache.items() if p.parent.name == gen_name(0)}
             self.cache = {**keep, path: self.backend.load(path)}
         return self.cache[path]
 
@@ -92,26 +104,26 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
     real = real_data(exp.data, seed=seed, num_probe_prompts=exp.probes.num_prompts)
 
     def todo(g: int, stage: str) -> bool:
-        return not run.done(f"gen_{g:02d}/{stage}")
+        return not run.done(f"{gen_name(g)}/{stage}")
 
     for g in range(exp.generations):
         gdir = run.gen(g)
-        model_dir = gdir / "model"
+        model_dir = gdir / MODEL
 
         if todo(g, "data"):
             with run.stage(f"{gdir.name}/data"):
                 texts = training_set(
                     exp.regime.name, g, real=real.train, fresh=real.fresh, fraction=exp.regime.fraction,
-                    selected=lambda k: read_texts(run.gen(k) / "selected.jsonl"),
+                    selected=lambda k: read_texts(run.gen(k) / SELECTED),
                     rng=np.random.default_rng(stage_seed(seed, g, "data")),
                 )
-                write_jsonl(gdir / "train.jsonl", ({"text": t} for t in texts))
+                write_jsonl(gdir / TRAIN, ({"text": t} for t in texts))
 
         if todo(g, "train"):
             with run.stage(f"{gdir.name}/train"):
                 tmp = gdir / "model.tmp"
                 shutil.rmtree(tmp, ignore_errors=True)
-                backend.train(read_texts(gdir / "train.jsonl"), tmp, previous=run.gen(g - 1) / "model" if g else None,
+                backend.train(read_texts(gdir / TRAIN), tmp, previous=run.gen(g - 1) / MODEL if g else None,
                               seed=stage_seed(seed, g, "train"))
                 shutil.rmtree(model_dir, ignore_errors=True)
                 os.replace(tmp, model_dir)
@@ -119,7 +131,7 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
         if exp.eval.enabled and todo(g, "eval"):
             with run.stage(f"{gdir.name}/eval"):
                 results = scoring.evaluate(models.get(model_dir), exp.eval, seed=stage_seed(seed, g, "eval"))
-                scoring.write_results(gdir / "lm_eval.json", results)
+                scoring.write_results(gdir / LM_EVAL, results)
 
         if todo(g, "generate"):
             with run.stage(f"{gdir.name}/generate"):
@@ -134,21 +146,21 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
                     records = [{"text": p + t, "prompt": p} for t, p in zip(texts, prompts)]
                 else:
                     records = [{"text": t, "prompt": p} for t, p in zip(texts, prompts)]
-                write_jsonl(gdir / "synthetic.jsonl", records)
+                write_jsonl(gdir / SYNTHETIC, records)
 
         if todo(g, "select"):
             with run.stage(f"{gdir.name}/select"):
-                pool = read_jsonl(gdir / "synthetic.jsonl")
+                pool = read_jsonl(gdir / SYNTHETIC)
                 kept = select(exp.filter.name, [r["text"] for r in pool], keep=exp.filter.keep, top_k=exp.filter.top_k,
                               model=models.get(model_dir), rng=np.random.default_rng(stage_seed(seed, g, "select")))
-                write_jsonl(gdir / "selected.jsonl", ({**pool[i], "index": int(i)} for i in kept))
+                write_jsonl(gdir / SELECTED, ({**pool[i], "index": int(i)} for i in kept))
 
         if exp.probes.enabled and todo(g, "probes"):
             with run.stage(f"{gdir.name}/probes"):
                 model = models.get(model_dir)
                 prompts = [model.truncate(p, exp.probes.prompt_tokens) for p in real.probe_prompts]
-                result = run_probes(model, models.get(run.gen(0) / "model"), read_texts(gdir / "synthetic.jsonl"), prompts)
-                atomic_write_text(gdir / "probes.json", json.dumps(result))
+                result = run_probes(model, models.get(run.gen(0) / MODEL), read_texts(gdir / SYNTHETIC), prompts)
+                atomic_write_text(gdir / PROBES, json.dumps(result))
     return run
 
 
@@ -163,7 +175,7 @@ def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, ove
     for exp in arms.values():
         if exp.eval.enabled:
             scoring.check_tasks(exp.eval.tasks)
-    plan = [(arm, exp, seed, root / arm / f"seed_{seed}") for arm, exp in arms.items() for seed in exp.seeds]
+    plan = [(arm, exp, seed, replica_dir(root, arm, seed)) for arm, exp in arms.items() for seed in exp.seeds]
     for arm, exp, seed, path in plan:
         log(f"{arm} seed {seed}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}, "
             f"filter {exp.filter.name} -> {path}")

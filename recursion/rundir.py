@@ -1,16 +1,6 @@
 """One replica's run folder: its manifest and the bookkeeping of finished stages.
 
-Layout (``RUN/<arm>/seed_<s>/``)::
-
-    config.yaml            the resolved experiment of this replica
-    manifest.json          stages done with their timings, seed, library versions, git commit
-    gen_00/train.jsonl     training set           (JSONL, field "text"; loadable by `datasets`)
-    gen_00/model/          the model              (save_pretrained folder / adapter / ngram.json)
-    gen_00/lm_eval.json    lm-eval results of this checkpoint
-    gen_00/synthetic.jsonl generated documents
-    gen_00/selected.jsonl  documents kept by the filter (handed to generation 1)
-    gen_00/probes.json     probe results
-    gen_01/...
+The folder's layout is :mod:`recursion.artifacts`'s.
 
 A stage counts as done only once its outputs are completely written (each write is atomic) *and*
 the manifest says so; a stage interrupted at any moment is simply run again.
@@ -28,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from lm_collapse.jsonl import atomic_write_text
+from .artifacts import CONFIG, MANIFEST, atomic_write_text, gen_dir
 
 LIBRARIES = ("lm-collapse", "lm_eval", "torch", "transformers", "peft", "datasets", "numpy", "tokenizers")
 
@@ -46,7 +36,8 @@ def versions() -> dict[str, str]:
 def git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parent.parent
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip() or None
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        return done.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -57,7 +48,7 @@ class RunDir:
     def __init__(self, path: str | Path, config: dict, *, seed: int, log=print):
         self.path = Path(path)
         self.log = log
-        self.manifest_path = self.path / "manifest.json"
+        self.manifest_path = self.path / MANIFEST
         text = yaml.safe_dump(config, sort_keys=False)
         digest = hashlib.sha256(text.encode()).hexdigest()
         if self.manifest_path.exists():
@@ -71,7 +62,7 @@ class RunDir:
                 )
         else:
             self.path.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path / "config.yaml", text)
+            atomic_write_text(self.path / CONFIG, text)
             self.manifest = {
                 "config_sha256": digest,
                 "seed": seed,
@@ -89,7 +80,7 @@ class RunDir:
         return name in self.manifest["stages"]
 
     def gen(self, g: int) -> Path:
-        return self.path / f"gen_{g:02d}"
+        return gen_dir(self.path, g)
 
     @contextmanager
     def stage(self, name: str):

@@ -12,8 +12,7 @@ import json
 import logging
 from functools import lru_cache
 
-from lm_collapse.jsonl import atomic_write_text
-
+from .artifacts import atomic_write_text
 from .config import EvalConfig
 
 
@@ -37,7 +36,8 @@ def check_tasks(tasks: tuple[str, ...]) -> None:
     for t in tasks:
         if not fnmatch.filter(names, t):
             close = difflib.get_close_matches(t, names, n=3)
-            raise ValueError(f"eval.tasks: no lm-eval task named {t!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"eval.tasks: no lm-eval task named {t!r}{hint}")
 
 
 def evaluate(model, cfg: EvalConfig, *, seed: int) -> dict:

@@ -12,7 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def shakespeare_lines() -> list[str]:
     """Lines of at least 5 words from the shipped held-out plays (13,935 lines)."""
-    from lm_collapse import corpus
+    from collapse_tasks import corpus
 
     return corpus.lines("heldout")
 

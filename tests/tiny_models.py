@@ -23,7 +23,7 @@ EOT = "<|endoftext|>"
 
 
 def _train_text(start: int, n_chars: int) -> str:
-    from lm_collapse import corpus
+    from collapse_tasks import corpus
 
     return "\n\n".join(corpus.works("train").values())[start : start + n_chars]
 

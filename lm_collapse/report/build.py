@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lm_collapse.jsonl import atomic_write_text
+from recursion.artifacts import atomic_write_text
 
 from . import plots, tables
 from .collect import collect

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from recursion import artifacts
+
 PROBE_SCALARS = ("gen0_perplexity_median", "top1_mass_mean", "next_token_entropy_mean")
 
 
@@ -74,7 +76,7 @@ def find_replicas(paths: list[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"no run folder {p}")
-        found += [m.parent for m in sorted(p.rglob("manifest.json"))] if not (p / "manifest.json").exists() else [p]
+        found += artifacts.find_replicas(p)
     return list(dict.fromkeys(found))
 
 
@@ -89,15 +91,11 @@ def collect(paths: list[str | Path]) -> Collection:
     for path in replicas:
         replica = _replica(path, out.problems)
         out.replicas.append(replica)
-        for gdir in sorted(path.glob("gen_[0-9]*")):
-            try:
-                g = int(gdir.name.split("_")[1])
-            except ValueError:
-                continue
+        for g, gdir in artifacts.generation_dirs(path):
             replica.generations.append(g)
             if replica.scored:
-                out.rows += _lm_eval_rows(replica, g, gdir / "lm_eval.json", out.problems)
-            out.rows += _probe_rows(replica, g, gdir / "probes.json", out.problems)
+                out.rows += _lm_eval_rows(replica, g, gdir / artifacts.LM_EVAL, out.problems)
+            out.rows += _probe_rows(replica, g, gdir / artifacts.PROBES, out.problems)
         if replica.planned is not None and len(replica.generations) < replica.planned:
             out.problems.append(f"{path}: {len(replica.generations)} of {replica.planned} generations present (unfinished run)")
     return out
@@ -106,17 +104,17 @@ def collect(paths: list[str | Path]) -> Collection:
 def _replica(path: Path, problems: list[str]) -> Replica:
     arm, seed, planned, scored = path.parent.name, 0, None, True
     try:
-        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+        config = yaml.safe_load((path / artifacts.CONFIG).read_text()) or {}
         arm = str(config.get("arm", arm))
         planned = config.get("generations")
         seed = int((config.get("seeds") or [0])[0])
         scored = bool((config.get("eval") or {}).get("enabled", True))
     except (OSError, yaml.YAMLError, TypeError, ValueError) as e:
-        problems.append(f"{path / 'config.yaml'}: unreadable ({type(e).__name__}); arm taken from the folder name")
+        problems.append(f"{path / artifacts.CONFIG}: unreadable ({type(e).__name__}); arm taken from the folder name")
     try:
-        seed = int(json.loads((path / "manifest.json").read_text()).get("seed", seed))
+        seed = int(json.loads((path / artifacts.MANIFEST).read_text()).get("seed", seed))
     except (OSError, ValueError, TypeError, AttributeError) as e:
-        problems.append(f"{path / 'manifest.json'}: unreadable ({type(e).__name__})")
+        problems.append(f"{path / artifacts.MANIFEST}: unreadable ({type(e).__name__})")
     return Replica(path, arm, seed, planned=planned, scored=scored)
 
 
@@ -154,13 +152,14 @@ def _probe_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list[R
     doc = _read_json(path, problems, "probes")
     if not isinstance(doc, dict):
         return []
-    return [Row(rep.arm, rep.seed, g, f"probe/{k}", v, str(path)) for k in PROBE_SCALARS if (v := _number(doc.get(k))) is not None]
+    return [Row(rep.arm, rep.seed, g, f"probe/{k}", v, str(path))
+            for k in PROBE_SCALARS if (v := _number(doc.get(k))) is not None]
 
 
 def read_probe_series(replica: Replica, g: int, key: str = "gen0_perplexity") -> list[float]:
     """A per-document probe series (e.g. perplexities under the generation-0 model); [] if absent."""
     try:
-        values = json.loads((replica.path / f"gen_{g:02d}" / "probes.json").read_text()).get(key) or []
+        values = json.loads((artifacts.gen_dir(replica.path, g) / artifacts.PROBES).read_text()).get(key) or []
         return [float(v) for v in values if _number(v) is not None]
     except (OSError, ValueError, AttributeError, TypeError):
         return []

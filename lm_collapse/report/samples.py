@@ -9,10 +9,10 @@ from .collect import Replica
 
 
 def _records(replica: Replica, g: int) -> list[dict]:
-    from lm_collapse.jsonl import read_jsonl
+    from recursion.artifacts import SYNTHETIC, gen_dir, read_jsonl
 
     try:
-        return [r for r in read_jsonl(replica.path / f"gen_{g:02d}" / "synthetic.jsonl") if isinstance(r, dict)]
+        return [r for r in read_jsonl(gen_dir(replica.path, g) / SYNTHETIC) if isinstance(r, dict)]
     except (OSError, ValueError):
         return []
 

@@ -145,7 +145,8 @@ def trajectory(cells, arms: list[str], metrics: list[str], generation_of: dict[s
             first, last = cells.get((a, m, 0)), cells.get((a, m, generation_of[a]))
             row.append(f"{fmt(first.mean)} → {fmt(last.mean)} ({change(first.mean, last.mean)})" if first and last else "–")
         rows.append(row)
-    return Table(["metric", *(f"{a} (gen 0 → {generation_of[a]})" for a in arms)], rows, "Generation 0 versus the last generation")
+    header = ["metric", *(f"{a} (gen 0 → {generation_of[a]})" for a in arms)]
+    return Table(header, rows, "Generation 0 versus the last generation")
 
 
 def to_markdown(t: Table) -> str:

@@ -245,7 +245,8 @@ class HFModel:
             raise ValueError(f"decoding.batch_size must be >= 1, got {decoding.batch_size!r}")
         room = self.context - decoding.max_new_tokens - 1
         if room < 0:
-            raise ValueError(f"max_new_tokens={decoding.max_new_tokens} does not fit the model's context of {self.context} tokens")
+            raise ValueError(f"max_new_tokens={decoding.max_new_tokens} does not fit the model's context "
+                             f"of {self.context} tokens")
         starts = [[self.start_id]] * num if prompts is None else [[self.start_id] + ids[-room:] if room else [self.start_id]
                                                                    for ids in self.encode(prompts)]
         config = self._generation_config(decoding)
@@ -443,7 +444,7 @@ def _is_main_process() -> bool:
 
 
 def _write_meta(out_dir: Path, meta: dict, log_history: list) -> None:
-    from lm_collapse.jsonl import atomic_write_text
+    from ..artifacts import atomic_write_text
 
     atomic_write_text(out_dir / META, json.dumps({"format": "lm-collapse-hf", "version": 1, **meta}, indent=2))
     atomic_write_text(out_dir / "train_log.json", json.dumps(log_history, indent=1))

@@ -1,7 +1,7 @@
 """Local stand-ins for the hub datasets of the hub-backed tasks, shaped like the real ones."""
 import pytest
 
-from lm_collapse import corpus
+from collapse_tasks import corpus
 
 
 def hub_rows() -> dict[str, tuple[str, list[dict]]]:

@@ -13,8 +13,7 @@ from lm_eval._cli import HarnessCLI
 from lm_eval.api.metrics import bits_per_byte, weighted_perplexity
 
 import collapse_tasks
-from collapse_tasks import gen_utils, ppl_utils
-from lm_collapse import corpus
+from collapse_tasks import corpus, gen_utils, ppl_utils
 from lm_collapse.cli import main as cli_main
 from lm_collapse.eval import check_model_paths
 from lm_collapse.eval import main as eval_main

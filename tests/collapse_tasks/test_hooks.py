@@ -13,8 +13,7 @@ from lm_eval.tasks._yaml_loader import load_yaml
 from lm_eval.tasks.wikitext.preprocess_wikitext import process_results as lm_eval_wikitext_results
 
 import collapse_tasks
-from collapse_tasks import gen_utils, ppl_utils
-from lm_collapse import corpus
+from collapse_tasks import corpus, gen_utils, ppl_utils
 from metrics import distinct_n, tokenize
 from metrics.memorization import memorization
 from metrics.score import score

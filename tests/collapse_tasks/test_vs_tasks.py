@@ -16,13 +16,13 @@ from rouge_score import rouge_scorer
 
 import collapse_tasks
 from collapse_tasks import vs_utils
+from collapse_tasks.verbalized import parse, render
 from lm_collapse import vs_demo
-from lm_collapse.verbalized import parse, render
-from metrics import distinct_n
+from metrics import cosine_diversity, distinct_n, homogenization
 
 TASK_DIR = Path(collapse_tasks.include_path())
 VS_TASKS = ["collapse_vs_cot", "collapse_vs_direct", "collapse_vs_multi", "collapse_vs_standard", "collapse_vs_xml"]
-DIVERSITY = ("semantic_diversity", "rouge_l", "one_minus_rouge_l", "distinct_2")
+DIVERSITY = ("cosine_diversity", "rouge_l", "one_minus_rouge_l", "distinct_2")
 JOKES = [
     "Why did the coffee file a police report? It got mugged.",
     "Decaf is just coffee that has given up on its dreams.",
@@ -93,16 +93,16 @@ def test_well_formed_json_with_five_candidates():
     texts = JOKES + JOKES[::-1]
     assert out["parse_failure_rate"] == 0 and out["num_candidates"] == 10
     assert out["mean_probability"] == pytest.approx(0.2)
-    assert out["rouge_l"] == pytest.approx(vs_utils.pairwise_rouge_l(texts))
+    assert out["rouge_l"] == pytest.approx(homogenization(texts))
     assert out["one_minus_rouge_l"] == pytest.approx(1 - out["rouge_l"])
     assert out["distinct_2"] == distinct_n(texts, 2)
-    assert out["semantic_diversity"] == pytest.approx(vs_utils.semantic_diversity(texts))
+    assert out["cosine_diversity"] == pytest.approx(cosine_diversity(texts, embeddings=vs_utils.embed(texts)))
 
 
 def test_garbage_is_a_counted_parse_failure_never_an_empty_answer():
     out = vs_utils.process_results(doc("xml"), [["Sure! Here is a joke: why did the", vs_json(JOKES, [0.05] * 5)]])
     assert out["parse_failure_rate"] == 0.5 and out["num_candidates"] == 5 and out["mean_probability"] == pytest.approx(0.05)
-    assert out["rouge_l"] == pytest.approx(vs_utils.pairwise_rouge_l(JOKES))
+    assert out["rouge_l"] == pytest.approx(homogenization(JOKES))
     out = vs_utils.process_results(doc("standard"), [["garbage", "{\"responses\": []}"]])
     assert out == {**dict.fromkeys(DIVERSITY), "parse_failure_rate": 1.0, "num_candidates": 0, "mean_probability": None}
     one = vs_utils.process_results(doc("cot"), [[vs_json(JOKES[:1], [0.9]), "nothing"]])  # one candidate: no diversity
@@ -123,34 +123,11 @@ def test_multi_rounds_pools_every_round():
     assert out["num_candidates"] == 5 and out["parse_failure_rate"] == 0 and out["mean_probability"] == pytest.approx(0.3)
 
 
-def test_rouge_l_equals_the_rouge_score_double_loop():
-    scorer = rouge_scorer.RougeScorer(["rougeL"])
-    texts = JOKES + ["", "Coffee, coffee, coffee!", "coffee"]
-    loop = [scorer.score(a, b)["rougeL"].fmeasure for a, b in permutations(texts, 2)]
-    assert vs_utils.pairwise_rouge_l(texts) == pytest.approx(np.mean(loop), abs=1e-12)
-    from diversity import homogenization_score  # Shaib et al.'s package: the same mean, rounded to 3 decimals
-
-    assert round(vs_utils.pairwise_rouge_l(texts), 3) == homogenization_score(texts, verbose=False)
-    with pytest.raises(ValueError, match="at least 2 texts"):
-        vs_utils.pairwise_rouge_l(["one"])
-
-
-def test_semantic_diversity_equals_an_explicit_n_by_n_computation():
-    texts = JOKES + ["A poem about autumn rain on the roofs.", "Le café est trop chaud ☕"]
-    E = vs_utils.embed(texts)
-    U = E / np.linalg.norm(E, axis=1, keepdims=True)
-    n = len(texts)
-    explicit = ((1 - U @ U.T).sum() - np.trace(1 - U @ U.T)) / (n * (n - 1))
-    assert vs_utils.semantic_diversity(texts) == pytest.approx(explicit, abs=1e-9)
-    assert vs_utils.semantic_diversity(texts, embeddings=E) == pytest.approx(explicit, abs=1e-9)
-    assert vs_utils.semantic_diversity(["same"] * 4) == 0.0  # clipped at 0, not a rounding -1e-17
-
-
 def test_aggregations_average_the_prompts_that_have_a_value(caplog):
     assert vs_utils.agg_rouge_l([0.2, None, 0.4]) == pytest.approx(0.3)
     with caplog.at_level(logging.WARNING):
         values = {name: getattr(vs_utils, f"agg_{name}")([None, None]) for name in vs_utils.EMPTY}
-    collapsed = dict.fromkeys(("semantic_diversity", "one_minus_rouge_l", "distinct_2", "mean_probability"), 0.0)
+    collapsed = dict.fromkeys(("cosine_diversity", "one_minus_rouge_l", "distinct_2", "mean_probability"), 0.0)
     assert values == vs_utils.EMPTY == {**collapsed, "rouge_l": 1.0}
     assert "no prompt has a value" in caplog.text
 
@@ -273,7 +250,7 @@ def test_lm_collapse_eval_collapse_vs_end_to_end(tiny_gpt2, tmp_path):
             rouge = [np.mean([scorer.score(a, b)["rougeL"].fmeasure for a, b in permutations(p, 2)]) for p in per_prompt]
             assert reported["rouge_l"] == pytest.approx(np.mean(rouge), abs=1e-12)
             assert reported["distinct_2"] == pytest.approx(np.mean([distinct_n(p, 2) for p in per_prompt]), abs=1e-12)
-            assert 0 < reported["semantic_diversity"] <= 2
+            assert 0 < reported["cosine_diversity"] <= 2
         else:  # the tiny model writes no JSON and no XML: the failure rate says so
             every = task == "collapse_vs_multi"
             failed = [np.mean([not parse(t, every=every).ok for t in g]) for g in generations]

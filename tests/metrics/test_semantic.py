@@ -186,3 +186,18 @@ def test_nn_distance_bad_input():
         nn_distance(np.eye(2), np.eye(3))
     with pytest.raises(ValueError, match="at least 1"):
         nn_distance(np.empty((0, 2)), np.eye(2))
+
+
+def test_cosine_diversity_is_twice_div_sem_and_equals_an_explicit_computation(embedder):
+    from metrics import cosine_diversity, semantic_diversity
+
+    texts = ["Why did the coffee file a police report? It got mugged.", "Decaf is coffee that gave up.",
+             "A poem about autumn rain on the roofs.", "Le café est trop chaud ☕"]
+    E = embed(texts, model=embedder)
+    U = E / np.linalg.norm(E, axis=1, keepdims=True)
+    n = len(texts)
+    explicit = ((1 - U @ U.T).sum() - np.trace(1 - U @ U.T)) / (n * (n - 1))
+    assert cosine_diversity(None, embeddings=E) == pytest.approx(explicit, abs=1e-9)
+    assert cosine_diversity(texts, model=embedder) == pytest.approx(explicit, abs=1e-9)
+    assert cosine_diversity(None, embeddings=E) == pytest.approx(2 * semantic_diversity(None, embeddings=E), abs=1e-15)
+    assert cosine_diversity(["same"] * 4, model=embedder) == 0.0  # clipped at 0, not a rounding -1e-17

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lm_collapse.jsonl import read_jsonl, read_texts
+from recursion.artifacts import read_jsonl, read_texts
 from recursion.driver import run_experiment
 
 CONFIG = """

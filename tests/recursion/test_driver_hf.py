@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from lm_collapse.jsonl import read_texts
+from recursion.artifacts import read_texts
 from recursion.driver import run_experiment
 
 pytestmark = pytest.mark.slow

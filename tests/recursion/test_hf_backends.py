@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lm_collapse import corpus  # noqa: E402
+from collapse_tasks import corpus  # noqa: E402
 from recursion.backends import BACKENDS, backend_class  # noqa: E402
 from recursion.backends.base import Decoding, Model  # noqa: E402
 from recursion.backends.hf import (  # noqa: E402
@@ -197,7 +197,8 @@ def test_same_seed_same_texts(model):
 
 def test_top_k_1_sampling_is_greedy(model):
     greedy = model.generate(prompts=PROMPTS, decoding=Decoding(max_new_tokens=6, min_new_tokens=6, do_sample=False), seed=0)
-    top1 = model.generate(prompts=PROMPTS, decoding=Decoding(max_new_tokens=6, min_new_tokens=6, top_k=1, temperature=0.7), seed=3)
+    sampled_top1 = Decoding(max_new_tokens=6, min_new_tokens=6, top_k=1, temperature=0.7)
+    top1 = model.generate(prompts=PROMPTS, decoding=sampled_top1, seed=3)
     assert greedy == top1
 
 

@@ -115,7 +115,7 @@ def test_bad_parameters(kwargs, match):
 def test_lm_eval_adapter(tmp_path):
     from lm_eval.api.instance import Instance
 
-    from recursion.lm_eval_models import NgramLMEval, register
+    from recursion.backends.ngram import NgramLMEval, register
 
     lm = NgramLM(n=2, alpha=0.1).fit(DOCS * 5 + ["the cat sat"])  # greedy: the -> cat -> sat
     lm.save(tmp_path)

@@ -1,6 +1,6 @@
 import pytest
 
-from lm_collapse import corpus
+from collapse_tasks import corpus
 
 
 def test_split_is_by_work_and_complete():

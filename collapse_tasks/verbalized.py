@@ -54,7 +54,9 @@ TEMPLATES: dict[str, str] = {
         "Generate {k} responses to the request below. You will be asked for more responses afterwards.\n"
         + _JSON_FORMAT + "Give ONLY the JSON object, with no other text.\n\nRequest: {prompt}"
     ),
-    "multi_followup": "Generate {k} more responses to the same request, different from all the previous ones, in the same JSON format.",
+    "multi_followup": (
+        "Generate {k} more responses to the same request, different from all the previous ones, in the same JSON format."
+    ),
     "multi_rounds": (
         "Generate responses to the request below in {turns} rounds of {k} responses ({total} in all). In each round "
         "after the first, the {k} new responses must be different from all the responses of the previous rounds.\n"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lm_collapse.verbalized import TEMPLATES, Candidate, parse, parse_probability, render, sample, weights
+from collapse_tasks.verbalized import TEMPLATES, Candidate, parse, parse_probability, render, sample, weights
 
 FIXTURES = [json.loads(line) for line in (Path(__file__).parent / "fixtures/vs/outputs.jsonl").read_text().splitlines()]
 

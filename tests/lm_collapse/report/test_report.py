@@ -22,7 +22,8 @@ def make_run(root, generations=3, seeds=(0, 1, 2)):
         for seed in seeds:
             rep = root / arm / f"seed_{seed}"
             rep.mkdir(parents=True)
-            (rep / "config.yaml").write_text(yaml.safe_dump({"name": "t", "arm": arm, "seeds": [seed], "generations": generations}))
+            config = {"name": "t", "arm": arm, "seeds": [seed], "generations": generations}
+            (rep / "config.yaml").write_text(yaml.safe_dump(config))
             (rep / "manifest.json").write_text(json.dumps({"seed": seed, "stages": {}}))
             for g in range(generations):
                 gen = rep / f"gen_{g:02d}"
@@ -33,7 +34,8 @@ def make_run(root, generations=3, seeds=(0, 1, 2)):
                 (gen / "lm_eval.json").write_text(json.dumps({"results": results}))
                 (gen / "probes.json").write_text(json.dumps({"gen0_perplexity": [10.0 * (g + 1), 20.0, 30.0 + g],
                                                              "gen0_perplexity_median": 20.0, "top1_mass_mean": 0.1 * (g + 1)}))
-                (gen / "synthetic.jsonl").write_text("".join(json.dumps({"text": f"{arm} gen {g} doc {i}", "prompt": f"p{i}"}) + "\n" for i in range(3)))
+                docs = [{"text": f"{arm} gen {g} doc {i}", "prompt": f"p{i}"} for i in range(3)]
+                (gen / "synthetic.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     return root
 
 

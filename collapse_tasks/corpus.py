@@ -34,7 +34,7 @@ HELDOUT_WORKS: tuple[str, ...] = (
 def _data_dir(author: str):
     if author not in AUTHORS:
         raise ValueError(f"unknown author {author!r}; choose one of {AUTHORS}")
-    return resources.files("lm_collapse").joinpath("data", author)
+    return resources.files("collapse_tasks").joinpath("data", author)
 
 
 @lru_cache(maxsize=None)

@@ -1,0 +1,144 @@
+"""The run folder's layout and its plain-file artifacts, in one place.
+
+Every module that reads or writes a run folder (the driver, :mod:`recursion.rundir`, the report,
+the benchmarks) takes file names and paths from here, so the layout cannot drift between writer
+and readers. Layout of an experiment run ``RUN/``::
+
+    RUN/<arm>/seed_<s>/        one replica                        replica_dir(RUN, arm, s)
+        config.yaml            the resolved experiment             CONFIG
+        manifest.json          stages done, timings, versions      MANIFEST
+        gen_00/                generation 0                        gen_dir(replica, 0)
+            train.jsonl        training set (JSONL, field "text")  TRAIN
+            model/             the model (save_pretrained / ngram.json)   MODEL
+            lm_eval.json       lm-eval results of this checkpoint  LM_EVAL
+            synthetic.jsonl    generated documents                 SYNTHETIC
+            selected.jsonl     documents kept by the filter        SELECTED
+            probes.json        probe results                       PROBES
+        gen_01/ ...
+
+JSONL files hold one JSON object per line with a ``text`` field (loadable by ``datasets``).
+Every write is atomic: a temporary file in the same folder, fsync, rename.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+CONFIG = "config.yaml"
+MANIFEST = "manifest.json"
+TRAIN = "train.jsonl"
+MODEL = "model"
+LM_EVAL = "lm_eval.json"
+SYNTHETIC = "synthetic.jsonl"
+SELECTED = "selected.jsonl"
+PROBES = "probes.json"
+GEN_GLOB = "gen_[0-9]*"
+_GEN = re.compile(r"gen_(\d+)")
+
+
+def gen_name(g: int) -> str:
+    """``gen_03``: the folder name of generation ``g``."""
+    return f"gen_{g:02d}"
+
+
+def gen_dir(replica: str | os.PathLike, g: int) -> Path:
+    """The folder of generation ``g`` of a replica."""
+    return Path(replica) / gen_name(g)
+
+
+def generation_of(path: str | os.PathLike) -> int | None:
+    """The generation number of a ``gen_XX`` folder, ``None`` for any other name.
+
+    Examples
+    --------
+    >>> generation_of("runs/x/replace/seed_0/gen_07"), generation_of("report")
+    (7, None)
+    """
+    m = _GEN.fullmatch(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def generation_dirs(replica: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(g, folder)`` of every generation folder of a replica, by generation."""
+    found = [(generation_of(p), p) for p in Path(replica).glob(GEN_GLOB) if p.is_dir()]
+    return sorted((g, p) for g, p in found if g is not None)
+
+
+def replica_dir(root: str | os.PathLike, arm: str, seed: int) -> Path:
+    """``RUN/<arm>/seed_<s>``: one replica of an experiment run."""
+    return Path(root) / arm / f"seed_{seed}"
+
+
+def is_replica(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a replica folder (it holds a manifest)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def find_replicas(path: str | os.PathLike) -> list[Path]:
+    """Every replica folder at or under ``path``, sorted."""
+    path = Path(path)
+    if is_replica(path):
+        return [path]
+    return [m.parent for m in sorted(path.rglob(MANIFEST))]
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
+
+    A reader (or a run killed mid-write) sees either the old file or the whole new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
+    """Write one JSON object per line, atomically."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a JSONL file; the error names the file and line of a malformed record."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    return records
+
+
+def read_texts(path: str | os.PathLike, field: str = "text") -> list[str]:
+    """Texts from a ``.jsonl`` file (the string ``field`` of each record) or any other text file
+    (one text per non-empty line)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.suffix != ".jsonl":
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = []
+    for i, record in enumerate(read_jsonl(path), 1):
+        if not isinstance(record, dict) or field not in record:
+            raise ValueError(f"{path}: record {i} has no field {field!r} (use --field to choose another)")
+        if not isinstance(record[field], str):
+            raise ValueError(f"{path}: record {i} field {field!r} is not a string")
+        texts.append(record[field])
+    return texts
