@@ -62,7 +62,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run)
     except ConfigError as e:
-        print(f"lm-collapse run: config error: {e}", file=sys.stderr)
+        problems = e.problems
+        if len(problems) == 1:
+            print(f"lm-collapse run: config error: {problems[0]}", file=sys.stderr)
+        else:
+            print(f"lm-collapse run: {len(problems)} config errors:", *(f"  - {p}" for p in problems), sep="\n", file=sys.stderr)
         return 2
     except ValueError as e:
         print(f"lm-collapse run: error: {e}", file=sys.stderr)

@@ -3,12 +3,18 @@
 An experiment YAML names the data, the model back end, the regime, the selection filter, the
 decoding, the lm-eval tasks and the seeds; ``arms`` lists variants (regimes, filters, ...) that run
 side by side, each a dict of overrides. ``--set key.sub=value`` overrides any key from the command
-line. Unknown keys and bad values fail here with a message naming the key and the valid choices.
+line. Every block is checked when the YAML is loaded, before any work: unknown keys, wrong types,
+out-of-range values, and settings the chosen back end cannot run are all reported at once, each
+naming its key (and the valid choices), as :class:`ConfigError`.
+
+A block's dataclass states its constraints in ``problems()`` (``recursion.backends.base.failing``
+of ``(ok, key, message)`` checks); :func:`_build` collects them with the block's place in the YAML.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,11 +24,16 @@ from typing import Any, Literal
 import yaml
 
 from .backends import BACKENDS, backend_class
-from .backends.base import Decoding
+from .backends.base import Decoding, failing
 
 
 class ConfigError(ValueError):
-    """A config key or value that is not valid; the message names the key."""
+    """Config keys or values that are not valid; the message lists every problem, one per line,
+    each naming its key."""
+
+    @property
+    def problems(self) -> list[str]:
+        return str(self).splitlines()
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,17 @@ class DataConfig:
     chunk_words: int | None = None  # cut documents into blocks of this many words (Shumailov's blocks)
     num_train: int | None = None  # real documents in generation 0's training set (None: all)
 
+    def problems(self) -> list[tuple[str, str]]:
+        kind = self.source.partition(":")[0]
+        return failing(
+            (self.source == "shakespeare" or (kind in ("jsonl", "hf") and self.source.partition(":")[2] != ""),
+             "source", f"= {self.source!r} is not valid; choose one of: shakespeare, jsonl:PATH, hf:NAME[:CONFIG]"),
+            (self.min_words >= 0, "min_words", "must be >= 0"),
+            (self.chunk_words is None or self.chunk_words >= 1, "chunk_words", "must be >= 1"),
+            (self.num_train is None or self.num_train >= 1, "num_train", "must be >= 1"),
+            (bool(self.field), "field", "must name a field of the records"),
+        )
+
 
 @dataclass(frozen=True)
 class RegimeConfig:
@@ -47,6 +69,9 @@ class RegimeConfig:
 
     name: Literal["replace", "accumulate", "accumulate_subsample", "mix", "keep_real"] = "replace"
     fraction: float = 0.1  # share of real data for mix (fresh real) and keep_real (original real)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return failing((0.0 <= self.fraction <= 1.0, "fraction", "must be in [0, 1]"))
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,17 @@ class FilterConfig:
     name: str = "none"
     keep: float = 1.0  # fraction of the synthetic pool kept
     top_k: int | None = None  # or an exact number of documents
+
+    def problems(self) -> list[tuple[str, str]]:
+        from .filters import FILTERS
+
+        return failing(
+            (self.name in FILTERS, "name", f"= {self.name!r} is not valid; choose one of: {', '.join(FILTERS)}"),
+            (0.0 < self.keep <= 1.0, "keep", "must be in (0, 1]"),
+            (self.top_k is None or self.top_k >= 1, "top_k", "must be >= 1"),
+            (self.name != "none" or (self.keep == 1.0 and self.top_k is None), "name",
+             "= 'none' keeps every document; use 'random' (or another filter) with keep / top_k"),
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +103,12 @@ class GenerateConfig:
     prefix_tokens: int = 64  # real_prefix: first P tokens of real documents
     prompts_file: str | None = None  # task: JSONL of prompts (field ``text``); default: data's prompts
     decoding: Decoding = field(default_factory=Decoding)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return failing(
+            (self.num_docs is None or self.num_docs >= 1, "num_docs", "must be >= 1"),
+            (self.prefix_tokens >= 1, "prefix_tokens", "must be >= 1"),
+        )
 
 
 @dataclass(frozen=True)
@@ -81,6 +123,14 @@ class EvalConfig:
     apply_chat_template: bool = False
     enabled: bool = True
 
+    def problems(self) -> list[tuple[str, str]]:
+        return failing(
+            (len(self.tasks) >= 1 or not self.enabled, "tasks", "must list at least one task (or set enabled: false)"),
+            (self.limit is None or self.limit > 0, "limit", "must be > 0 (a count, or a fraction < 1)"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            (self.num_fewshot is None or self.num_fewshot >= 0, "num_fewshot", "must be >= 0"),
+        )
+
 
 @dataclass(frozen=True)
 class ProbesConfig:
@@ -90,12 +140,21 @@ class ProbesConfig:
     num_prompts: int = 200
     prompt_tokens: int = 16
 
+    def problems(self) -> list[tuple[str, str]]:
+        return failing(
+            (self.num_prompts >= 1, "num_prompts", "must be >= 1"),
+            (self.prompt_tokens >= 1, "prompt_tokens", "must be >= 1"),
+        )
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = None  # torch threads; default: all cores of this machine
     trust_remote_code: bool = False
+
+    def problems(self) -> list[tuple[str, str]]:
+        return failing((self.threads is None or self.threads >= 1, "threads", "must be >= 1"))
 
 
 @dataclass(frozen=True)
@@ -113,58 +172,98 @@ class Experiment:
     probes: ProbesConfig = field(default_factory=ProbesConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
+    def problems(self) -> list[tuple[str, str]]:
+        """Constraints between blocks (each block checks its own fields)."""
+        return failing(
+            (bool(self.name), "name", "must be a non-empty string"),
+            (self.generations >= 1, "generations", "must be >= 1"),
+            (len(self.seeds) >= 1, "seeds", "must list at least one seed"),
+            (len(set(self.seeds)) == len(self.seeds), "seeds", f"= {list(self.seeds)} lists a seed twice"),
+            (self.generate.prompt != "task" or bool(self.generate.prompts_file or self.data.prompt_field),
+             "generate.prompt", "= task needs generate.prompts_file or data.prompt_field"),
+        )
 
 
-
-# -- dict → dataclass, with errors that name the key ----------------------------------------------
-def _build(cls: type, data: Any, where: str):
+# -- dict → dataclass, collecting every error, each naming its key --------------------------------
+def _build(cls: type, data: Any, where: str, errors: list[str]):
+    """``cls`` from a mapping; every problem is appended to ``errors`` (a bad field keeps its default)."""
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(data).__name__}")
+        errors.append(f"{where or 'config'} must be a mapping, got {type(data).__name__}")
+        data = {}
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(f"unknown key {_join(where, unknown[0])!r}; valid keys: {', '.join(names)}")
-    kwargs = {k: _coerce(hints[k], v, _join(where, k)) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError, NotImplementedError) as e:  # back ends validate in __post_init__
-        raise ConfigError(f"{where or 'config'}: {e}") from None
+    for key in sorted(set(data) - set(names)):
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        errors.append(f"unknown key {_join(where, key)!r}{hint}; valid keys: {', '.join(names)}")
+    kwargs = {}
+    for key in names:
+        if key in data:
+            try:
+                kwargs[key] = _coerce(hints[key], data[key], _join(where, key), errors)
+            except _Invalid:
+                pass
+    obj = cls(**kwargs)
+    for key, message in obj.problems() if hasattr(obj, "problems") else ():
+        errors.append(f"{_join(where, key)} {message}")
+    return obj
+
+
+class _Invalid(Exception):
+    """A value that could not be coerced (its error is already recorded)."""
 
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _coerce(tp, value, where: str):
+def _coerce(tp, value, where: str, errors: list[str]):
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
+        first: list[str] = []
         for arg in (a for a in args if a is not type(None)):
+            attempt: list[str] = []
             try:
-                return _coerce(arg, value, where)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0])
+                out = _coerce(arg, value, where, attempt)
+            except _Invalid:
+                first = first or attempt
+                continue
+            if not attempt:
+                return out
+            first = first or attempt
+        errors.extend(first)
+        raise _Invalid
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{where} = {value!r} is not valid; choose one of: {', '.join(map(str, args))}")
+            errors.append(f"{where} = {value!r} is not valid; choose one of: {', '.join(map(str, args))}")
+            raise _Invalid
         return value
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value if value is not None else {}, where)
+        return _build(tp, value, where, errors)
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             value = [value]
         inner = args[0] if args else Any
-        return tuple(_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+        out, bad = [], False
+        for i, v in enumerate(value):
+            try:
+                out.append(_coerce(inner, v, f"{where}[{i}]", errors))
+            except _Invalid:
+                bad = True
+        if bad:
+            raise _Invalid
+        return tuple(out)
     if tp is Any:
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
-        raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}")
+        errors.append(f"{where} must be {tp.__name__}, got {value!r}")
+        raise _Invalid
     return value
 
 
@@ -196,44 +295,34 @@ def parse_overrides(pairs: list[str]) -> dict:
     return tree
 
 
-def experiment_from_dict(data: dict) -> Experiment:
-    """Validate one resolved experiment (no ``arms``)."""
+def experiment_from_dict(data: dict, errors: list[str] | None = None) -> Experiment:
+    """Validate one resolved experiment (no ``arms``).
+
+    With ``errors`` (a list), every problem is appended to it and the experiment is returned with
+    defaults in place of bad values; without, any problem raises :class:`ConfigError` listing them all.
+    """
+    collected: list[str] = [] if errors is None else errors
+    before = len(collected)
     data = dict(data)
     model = dict(data.pop("model", None) or {})
     backend = model.pop("backend", "ngram")
     if backend not in BACKENDS:
-        raise ConfigError(f"model.backend = {backend!r} is not valid; choose one of: {', '.join(BACKENDS)}")
+        collected.append(f"model.backend = {backend!r} is not valid; choose one of: {', '.join(BACKENDS)}")
+        backend = None
     if "name" not in data:
-        raise ConfigError("missing key 'name' (the experiment's name)")
-    exp = _build(Experiment, {**data, "model": {}, "backend": backend}, "")
-    exp = dataclasses.replace(exp, model=_build(backend_class(backend).config_class, model, "model"))
-    _check_values(exp)
+        collected.append("missing key 'name' (the experiment's name)")
+        data["name"] = ""
+    exp = _build(Experiment, {**data, "model": None, "backend": backend or "ngram"}, "", collected)
+    if backend is not None:
+        backend_cls = backend_class(backend)
+        exp = dataclasses.replace(exp, model=_build(backend_cls.config_class, model, "model", collected))
+        for key, message in exp.problems():
+            collected.append(f"{key} {message}")
+        for key, message in backend_cls.experiment_problems(exp):
+            collected.append(f"{key} {message}")
+    if errors is None and len(collected) > before:
+        raise ConfigError("\n".join(collected[before:]))
     return exp
-
-
-def _check_values(exp: Experiment) -> None:
-    from .filters import FILTERS
-
-    checks = [
-        (exp.generations >= 1, "generations must be >= 1"),
-        (len(exp.seeds) >= 1, "seeds must list at least one seed"),
-        (0.0 < exp.filter.keep <= 1.0, "filter.keep must be in (0, 1]"),
-        (exp.filter.top_k is None or exp.filter.top_k >= 1, "filter.top_k must be >= 1"),
-        (0.0 <= exp.regime.fraction <= 1.0, "regime.fraction must be in [0, 1]"),
-        (exp.generate.num_docs is None or exp.generate.num_docs >= 1, "generate.num_docs must be >= 1"),
-        (exp.generate.prompt != "task" or exp.generate.prompts_file or exp.data.prompt_field,
-         "generate.prompt: task needs generate.prompts_file or data.prompt_field"),
-        (exp.data.chunk_words is None or exp.data.chunk_words >= 1, "data.chunk_words must be >= 1"),
-        (exp.generate.decoding.max_new_tokens >= 1, "generate.decoding.max_new_tokens must be >= 1"),
-        (exp.generate.decoding.temperature > 0, "generate.decoding.temperature must be > 0"),
-        (exp.data.source == "shakespeare" or exp.data.source.split(":", 1)[0] in ("jsonl", "hf"),
-         "data.source must be shakespeare, jsonl:PATH or hf:NAME[:CONFIG]"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
-    if exp.filter.name not in FILTERS:
-        raise ConfigError(f"filter.name = {exp.filter.name!r} is not valid; choose one of: {', '.join(FILTERS)}")
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, Experiment]:
@@ -250,13 +339,20 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, Experi
     raw = _merge(raw, parse_overrides(list(overrides)))
     arms = raw.pop("arms", None) or {"default": {}}
     if not isinstance(arms, dict):
-        raise ConfigError("arms must map each arm's name to its overrides")
-    out = {}
+        raise ConfigError(f"{path}: arms must map each arm's name to its overrides")
+    out, found = {}, {}
     for arm, over in arms.items():
-        try:
-            out[str(arm)] = experiment_from_dict(_merge(raw, over or {}))
-        except ConfigError as e:
-            raise ConfigError(f"{path} (arm {arm!r}): {e}") from None
+        found[arm] = []
+        if over is not None and not isinstance(over, dict):
+            found[arm].append(f"must be a mapping of overrides, got {type(over).__name__}")
+            over = {}
+        out[str(arm)] = experiment_from_dict(_merge(raw, over or {}), found[arm])
+    # a problem of every arm is said once; with no arms, there is nothing to name
+    common = set.intersection(*(set(f) for f in found.values())) if len(found) > 1 or "default" in found else set()
+    errors = [f"{path}: {e}" for e in dict.fromkeys(e for f in found.values() for e in f if e in common)]
+    errors += [f"{path} (arm {arm!r}): {e}" for arm, f in found.items() for e in f if e not in common]
+    if errors:
+        raise ConfigError("\n".join(errors))
     return out
 
 

@@ -14,6 +14,15 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 
+def failing(*checks: tuple[bool, str, str]) -> list[tuple[str, str]]:
+    """``(key, message)`` of every ``(ok, key, message)`` check that fails.
+
+    A config block's ``problems()`` returns this; the config loader prefixes each key with the
+    block's place in the YAML (``generate.decoding.top_p must be in (0, 1]``).
+    """
+    return [(key, message) for ok, key, message in checks if not ok]
+
+
 @dataclass(frozen=True)
 class Decoding:
     """Decoding options, shared by every back end (HF ``generate`` names)."""
@@ -27,6 +36,18 @@ class Decoding:
     num_beams: int = 1
     repetition_penalty: float = 1.0
     batch_size: int = 64
+
+    def problems(self) -> list[tuple[str, str]]:
+        return failing(
+            (self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1"),
+            (0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens", "must be in [0, max_new_tokens]"),
+            (self.temperature > 0, "temperature", "must be > 0"),
+            (0 < self.top_p <= 1, "top_p", "must be in (0, 1]"),
+            (self.top_k >= 0, "top_k", "must be >= 0 (0: no top-k cut)"),
+            (self.num_beams >= 1, "num_beams", "must be >= 1"),
+            (self.repetition_penalty > 0, "repetition_penalty", "must be > 0 (1: none)"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+        )
 
 
 @runtime_checkable
@@ -52,7 +73,18 @@ class Model(Protocol):
 
 
 class Backend(Protocol):
-    """Trains and loads models of one family."""
+    """Trains and loads models of one family.
+
+    ``config_class`` is the dataclass of its ``model:`` block; ``experiment_problems(exp)`` (a
+    classmethod) returns ``(key, message)`` for every setting of the whole experiment this back
+    end cannot honour (a decoding option it cannot do, ...), so the config fails before any work.
+    """
+
+    config_class: type
+
+    @classmethod
+    def experiment_problems(cls, exp) -> list[tuple[str, str]]:
+        """Settings of ``exp`` this back end cannot run; [] when it can run all of them."""
 
     def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int) -> None:
         """Train on ``texts`` and save into ``out_dir``. ``previous`` is the last generation's model

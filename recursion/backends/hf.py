@@ -43,7 +43,7 @@ from typing import Literal
 
 import numpy as np
 
-from .base import Decoding
+from .base import Decoding, failing
 
 META = "lm_collapse_hf.json"  # which kind of folder this is, and the base model of an adapter
 DEFAULT_LR = {"scratch": 1e-3, "full": 5e-5, "lora": 2e-4}
@@ -69,14 +69,17 @@ class TrainConfig:
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that has it
     gradient_checkpointing: bool = False
 
-    def __post_init__(self):
-        _check(self.epochs > 0, "train.epochs must be > 0")
-        _check(self.max_steps is None or self.max_steps >= 1, "train.max_steps must be >= 1")
-        _check(self.learning_rate is None or self.learning_rate > 0, "train.learning_rate must be > 0")
-        for name in ("batch_size", "grad_accum", "block_size", "logging_steps"):
-            _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
-        _check(0.0 <= self.warmup_ratio < 1.0, "train.warmup_ratio must be in [0, 1)")
-        _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
+    def problems(self) -> list[tuple[str, str]]:
+        return failing(
+            (self.epochs > 0, "epochs", "must be > 0"),
+            (self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1"),
+            (self.learning_rate is None or self.learning_rate > 0, "learning_rate", "must be > 0"),
+            *((getattr(self, name) >= 1, name, "must be >= 1") for name in ("batch_size", "grad_accum", "block_size",
+                                                                          "logging_steps")),
+            (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
+            (self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0: no clipping)"),
+        )
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,12 @@ class LoraConfig:
     dropout: float = 0.05
     target_modules: tuple[str, ...] | None = None
 
-    def __post_init__(self):
-        _check(self.r >= 1, "lora.r must be >= 1")
-        _check(0.0 <= self.dropout < 1.0, "lora.dropout must be in [0, 1)")
+    def problems(self) -> list[tuple[str, str]]:
+        return failing(
+            (self.r >= 1, "r", "must be >= 1"),
+            (self.alpha > 0, "alpha", "must be > 0"),
+            (0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)"),
+        )
 
 
 @dataclass(frozen=True)
@@ -110,15 +116,19 @@ class HFScratchConfig:
     engine: Literal["hf", "vllm"] = "hf"
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self):
-        for name in ("n_layer", "n_embd", "n_head", "n_positions", "eval_batch_size"):
-            _check(getattr(self, name) >= 1, f"model.{name} must be >= 1")
-        _check(self.n_embd % self.n_head == 0, f"model.n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        _check(self.vocab_size >= 260, "model.vocab_size must be >= 260 (256 bytes + special tokens)")
-        _check(self.train.block_size <= self.n_positions,
-               f"model.train.block_size ({self.train.block_size}) must be <= model.n_positions ({self.n_positions})")
-        _check(0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
-        _check_engine(self.engine)
+    def problems(self) -> list[tuple[str, str]]:
+        sizes = ("n_layer", "n_embd", "n_head", "n_positions", "eval_batch_size")
+        return failing(
+            *((getattr(self, name) >= 1, name, "must be >= 1") for name in sizes),
+            (self.n_head < 1 or self.n_embd % self.n_head == 0, "n_embd", f"({self.n_embd}) must be a multiple of "
+             f"n_head ({self.n_head})"),
+            (self.n_inner is None or self.n_inner >= 1, "n_inner", "must be >= 1"),
+            (self.vocab_size >= 260, "vocab_size", "must be >= 260 (256 bytes + special tokens)"),
+            (self.train.block_size <= self.n_positions, "train.block_size",
+             f"({self.train.block_size}) must be <= model.n_positions ({self.n_positions})"),
+            (0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)"),
+            _engine_check(self.engine),
+        )
 
 
 @dataclass(frozen=True)
@@ -136,23 +146,18 @@ class HFFinetuneConfig:
     engine: Literal["hf", "vllm"] = "hf"
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self):
-        _check(bool(self.pretrained), "model.pretrained must name a hub model or a local folder")
-        _check(self.eval_batch_size >= 1, "model.eval_batch_size must be >= 1")
-        _check_engine(self.engine)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
-
-
-def _check_engine(engine: str) -> None:
-    if engine == "vllm":
-        raise NotImplementedError(
-            "model.engine: vllm is not implemented: generation runs on transformers (engine: hf). "
-            "To score a saved checkpoint with vLLM, run lm_eval --model vllm --model_args pretrained=RUN/gen_XX/model"
+    def problems(self) -> list[tuple[str, str]]:
+        return failing(
+            (bool(self.pretrained), "pretrained", "must name a hub model or a local folder"),
+            (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
+            _engine_check(self.engine),
         )
+
+
+def _engine_check(engine: str) -> tuple[bool, str, str]:
+    return (engine != "vllm", "engine", (
+        "= vllm is not implemented: generation runs on transformers (engine: hf). To score a saved checkpoint "
+        "with vLLM, run lm_eval --model vllm --model_args pretrained=RUN/gen_XX/model"))
 
 
 # -- devices ---------------------------------------------------------------------------------------
@@ -496,6 +501,10 @@ class HFScratchBackend:
 
     config_class = HFScratchConfig
 
+    @classmethod
+    def experiment_problems(cls, exp) -> list[tuple[str, str]]:
+        return []
+
     def __init__(self, cfg: HFScratchConfig, runtime=None):
         self.cfg, self.runtime = cfg, runtime
         _set_threads(runtime)
@@ -580,6 +589,10 @@ class HFFinetuneBackend:
     """Fine-tunes a pretrained model each generation, fully or with LoRA (see the module docstring)."""
 
     config_class = HFFinetuneConfig
+
+    @classmethod
+    def experiment_problems(cls, exp) -> list[tuple[str, str]]:
+        return []
 
     def __init__(self, cfg: HFFinetuneConfig, runtime=None):
         self.cfg, self.runtime = cfg, runtime

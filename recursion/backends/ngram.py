@@ -32,6 +32,7 @@ from lm_eval.api.model import LM
 from tqdm.auto import tqdm
 
 from ..artifacts import atomic_write_text
+from .base import failing
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 FILENAME = "ngram.json"
@@ -50,6 +51,12 @@ class NgramConfig:
 
     n: int = 2
     alpha: float = 0.01
+
+    def problems(self) -> list[tuple[str, str]]:
+        return failing(
+            (1 <= self.n <= 6, "n", "must be in 1..6"),
+            (self.alpha > 0, "alpha", "must be > 0"),
+        )
 
 
 @dataclass
@@ -392,8 +399,8 @@ class NgramModel:
         self.lm = lm
 
     def generate(self, *, num=None, prompts=None, decoding, seed: int) -> list[str]:
-        if decoding.num_beams != 1 or decoding.repetition_penalty != 1.0:
-            raise ValueError("the n-gram back end supports sampling and greedy decoding only (num_beams=1, repetition_penalty=1)")
+        if NgramBackend.decoding_problems(decoding):
+            raise ValueError("the n-gram back end samples or decodes greedily: num_beams=1, repetition_penalty=1")
         return self.lm.generate(
             num, prompts=prompts, max_new_tokens=decoding.max_new_tokens, min_new_tokens=decoding.min_new_tokens,
             temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p,
@@ -482,6 +489,18 @@ class NgramBackend:
 
     def __init__(self, cfg, runtime=None):
         self.cfg = cfg
+
+    @staticmethod
+    def decoding_problems(decoding) -> list[tuple[str, str]]:
+        why = "the ngram back end samples or decodes greedily (no beam search, no repetition penalty)"
+        return failing(
+            (decoding.num_beams == 1, "num_beams", f"must be 1: {why}"),
+            (decoding.repetition_penalty == 1.0, "repetition_penalty", f"must be 1: {why}"),
+        )
+
+    @classmethod
+    def experiment_problems(cls, exp) -> list[tuple[str, str]]:
+        return [(f"generate.decoding.{key}", message) for key, message in cls.decoding_problems(exp.generate.decoding)]
 
     def train(self, texts, out_dir: Path, *, previous: Path | None, seed: int) -> None:
         vocab = None if previous is None else NgramLM.load(previous).vocab[3:]

@@ -36,7 +36,7 @@ def test_set_overrides(tmp_path):
 @pytest.mark.parametrize(
     "extra, match",
     [
-        ("regime: {nmae: replace}", r"unknown key 'regime.nmae'; valid keys: name, fraction"),
+        ("regime: {nmae: replace}", r"unknown key 'regime.nmae' \(did you mean 'name'\?\); valid keys: name, fraction"),
         ("regime: {name: replce}", r"regime.name = 'replce' is not valid; choose one of: replace, accumulate"),
         ("filter: {name: surprize}", r"filter.name = 'surprize' is not valid; choose one of: none, random, surprise"),
         ("generations: two", r"generations must be int"),
@@ -45,7 +45,11 @@ def test_set_overrides(tmp_path):
         ("generate: {prompt: task}", r"needs generate.prompts_file"),
         ("generate: {decoding: {temprature: 1}}", r"unknown key 'generate.decoding.temprature'"),
         ("bogus: 1", r"unknown key 'bogus'"),
-        ("data: {source: 'ftp:x'}", r"data.source must be"),
+        ("data: {source: 'ftp:x'}", r"data.source = 'ftp:x' is not valid; choose one of: shakespeare, jsonl:PATH"),
+        ("generate: {decoding: {top_p: 0}}", r"generate.decoding.top_p must be in \(0, 1\]"),
+        ("generate: {decoding: {num_beams: 5}}", r"generate.decoding.num_beams must be 1: the ngram back end"),
+        ("model: {backend: ngram, alpha: -1}", r"model.alpha must be > 0"),
+        ("eval: {limit: 0}", r"eval.limit must be > 0"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, extra, match):
@@ -62,3 +66,20 @@ def test_bad_backend_and_model_keys(tmp_path):
         load_config(write(tmp_path, BASE + "arms:\n  x: {regime: {name: nope}}\n"))
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    text = BASE + "generations: 0\nfilter: {name: surprize, keep: 2}\ngenerate: {decoding: {temperature: 0, num_beams: 3}}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    problems = info.value.problems
+    assert len(problems) == 5, problems
+    for key in ("generations", "filter.name", "filter.keep", "generate.decoding.temperature", "generate.decoding.num_beams"):
+        assert any(f": {key} " in p for p in problems), key
+
+
+def test_a_problem_of_one_arm_names_the_arm(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, BASE + "generations: 0\narms:\n  a: {}\n  x: {regime: {name: nope}}\n"))
+    assert info.value.problems[0].endswith(": generations must be >= 1")  # shared by both arms: said once
+    assert "(arm 'x'): regime.name = 'nope'" in info.value.problems[1] and len(info.value.problems) == 2
