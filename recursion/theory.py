@@ -1,7 +1,7 @@
 """The regression model of collapse: linear regression retrained on its own labels, in closed form
 and by simulation (numpy only, seconds on a laptop).
 
-Setup (Dohmatob, Feng & Kempe, 2024, Sec. 3; Gerstgrasser et al., 2024, Sec. 2). Inputs
+Setup (Dohmatob, Feng & Kempe, 2024, Sec. 3; Gerstgrasser et al., 2024, linear models). Inputs
 x ~ N(0, Σ) in R^d (Σ = I, or a power-law spectrum λ_k ∝ k^(−α) scaled to trace d); ground truth
 w0 with ||w0|| = 1; labels y = xᵀw + ε, ε ~ N(0, σ²). Generation 0 fits on T real samples
 (labels from w0); every later generation fits on samples whose *synthetic* labels come from the
@@ -31,21 +31,24 @@ Gaussian design):
   linearly in n, without bound).
 * accumulate: E_n = σ²d · Σ_{k=1}^{n+1} 1 / (k(kT − d − 1)) < c·π²/6. With Sₙ = Σ_{k≤n} XₖᵀXₖ the
   normal equations give Sₙeₙ = Sₙe_{n−1} + Xₙᵀεₙ, so eₙ = Σ_k S_k⁻¹X_kᵀε_k, and by exchangeability
-  E tr(S_k⁻¹X_kᵀX_kS_k⁻¹) = E tr(S_k⁻¹)/(k + 1) = d/((k + 1)((k + 1)T − d − 1)). Gerstgrasser et al.
-  (their linear-model theorem) reuse the same inputs every generation and get
-  c·Σ_{k=1}^{n+1} 1/k²; both are bounded by a constant times c.
+  E tr(S_k⁻¹X_kᵀX_kS_k⁻¹) = E tr(S_k⁻¹)/(k + 1) = d/((k + 1)((k + 1)T − d − 1)). Gerstgrasser et al.'s
+  linear-model theorem reuses the same inputs every generation; the same identity then gives
+  c·Σ_{k=1}^{n+1} 1/k², their bound π²/6·c. Both stay bounded.
 * mix:p, a = round(pT) synthetic rows: E_n = c·Σ_{k=0}^{n} mᵏ → c/(1 − m), with
   m = E‖(XᵀX)⁻¹X_synᵀX_syn‖²_F / d
     = a(a + 2)/(T(T + 2)) + a(T − a)(T + 1)(d − 1) / (T(T + 2)(T − 1)(T − d − 1)),
-  from eₙ = Mₙe_{n−1} + (XᵀX)⁻¹Xᵀεₙ with Mₙ = (XᵀX)⁻¹X_synᵀX_syn, the SVD X = UΛVᵀ (U Haar,
-  independent of Λ), Haar moments of U and E[tr S·tr S⁻¹] of a Wishart S. p = 1 gives m = 1
-  (replace), p = 0 gives E_n = c; m ≈ p² + p(1 − p)d/(T − d) for large T.
+  from eₙ = Mₙe_{n−1} + (XᵀX)⁻¹Xᵀεₙ (Mₙ independent of e_{n−1}, E[MₙMₙᵀ] = m·I by rotation
+  invariance; whitening makes Σ drop out). With X = UΛVᵀ (U Haar on the Stiefel manifold,
+  independent of Λ) and K = UᵀD_synU: ‖M‖²_F = Σ_ij K_ij² s_j/s_i, E K_ii² = a(a + 2)/(T(T + 2)),
+  E K_ij² = a(T − a)/(T(T − 1)(T + 2)) and E[tr S·tr S⁻¹] = (Td² − 2d)/(T − d − 1) for the Wishart
+  S = XᵀX. p = 1 gives m = 1 (replace), p = 0 gives E_n = c; m ≈ p² + p(1 − p)d/(T − d) for large T.
 
 Ridge learners (``ridge_theory``, isotropic Σ and ``replace`` only): with R = (S + λT)⁻¹S, the
 learner is R·ŵ_n^OLS, so E_n(λ) = ‖w0‖²·λ²g₂ + E_{n−1}·(1 − 2λg₁ + λ²g₂) + σ²γ(g₁ − λg₂), where
 γ = d/T, E_{n−1} = n·c the inherited synthetic error (0 at n = 0), and g₁ = E[1/(s + λ)],
-g₂ = E[1/(s + λ)²] over the Marchenko–Pastur law of the eigenvalues s of XᵀX/T — Dohmatob et al.'s
-deterministic-equivalent ("≃") result, exact as d, T → ∞ with d/T fixed (1–2% at d = 50, T = 200).
+g₂ = E[1/(s + λ)²] over the Marchenko–Pastur law of the eigenvalues s of XᵀX/T: a deterministic
+equivalent ("≃", as in Dohmatob et al.'s ridge results), exact as d, T → ∞ with d/T fixed; within
+1% of a long simulation at d = 50, T = 200 (tested).
 No closed form is given (``None``) for ridge with ``accumulate``, ``mix`` or a power-law spectrum.
 
 Adaptive regularization (Dohmatob et al., Sec. 4–5: the optimal ridge grows with the number of
@@ -66,6 +69,7 @@ Accumulating Real and Synthetic Data" (2024, arXiv:2404.01413).
 """
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -138,9 +142,9 @@ class Setup:
         return failing(
             (self.d >= 1, "d", "must be >= 1"),
             (self.T >= self.d + 2, "T", f"must be >= d + 2 = {self.d + 2} (least squares needs T > d + 1)"),
-            (self.sigma >= 0, "sigma", "must be >= 0"),
+            (math.isfinite(self.sigma) and self.sigma >= 0, "sigma", "must be a finite number >= 0"),
             (self.generations >= 0, "generations", "must be >= 0"),
-            (self.spectrum >= 0, "spectrum", "the power-law exponent must be >= 0"),
+            (math.isfinite(self.spectrum) and self.spectrum >= 0, "spectrum", "the power-law exponent must be finite, >= 0"),
         )
 
     def eigenvalues(self) -> np.ndarray:
@@ -185,7 +189,7 @@ def parse_spectrum(spec: str) -> float:
             alpha = float(arg)
         except ValueError:
             alpha = -1.0
-        if alpha > 0:
+        if 0 < alpha < math.inf:
             return alpha
     raise ValueError(f"spectrum: expected isotropic or power:ALPHA with ALPHA > 0, got {spec!r}")
 

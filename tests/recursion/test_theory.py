@@ -101,7 +101,7 @@ def test_records_schema_and_reproducibility():
 
 
 def test_bad_input_names_the_problem():
-    with pytest.raises(ValueError, match=r"T must be >= d \+ 2 = 52.*; sigma must be >= 0"):
+    with pytest.raises(ValueError, match=r"T must be >= d \+ 2 = 52.*; sigma must be a finite number >= 0"):
         run(Setup(T=50, sigma=-1), [Regime("replace")], [OLS])
     with pytest.raises(ValueError, match="reps must be >= 2"):
         run(Setup(), [Regime("replace")], [OLS], reps=1)
@@ -119,4 +119,8 @@ def test_bad_input_names_the_problem():
         parse_learners("-1")
     with pytest.raises(ValueError, match="power:ALPHA"):
         parse_spectrum("power:-1")
+    with pytest.raises(ValueError, match="power:ALPHA"):
+        parse_spectrum("power:inf")
+    with pytest.raises(ValueError, match="sigma must be a finite"):
+        run(Setup(sigma=float("nan")), [Regime("replace")], [OLS])
     assert parse_spectrum("power:1.5") == 1.5 and parse_spectrum("isotropic") == 0.0
