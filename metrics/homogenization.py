@@ -79,11 +79,11 @@ def homogenization(texts: Sequence[str], measure: str = "rouge_l") -> float:
     Python loop and rounds it to 3 decimals; it also returns 1.0 — the value of a fully
     homogeneous corpus — when *every* pair scores 0 (its ``if corpus_score == 0:
     corpus_score += len(data)``, meant for "all strings identical"), so a corpus with no shared
-    token at all scores 1.0 there and 0.0 here.
+    token at all (or only empty texts) scores 1.0 there and 0.0 here.
 
-    Cost: O(N²·L·⌈L'/64⌉/w) word operations for texts of L tokens (L' of them shared with some
-    other text), with w ≈ the number of pairs numpy advances per call; memory is bounded by
-    fixed work-array sizes.
+    Cost: N(N−1)/2 · L · ⌈L'/64⌉ 64-bit word operations for texts of L tokens, L' of them shared
+    with another text, done by numpy on batches of up to 2^19 pairs; memory is bounded by fixed
+    work-array sizes (tens of MiB), whatever N.
 
     References
     ----------
