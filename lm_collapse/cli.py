@@ -102,6 +102,26 @@ def cmd_vs_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_theory(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from recursion import theory
+
+    if args.plot and (Path(args.plot).suffix not in (".png", ".pdf", ".svg") or not Path(args.plot).parent.is_dir()):
+        raise ValueError(f"--plot {args.plot}: expected a .png, .pdf or .svg file in an existing folder")
+    setup = theory.Setup(args.d, args.T, args.sigma, args.generations, theory.parse_spectrum(args.spectrum))
+    regimes = theory.parse_regimes(args.regimes)
+    learners = theory.parse_learners(args.ridge, args.adaptive)
+    records = theory.run(setup, regimes, learners, reps=args.reps, seed=args.seed)
+    if args.plot:
+        from .report.theory_plot import theory_figure
+
+        title = f"Linear regression on its own labels: d={args.d}, T={args.T}, σ={args.sigma:g}, {args.reps} runs"
+        theory_figure(records, args.plot, title=title, null_error=theory.null_error(setup, args.seed))
+    print(json.dumps(records, indent=2) if args.format == "json" else theory.format_table(records))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lm-collapse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", help="e.g. cuda:0, cpu (default: cuda when available, else cpu)")
     v.add_argument("--batch_size", type=int, default=8)
     v.set_defaults(func=cmd_vs_demo)
+
+    t = sub.add_parser("theory", help="the regression model of collapse: closed-form vs simulated test error (seconds)")
+    t.add_argument("--regimes", default="replace,accumulate,mix:0.5",
+                   help="comma-separated: replace, accumulate, mix:P with P the SYNTHETIC share of each generation's "
+                   "data (default: replace,accumulate,mix:0.5)")
+    t.add_argument("--generations", type=int, default=10, help="generations after generation 0 (default: 10)")
+    t.add_argument("--d", type=int, default=50, help="input dimension (default: 50)")
+    t.add_argument("--T", type=int, default=200, help="samples per generation, >= d + 2 (default: 200)")
+    t.add_argument("--sigma", type=float, default=1.0, help="label-noise standard deviation (default: 1)")
+    t.add_argument("--spectrum", default="isotropic", help="input covariance: isotropic or power:ALPHA (default: isotropic)")
+    t.add_argument("--reps", type=int, default=200, help="simulated independent chains (default: 200)")
+    learner = t.add_mutually_exclusive_group()
+    learner.add_argument("--ridge", metavar="LAMBDA[,LAMBDA...]", help="ridge learners evaluated beside least squares")
+    learner.add_argument("--adaptive", action="store_true",
+                         help="the adaptive ridge learner beside least squares (λ grows with the inherited synthetic error)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--format", choices=("table", "json"), default="table")
+    t.add_argument("--plot", metavar="OUT.png", help="also write the figure (.png, .pdf or .svg)")
+    t.set_defaults(func=cmd_theory)
     return parser
 
 

@@ -18,6 +18,7 @@ name                       value
 ``div_syn``                :func:`metrics.syntactic_diversity` (spaCy)
 ``div_sem``                :func:`metrics.semantic_diversity` (sentence embeddings)
 ``knn_entropy``            :func:`metrics.knn_entropy` of the sentence embeddings (nats)
+``homogenization``         :func:`metrics.homogenization`: mean pairwise ROUGE-L F (Shaib et al.)
 =========================  ==================================================================
 """
 from __future__ import annotations
@@ -120,6 +121,12 @@ def _knn_entropy(corpus: _Corpus, name: str) -> float:
     return knn_entropy(corpus.embeddings(), **corpus.options.get(name, {}))
 
 
+def _homogenization(corpus: _Corpus, name: str) -> float:
+    from .homogenization import homogenization
+
+    return homogenization(corpus.needs_raw(name), **corpus.options.get(name, {}))
+
+
 def _mean_length(corpus: _Corpus, name: str) -> float:
     return float(np.mean([len(t) for t in corpus.tokens]))
 
@@ -138,6 +145,7 @@ _FIXED: dict[str, Callable[[_Corpus, str], float]] = {
     "div_syn": _div_syn,
     "div_sem": _div_sem,
     "knn_entropy": _knn_entropy,
+    "homogenization": _homogenization,
 }
 
 _PATTERNS: list[tuple[re.Pattern, Callable[[int], Callable[[_Corpus, str], float]]]] = [

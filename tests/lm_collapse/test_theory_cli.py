@@ -1,0 +1,52 @@
+"""``lm-collapse theory``: json records, the table, the figure, and one-line errors on bad input."""
+import json
+
+import pytest
+
+from lm_collapse.cli import main
+
+SMALL = ["theory", "--d", "4", "--T", "12", "--generations", "2", "--reps", "20"]
+
+
+def test_json_records(capsys):
+    assert main([*SMALL, "--regimes", "replace,accumulate,mix:0.25", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert len(records) == 3 * 3
+    assert [r["regime"] for r in records[::3]] == ["replace", "accumulate", "mix:0.25"]
+    for r in records:
+        assert {"regime", "generation", "test_error_sim", "test_error_sim_ci95", "test_error_theory"} <= set(r)
+        assert isinstance(r["test_error_theory"], float) and len(r["test_error_sim_ci95"]) == 2
+
+
+def test_table_and_figure(tmp_path, capsys):
+    out = tmp_path / "theory.png"
+    assert main([*SMALL, "--adaptive", "--spectrum", "power:1", "--plot", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("| regime | learner | generation |") and "| mix:0.5 | adaptive | 2 |" in table
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--regimes", "replace,copy"], "unknown regime 'copy'"),
+        (["--regimes", "mix:2"], "synthetic share must be in [0, 1]"),
+        (["--T", "5"], "T must be >= d + 2 = 6"),
+        (["--reps", "1"], "reps must be >= 2"),
+        (["--ridge", "-0.5"], "λ must be >= 0"),
+        (["--spectrum", "flat"], "isotropic or power:ALPHA"),
+        (["--plot", "/no/such/folder/x.png"], "existing folder"),
+    ],
+)
+def test_bad_input_is_one_line(args, message, capsys):
+    assert main([*SMALL, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_argparse_rejections_exit_2(capsys):
+    for args in (["--d", "x"], ["--ridge", "1", "--adaptive"]):
+        with pytest.raises(SystemExit) as e:
+            main([*SMALL, *args])
+        assert e.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
