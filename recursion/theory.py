@@ -26,7 +26,7 @@ any Σ, with c = σ²d/(T − d − 1) the generation-0 error (E tr(Σ(XᵀX)⁻
 Gaussian design):
 
 * replace: E_n = (n + 1)·c. The error of generation n is e_n = e_{n−1} + (XₙᵀXₙ)⁻¹Xₙᵀεₙ, one
-  independent noise term per generation. This is Dohmatob et al.'s Theorem 4.1 with λ = 0
+  independent noise term per generation. This is Dohmatob et al.'s exact test-error characterization (§4) at λ = 0
   (E_test(ŵ_n^pred) = σ²d/(T − d − 1) + nσ0²d/(T0 − d − 1), here T0 = T, σ0 = σ: the error grows
   linearly in n, without bound).
 * accumulate: E_n = σ²d · Σ_{k=1}^{n+1} 1 / (k(kT − d − 1)) < c·π²/6. With Sₙ = Σ_{k≤n} XₖᵀXₖ the
