@@ -135,6 +135,15 @@ class Source:
         """Documents of generation 0's real training set."""
         return len(self.pool) - self.held_out if self.data.num_train is None else self.data.num_train
 
+    def check_fresh(self, per_generation: int, generations: int) -> None:
+        """``ValueError`` unless the corpus holds ``per_generation`` fresh documents for each generation
+        after the first (regime ``mix``), beyond the training set and the probes."""
+        need, have = per_generation * (generations - 1), len(self.pool) - self.held_out - self.num_train
+        if need > have:
+            raise ValueError(f"regime 'mix' needs {per_generation} fresh real documents in each of generations 1.."
+                             f"{generations - 1} ({need} in all), but data.source {self.data.source!r} has {have} beyond "
+                             "the training set and the probes; lower generations, regime.fraction or data.num_train")
+
 
 def prepare(data: DataConfig, probes: ProbesConfig, *, pool: list[str] | None = None) -> Source:
     """Load the corpus (unless ``pool`` is given) and the probe prompts, and check that the

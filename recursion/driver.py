@@ -245,6 +245,8 @@ def prepare_sources(arms: dict[str, Experiment]) -> dict[str, Source]:
         if exp.data not in pools:
             pools[exp.data] = load_pool(exp.data)
         sources[arm] = prepare(exp.data, exp.probes, pool=pools[exp.data])
+        if exp.regime.name == "mix":
+            sources[arm].check_fresh(int(round(exp.regime.fraction * sources[arm].num_train)), exp.generations)
         if exp.generate.prompt == "task" and exp.generate.prompts_file and not read_texts(exp.generate.prompts_file):
             raise ValueError(f"generate.prompts_file {exp.generate.prompts_file}: no prompts (the file is empty)")
     return sources

@@ -122,7 +122,7 @@ def test_requirements_are_exactly_what_runtime_code_imports():
 
 
 def test_installed_versions_satisfy_the_declared_ranges():
-    for name, req in requirements("options", "install_requires").items():
+    for req in requirements("options", "install_requires").values():
         installed = metadata.version(req.name)
         assert req.specifier.contains(installed, prereleases=True), f"{req.name} {installed} is outside {req.specifier}"
 
@@ -136,7 +136,8 @@ def test_floors_are_the_newest_release_of_any_name_we_call(distribution):
     assert Version(floor.version) == newest if distribution in ("lm-eval", "transformers") else Version(floor.version) >= newest
     for target in API[distribution]:
         module, _, attr = target.partition(":")
-        assert hasattr(importlib.import_module(module), attr), f"{target} is gone from {distribution} {metadata.version(distribution)}"
+        installed = metadata.version(distribution)
+        assert hasattr(importlib.import_module(module), attr), f"{target} is gone from {distribution} {installed}"
 
 
 def test_lm_eval_has_an_upper_bound_below_the_next_series():

@@ -58,7 +58,8 @@ def test_config_changes_are_named_and_generations_may_grow(tmp_path):
     with pytest.raises(RunFolderError, match="generations: 2 -> 1"):
         check_compatible(tmp_path, {**CONFIG, "generations": 1})
     run = open_run(tmp_path, {**CONFIG, "generations": 5})
-    assert run.manifest["config"]["generations"] == 5 and yaml.safe_load((tmp_path / "config.yaml").read_text())["generations"] == 5
+    assert run.manifest["config"]["generations"] == 5
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["generations"] == 5
     # a key added to the config since: accepted at its default
     assert config_changes(CONFIG, {**CONFIG, "probes": {"split": None}}, {"probes": {"split": None}}) == ([], False)
 
