@@ -48,10 +48,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     check_options(names, options)
     reference = read_texts(args.reference, args.field, encoding=args.encoding) if args.reference else None
     corpora = {path: read_texts(path, args.field, encoding=args.encoding) for path in args.files}  # every file read first
-    rows = {}
     for path, texts in corpora.items():
         if not texts:
             raise ValueError(f"{path}: no texts (the file is empty)")
+    rows = {}
+    for path, texts in corpora.items():
         try:
             rows[path] = score(texts, names, reference_texts=reference, options=options, progress=not args.quiet)
         except (TypeError, ValueError) as e:  # a metric refusing this corpus or an option's value

@@ -69,7 +69,8 @@ def check_folder(path: str | os.PathLike, what: str = "run folder") -> Path:
     for p in (path, *path.parents):
         if p.exists():
             if not p.is_dir():
-                raise RunFolderError(f"{what} {path}: {p} is a file, not a folder")
+                raise RunFolderError(f"{what} {path} is a file, not a folder" if p == path
+                                     else f"{what} {path}: {p} is a file, not a folder")
             break
     return path
 
