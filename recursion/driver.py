@@ -228,7 +228,7 @@ def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, ove
         extends = check_compatible(path, replica_config(exp, seed, arm), defaults=default_config(exp, arm))
         log(f"{arm} seed {seed}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}, "
             f"filter {exp.filter.name}, {sources[arm].num_train} real training documents -> {path}"
-            + (f" (extending: {extends})" if extends else ""))
+            + (f" ({extends})" if extends else ""))
     if dry_run:
         return [p for *_, p in plan]
     with RunLock(root, log):

@@ -10,8 +10,9 @@ truncated or altered file makes its stage run again (never read), and when the r
 files come out different from the recorded ones, the finished stages that read them
 (``inputs``, given by the driver) run again too. A folder holds one config: opening it with
 another names the keys that differ, except that ``generations`` may grow (the added
-generations run; nothing else is redone) and a key added to the config since the run started
-is accepted at its default value.
+generations run; nothing else is redone), a key added to the config since the run started is
+accepted at its default value, and a folder where no stage had finished (a run that failed at
+once) takes the new config.
 
 :class:`RunLock` keeps two processes out of one folder: a lock file holding the owner's PID; a
 second process refuses, naming it; the lock of a process that no longer exists is taken over.
@@ -257,13 +258,16 @@ def _config_text(config: dict) -> tuple[str, str]:
 
 def check_compatible(path: str | os.PathLike, config: dict, *, defaults: dict | None = None) -> str | None:
     """Whether the replica folder ``path`` can run ``config``: raises :class:`RunFolderError` naming the
-    keys that differ; returns a note when it would extend the run (``None`` otherwise). Writes nothing."""
+    keys that differ; returns a note when it would extend the run, or take over a folder where no
+    stage had finished (``None`` otherwise). Writes nothing."""
     path = check_folder(path)
     if not (path / MANIFEST).exists():
         return None
     manifest = read_manifest(path / MANIFEST)
     if manifest.get("config_sha256") == _config_text(config)[1]:
         return None
+    if not manifest["stages"]:  # a run that failed before its first stage finished holds no work
+        return "no stage had finished: the new config replaces the old one"
     stored = _stored_config(path, manifest)
     if stored is None:
         raise RunFolderError(f"{path} holds a run of a different config (its {CONFIG} is unreadable); use another "
@@ -272,7 +276,7 @@ def check_compatible(path: str | os.PathLike, config: dict, *, defaults: dict | 
     if changes:
         raise RunFolderError(f"{path} holds a run of a different config ({'; '.join(changes)}); use another --run-dir "
                              "(or delete the folder) to start over; only generations may grow on a rerun")
-    return f"generations {stored.get('generations')} -> {config.get('generations')}" if extends else None
+    return f"extending the run: generations {stored.get('generations')} -> {config.get('generations')}" if extends else None
 
 
 class RunDir:
@@ -297,7 +301,7 @@ class RunDir:
             self.manifest = read_manifest(self.manifest_path)
             if self.manifest.get("config_sha256") != digest:
                 if extends:
-                    self.log(f"[{self._name}] extending the run: {extends}")
+                    self.log(f"[{self._name}] {extends}")
                 atomic_write_text(self.path / CONFIG, text)
                 self.manifest.update(config_sha256=digest, config=json.loads(json.dumps(config)))
                 self._save()

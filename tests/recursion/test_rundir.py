@@ -52,9 +52,12 @@ def test_missing_file_is_redone(tmp_path):
 def test_config_changes_are_named_and_generations_may_grow(tmp_path):
     open_run(tmp_path)
     changed = {**CONFIG, "model": {"backend": "ngram", "n": 3}, "seeds": [1]}
+    # no stage finished yet (the run failed at once): the corrected config takes the folder over
+    assert check_compatible(tmp_path, changed) == "no stage had finished: the new config replaces the old one"
+    do(open_run(tmp_path), "a", "x")
     with pytest.raises(RunFolderError, match=r"different config \(model.n: 2 -> 3; seeds: \(absent\) -> \[1\]\)"):
         open_run(tmp_path, changed)
-    assert check_compatible(tmp_path, {**CONFIG, "generations": 5}) == "generations 2 -> 5"
+    assert check_compatible(tmp_path, {**CONFIG, "generations": 5}) == "extending the run: generations 2 -> 5"
     with pytest.raises(RunFolderError, match="generations: 2 -> 1"):
         check_compatible(tmp_path, {**CONFIG, "generations": 1})
     run = open_run(tmp_path, {**CONFIG, "generations": 5})
