@@ -31,6 +31,8 @@ test-fast: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not slow"
 
+# Every benchmark at its --quick size, written to bench_out/ (git-ignored); the committed figures in
+# benchmarks/results/ come from full runs (python benchmarks/bench_X.py).
 bench: $(VENV)/.installed
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done
 

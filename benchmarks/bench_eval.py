@@ -29,7 +29,8 @@ import time
 import warnings
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "eval.md"
+from _timing import results_file
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 N_GENERATIONS, K = 5000, 4
@@ -171,8 +172,7 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text)
+    results_file("eval.md", args.quick).write_text(text)
 
 
 if __name__ == "__main__":

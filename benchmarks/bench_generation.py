@@ -13,7 +13,7 @@ and continuations of real-prefix prompts of 4–16 tokens (the left padding path
 each, after one warm-up call.
 
 Usage: ``python benchmarks/bench_generation.py [--quick] [--threads 1] [--device auto]``; writes
-``benchmarks/results/generation.md`` (or ``--out``).
+``benchmarks/results/generation.md`` (``--quick``: ``bench_out/``; or ``--out``).
 """
 from __future__ import annotations
 
@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 
 import torch
+from _timing import results_file
 
 from collapse_tasks import corpus
 from recursion.backends.base import Decoding
 from recursion.backends.hf import HFScratchBackend, HFScratchConfig, TrainConfig
 from recursion.config import RuntimeConfig
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def tiny_model(device: str, tmp: Path):
@@ -55,7 +54,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "generation.md")
+    ap.add_argument("--out", type=Path, help="default: benchmarks/results/generation.md (--quick: bench_out/)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n, new = (32, 32) if args.quick else (256, 64)
@@ -93,8 +92,9 @@ def main() -> None:
         *rows, "",
     ])
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    out = args.out or results_file("generation.md", args.quick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
 
 
 if __name__ == "__main__":

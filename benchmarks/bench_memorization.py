@@ -30,13 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from _timing import best_time
+from _timing import best_time, results_file
 
 from collapse_tasks import corpus
 from metrics import tokenize
 from metrics.memorization import NgramIndex
-
-RESULTS = Path(__file__).parent / "results" / "memorization.md"
 
 
 def rss_growth(fn):
@@ -186,7 +184,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="every 8th work, 1,000 lines")
     parser.add_argument("--lines", type=int, default=None, help="query lines (default 5,000; --quick 1,000)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of ours (best is kept)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/memorization.md (--quick: bench_out/)")
     args = parser.parse_args()
     if args.lines is None:
         args.lines = 1_000 if args.quick else 5_000
@@ -194,8 +192,9 @@ def main():
     text = table(run(args), args)
     print(text)
     command = "python benchmarks/bench_memorization.py" + (" --quick" if args.quick else "")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(f"# Memorization benchmark\n\n`{command}`\n\n{text}")
+    output = args.output or results_file("memorization.md", args.quick)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(f"# Memorization benchmark\n\n`{command}`\n\n{text}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
   request building, aggregation) with the one TaskManager and the already-loaded model reused.
   The first checkpoint also pays for building the TaskManager.
 
-Usage: ``python benchmarks/bench_recursion.py [--quick]``; writes ``benchmarks/results/recursion.md``.
+Usage: ``python benchmarks/bench_recursion.py [--quick]``; writes ``benchmarks/results/recursion.md``
+(``--quick``: ``bench_out/recursion.md``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from _timing import results_file
 
 from recursion.artifacts import MANIFEST
 from recursion.driver import run_experiment
@@ -58,7 +61,7 @@ def main() -> None:
             lines.append("")
     text = "\n".join(lines)
     print(text)
-    out = ROOT / "benchmarks" / "results" / "recursion.md"
+    out = results_file("recursion.md", args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
 

@@ -20,7 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from _timing import best_time
+from _timing import best_time, results_file
 from fast_bleu import SelfBLEU
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
@@ -28,7 +28,6 @@ from collapse_tasks import corpus
 from metrics import tokenize
 from metrics.self_bleu import self_bleu
 
-RESULTS = Path(__file__).parent / "results" / "self_bleu.md"
 WEIGHTS = (0.25,) * 4
 
 
@@ -109,7 +108,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="N = 1,000 and 5,000 only")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per N (best is kept)")
     parser.add_argument("--nltk-hyps", type=int, default=10, help="hypotheses NLTK is timed on")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/self_bleu.md (--quick: bench_out/)")
     args = parser.parse_args()
 
     lines = corpus.lines("all")
@@ -121,8 +120,9 @@ def main():
     text = table(rows, args)
     print(text)
     command = " ".join(["python benchmarks/bench_self_bleu.py", *sys.argv[1:]])
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(f"# Self-BLEU benchmark\n\n`{command}`\n\n{text}")
+    output = args.output or results_file("self_bleu.md", args.quick)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(f"# Self-BLEU benchmark\n\n`{command}`\n\n{text}")
 
 
 if __name__ == "__main__":

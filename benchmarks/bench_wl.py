@@ -10,24 +10,23 @@
 
 Lines: the held-out Shakespeare lines of >= 5 words shipped with the package, in order.
 Usage: ``python benchmarks/bench_wl.py [--quick]`` (``--quick``: N = 1000 only); writes
-``benchmarks/results/wl.md``.
+``benchmarks/results/wl.md`` (``--quick``: ``bench_out/wl.md``).
 """
 from __future__ import annotations
 
 import argparse
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import spacy
+from _timing import results_file
 from grakel import graph_from_networkx
 from grakel.kernels import VertexHistogram, WeisfeilerLehman
 
 from collapse_tasks import corpus
 from metrics.syntactic import parse_trees, wl_diversity
 
-ROOT = Path(__file__).resolve().parent.parent
 N_ITER = 2
 
 
@@ -104,7 +103,7 @@ def main() -> None:
     ]
     text = "\n".join(out)
     print(text)
-    path = ROOT / "benchmarks" / "results" / "wl.md"
+    path = results_file("wl.md", args.quick)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 

@@ -103,6 +103,20 @@ def shakespeare_prompts(**_metadata):
     return datasets.DatasetDict({"test": datasets.Dataset.from_list([records[i] for i in picked])})
 
 
+def shakespeare_prompts_full(**metadata):
+    """``custom_dataset`` hook of ``collapse_gen_shakespeare_full``: :func:`shakespeare_prompts`, after
+    checking that its extras (spaCy and an English pipeline, sentence-transformers) are installed."""
+    from .extras import MissingExtra, require
+
+    require("collapse_gen_shakespeare_full", "spacy", "embeddings")
+    import spacy.util
+
+    if not spacy.util.is_package(_spacy_model()):
+        raise MissingExtra("an English spaCy pipeline is not installed (needed by collapse_gen_shakespeare_full): "
+                           "python -m spacy download en_core_web_sm")
+    return shakespeare_prompts(**metadata)
+
+
 def doc_prompt(doc: dict) -> str:
     return doc["prompt"]
 

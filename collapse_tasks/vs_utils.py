@@ -112,8 +112,11 @@ def _dataset(name: str, form: str):
     def custom_dataset(**metadata):
         import datasets
 
+        from .extras import require
+
         records = docs(form, **metadata)
-        embed(["the embedder loads before any generation"])  # fail now, not after hours of generation
+        require("the collapse_vs tasks", "embeddings")  # fail now, not after hours of generation
+        embed(["the embedder loads before any generation"])
         return datasets.DatasetDict({"test": datasets.Dataset.from_list(records)})
 
     custom_dataset.__name__ = custom_dataset.__qualname__ = name

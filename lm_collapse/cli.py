@@ -1,8 +1,14 @@
-"""``lm-collapse``: the command line. Each subcommand imports its heavy modules only when run."""
+"""``lm-collapse``: the command line. Each subcommand imports its heavy modules only when run.
+
+Bad input (a missing or unreadable file, a malformed line, an unknown name, a config error, a run
+folder that cannot be used, an extra not installed, the hub out of reach) is one line on stderr
+naming the problem, exit status 2, never a traceback; set ``LM_COLLAPSE_TRACEBACK=1`` to see one.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,7 +20,7 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, dict]:
         key, sep, value = pair.partition("=")
         metric, dot, option = key.partition(".")
         if not sep or not dot or not metric or not option:
-            raise SystemExit(f"lm-collapse: --option expects METRIC.KEY=VALUE, got {pair!r}")
+            raise ValueError(f"--option expects METRIC.KEY=VALUE, got {pair!r}")
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
@@ -32,18 +38,25 @@ def _format_table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from metrics.score import DEFAULT_METRICS, resolve, score
+    from metrics.score import DEFAULT_METRICS, check_options, resolve, score
     from recursion.artifacts import read_texts
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else list(DEFAULT_METRICS)
     for name in names:
         resolve(name)
     options = _parse_options(args.option)
-    reference = read_texts(args.reference, args.field) if args.reference else None
+    check_options(names, options)
+    reference = read_texts(args.reference, args.field, encoding=args.encoding) if args.reference else None
+    corpora = {path: read_texts(path, args.field, encoding=args.encoding) for path in args.files}  # every file read first
+    for path, texts in corpora.items():
+        if not texts:
+            raise ValueError(f"{path}: no texts (the file is empty)")
     rows = {}
-    for path in args.files:
-        texts = read_texts(path, args.field)
-        rows[path] = score(texts, names, reference_texts=reference, options=options, progress=not args.quiet)
+    for path, texts in corpora.items():
+        try:
+            rows[path] = score(texts, names, reference_texts=reference, options=options, progress=not args.quiet)
+        except (TypeError, ValueError) as e:  # a metric refusing this corpus or an option's value
+            raise ValueError(f"{path}: {e}") from None
     print(json.dumps(rows, indent=2) if args.format == "json" else _format_table(rows))
     return 0
 
@@ -56,22 +69,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from recursion.config import ConfigError
     from recursion.driver import run_experiment
 
-    try:
-        folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run)
-    except ConfigError as e:
-        problems = e.problems
-        if len(problems) == 1:
-            print(f"lm-collapse run: config error: {problems[0]}", file=sys.stderr)
-        else:
-            print(f"lm-collapse run: {len(problems)} config errors:", *(f"  - {p}" for p in problems), sep="\n", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"lm-collapse run: error: {e}", file=sys.stderr)
-        return 2
-    print(("validated; would write " if args.dry_run else "finished: ") + ", ".join(map(str, folders)))
+    folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run)
+    print(("ready to run (config, data, tasks and folders checked); would write " if args.dry_run else "finished: ")
+          + ", ".join(map(str, folders)))
     return 0
 
 
@@ -92,11 +94,17 @@ def cmd_vs_demo(args: argparse.Namespace) -> int:
 
     from . import vs_demo
 
+    for name in ("k", "num_direct", "turns"):  # before the model loads
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0 < args.threshold <= 1:
+        raise ValueError(f"--threshold must be in (0, 1], got {args.threshold}")
+    gen_kwargs = simple_parse_args_string(args.gen_kwargs or "")
     prompt = vs_demo.resolve_prompt(args.prompt)
     lm = vs_demo.load_model(args.model, args.model_args, device=args.device, batch_size=args.batch_size)
     result = vs_demo.run(
         lm, prompt, form=args.form, k=args.k, num_direct=args.num_direct, turns=args.turns,
-        threshold=args.threshold, seed=args.seed, gen_kwargs=simple_parse_args_string(args.gen_kwargs or ""),
+        threshold=args.threshold, seed=args.seed, gen_kwargs=gen_kwargs,
     )
     print(vs_demo.format_result(result))
     return 0
@@ -129,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("metrics", help="diversity metrics of text files (JSONL or one text per line)")
     m.add_argument("files", nargs="+", help=".jsonl files (one record per text) or plain text files")
     m.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
+    m.add_argument("--encoding", default="utf-8", help="text encoding of the files (default: utf-8), e.g. latin-1")
     m.add_argument("--metrics", help="comma-separated metric names (default: the fast lexical set)")
     m.add_argument("--reference", help="training corpus for memorization_<n> (same formats)")
     m.add_argument("--option", action="append", default=[], metavar="METRIC.KEY=VALUE",
@@ -143,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue an existing run folder (error if there is none)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set generations=3 --set model.alpha=0.1 (repeatable)")
-    r.add_argument("--dry-run", action="store_true", help="validate the config and print the plan; run nothing")
+    r.add_argument("--dry-run", action="store_true",
+                   help="check everything a run needs (config, data, tasks, run folders) and print the plan; run nothing")
     r.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV), plots and samples of run folders")
@@ -201,6 +211,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(err: BaseException) -> list[str]:
+    """The lines that say what went wrong: one, or one per problem of a config."""
+    from recursion.config import ConfigError
+
+    if isinstance(err, ConfigError) and len(err.problems) > 1:
+        return [f"{len(err.problems)} config errors:", *(f"  - {p}" for p in err.problems)]
+    if isinstance(err, ConnectionError):
+        return [f"the network cannot be reached (offline? {_first_line(err)})"]
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return [f"{err.filename}: {err.strerror}"]
+    return [_first_line(err)]
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _fail(command: str, err: BaseException) -> int:
+    if os.environ.get("LM_COLLAPSE_TRACEBACK"):
+        raise err
+    lines = _message(err)
+    print(f"lm-collapse {command}: error: {lines[0]}", *lines[1:], sep="\n", file=sys.stderr)
+    return 2
+
+
+#: Exceptions that mean bad input or an unusable environment: reported in one line, exit status 2.
+USER_ERRORS = (ValueError, OSError, ImportError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["eval"]:  # every other argument belongs to lm-eval's parser
@@ -208,15 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             return eval_main(argv[1:])
-        except (ValueError, FileNotFoundError) as e:
-            print(f"lm-collapse eval: error: {e}", file=sys.stderr)
-            return 2
+        except USER_ERRORS as e:
+            return _fail("eval", e)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"lm-collapse {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as e:
+        return _fail(args.command, e)
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ def _mean_length(corpus: _Corpus, name: str) -> float:
 def _compression(corpus: _Corpus, name: str) -> float:
     from .lexical import compression_ratio
 
-    return compression_ratio(corpus.raw if corpus.raw is not None else corpus.tokens)
+    return compression_ratio(corpus.raw if corpus.raw is not None else corpus.tokens, **corpus.options.get(name, {}))
 
 
 _FIXED: dict[str, Callable[[_Corpus, str], float]] = {
@@ -156,6 +156,54 @@ _PATTERNS: list[tuple[re.Pattern, Callable[[int], Callable[[_Corpus, str], float
     (re.compile(r"top(\d+)_share"), lambda k: _lexical("top_k_share", k=k)),
     (re.compile(r"memorization_(\d+)"), _memorization),
 ]
+
+
+#: The options each metric takes (``options={name: {...}}``, ``--option name.key=value``), by family;
+#: ``embed`` configures the sentence embedder shared by ``div_sem`` and ``knn_entropy``.
+OPTIONS = {
+    "unique_n": ("ns", "sample_size", "seed"),
+    "self_bleu": ("smoothing", "sample_size", "seed"),
+    "compression_ratio": ("algorithm",),
+    "div_syn": ("n_iter", "model", "nlp", "batch_size", "n_process"),
+    "knn_entropy": ("k", "eps"),
+    "homogenization": ("measure",),
+    "embed": ("model_name", "model", "batch_size"),
+}
+_EMBEDDED = ("div_sem", "knn_entropy")
+
+
+def _family(name: str) -> str:
+    """``self_bleu_4`` → ``self_bleu``; a fixed name is its own family."""
+    for pattern, _ in _PATTERNS:
+        if pattern.fullmatch(name):
+            return pattern.pattern.replace(r"(\d+)", "").strip("_")
+    return name
+
+
+def check_options(metrics: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None) -> None:
+    """``ValueError`` for an option of a metric not asked for, or an option a metric does not take.
+
+    Examples
+    --------
+    >>> check_options(["self_bleu_4"], {"self_bleu_4": {"sample_size": 100}})
+    >>> check_options(["self_bleu_4"], {"self_bleu_4": {"bogus": 1}})
+    Traceback (most recent call last):
+    ...
+    ValueError: option self_bleu_4.bogus: self_bleu_4 has no option 'bogus'; its options: smoothing, sample_size, seed
+    """
+    for key, given in (options or {}).items():
+        if key == "embed":
+            if not any(m in _EMBEDDED for m in metrics):
+                raise ValueError(f"option embed.*: only {' and '.join(_EMBEDDED)} embed texts, and neither is asked")
+        elif key not in metrics:
+            raise ValueError(f"option {key}.*: {key!r} is not among the metrics asked ({', '.join(metrics)})")
+        if not isinstance(given, Mapping):
+            raise ValueError(f"options[{key!r}] must be a mapping of option names to values")
+        allowed = OPTIONS.get(_family(key), ())
+        for option in given:
+            if option not in allowed:
+                valid = f"its options: {', '.join(allowed)}" if allowed else "it takes no options"
+                raise ValueError(f"option {key}.{option}: {key} has no option {option!r}; {valid}")
 
 
 def resolve(name: str) -> Callable[[_Corpus, str], float]:
@@ -192,6 +240,7 @@ def score(
     options : mapping, optional
         Per-metric keyword options, e.g. ``{"self_bleu_4": {"sample_size": 1000}}``; the key
         ``"embed"`` configures the sentence embedder shared by ``div_sem`` and ``knn_entropy``.
+        :data:`OPTIONS` lists what each metric takes; anything else is a ``ValueError``.
     progress : bool
         Show a progress bar over the metrics.
 
@@ -207,6 +256,7 @@ def score(
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     functions = {name: resolve(name) for name in metrics}  # fail on a bad name before any work
+    check_options(list(functions), options)
     texts = texts if isinstance(texts, (str, bytes)) else list(texts)
     tokens = as_token_lists(texts)
     raw = texts if texts and all(isinstance(t, str) for t in texts) else None
@@ -217,12 +267,14 @@ def score(
 
         bar = tqdm(total=len(functions), desc="metrics", unit="metric")
     results = {}
-    for name, fn in functions.items():
+    try:
+        for name, fn in functions.items():
+            if bar is not None:
+                bar.set_postfix_str(name)
+            results[name] = float(fn(corpus, name))
+            if bar is not None:
+                bar.update()
+    finally:  # a metric that raises leaves the bar finished, on its own line
         if bar is not None:
-            bar.set_postfix_str(name)
-        results[name] = float(fn(corpus, name))
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
+            bar.close()
     return results

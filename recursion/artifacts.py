@@ -6,7 +6,10 @@ and readers. Layout of an experiment run ``RUN/``::
 
     RUN/<arm>/seed_<s>/        one replica                        replica_dir(RUN, arm, s)
         config.yaml            the resolved experiment             CONFIG
-        manifest.json          stages done, timings, versions      MANIFEST
+        manifest.json          stages done (with the size and      MANIFEST
+                               sha256 of every file each wrote),
+                               timings, versions
+        .lock                  the PID of the process running it   LOCK
         gen_00/                generation 0                        gen_dir(replica, 0)
             train.jsonl        training set (JSONL, field "text")  TRAIN
             model/             the model (save_pretrained / ngram.json)   MODEL
@@ -17,7 +20,9 @@ and readers. Layout of an experiment run ``RUN/``::
         gen_01/ ...
 
 JSONL files hold one JSON object per line with a ``text`` field (loadable by ``datasets``).
-Every write is atomic: a temporary file in the same folder, fsync, rename.
+Every write is atomic: a temporary file in the same folder, fsync, rename. The readers name the
+file (and line) of anything they cannot read: a folder, a binary file, text that is not in the
+given encoding, a malformed JSONL line.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from typing import Any
 
 CONFIG = "config.yaml"
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 TRAIN = "train.jsonl"
 MODEL = "model"
 LM_EVAL = "lm_eval.json"
@@ -112,30 +118,47 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> N
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a JSONL file; the error names the file and line of a malformed record."""
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-    return records
-
-
-def read_texts(path: str | os.PathLike, field: str = "text") -> list[str]:
-    """Texts from a ``.jsonl`` file (the string ``field`` of each record) or any other text file
-    (one text per non-empty line)."""
+def _text(path: str | os.PathLike, encoding: str) -> str:
+    """The whole text of ``path``; ``ValueError`` naming the file for a folder, a binary file, a bad encoding."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a file")
+    data = path.read_bytes()
+    if b"\0" in data[:8192]:
+        raise ValueError(f"{path} looks binary (it holds NUL bytes), not text")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not valid {encoding} text (byte {data[e.start]:#04x}); "
+                         "give its encoding (e.g. --encoding latin-1)") from None
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}") from None
+
+
+def read_jsonl(path: str | os.PathLike, *, encoding: str = "utf-8") -> list[dict[str, Any]]:
+    """Read a JSONL file; the error names the file and line of a malformed record."""
+    records = []
+    for i, line in enumerate(_text(path, encoding).split("\n"), 1):  # not splitlines: JSON may hold U+2028
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    return records
+
+
+def read_texts(path: str | os.PathLike, field: str = "text", *, encoding: str = "utf-8") -> list[str]:
+    """Texts from a ``.jsonl`` file (the string ``field`` of each record) or any other text file
+    (one text per non-empty line)."""
+    path = Path(path)
     if path.suffix != ".jsonl":
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [line.strip() for line in _text(path, encoding).splitlines() if line.strip()]
     texts = []
-    for i, record in enumerate(read_jsonl(path), 1):
+    for i, record in enumerate(read_jsonl(path, encoding=encoding), 1):
         if not isinstance(record, dict) or field not in record:
             raise ValueError(f"{path}: record {i} has no field {field!r} (use --field to choose another)")
         if not isinstance(record[field], str):

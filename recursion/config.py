@@ -134,16 +134,25 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class ProbesConfig:
-    """Probes stored beside lm-eval results: Gen-0 perplexity of synthetic data, top-1 mass."""
+    """Probes stored beside lm-eval results: Gen-0 perplexity of synthetic data, top-1 mass.
+
+    The probe prompts are never trained on. They come from ``prompts_file`` (one prompt per line,
+    or JSONL with a ``text`` field), or from ``split`` (another split of an ``hf:`` source, e.g.
+    ``validation``); else from the held-out plays (``shakespeare``) or held out from the corpus
+    (``jsonl:`` / ``hf:``, see :mod:`recursion.data`).
+    """
 
     enabled: bool = True
     num_prompts: int = 200
     prompt_tokens: int = 16
+    prompts_file: str | None = None
+    split: str | None = None
 
     def problems(self) -> list[tuple[str, str]]:
         return failing(
             (self.num_prompts >= 1, "num_prompts", "must be >= 1"),
             (self.prompt_tokens >= 1, "prompt_tokens", "must be >= 1"),
+            (self.prompts_file is None or self.split is None, "prompts_file", "and probes.split both given; choose one"),
         )
 
 
@@ -181,6 +190,8 @@ class Experiment:
             (len(set(self.seeds)) == len(self.seeds), "seeds", f"= {list(self.seeds)} lists a seed twice"),
             (self.generate.prompt != "task" or bool(self.generate.prompts_file or self.data.prompt_field),
              "generate.prompt", "= task needs generate.prompts_file or data.prompt_field"),
+            (self.probes.split is None or self.data.source.startswith("hf:"), "probes.split",
+             f"= {self.probes.split!r} needs an hf: data.source (for {self.data.source!r} give probes.prompts_file)"),
         )
 
 
@@ -291,8 +302,30 @@ def parse_overrides(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        _set(tree, key.strip(), yaml.safe_load(value))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {pair}: {value!r} is not a YAML value ({getattr(e, 'problem', None) or e})") from None
+        _set(tree, key.strip(), parsed)
     return tree
+
+
+def read_yaml(path: str | Path):
+    """The YAML document of ``path``; :class:`ConfigError` naming the file (and line) of anything unreadable."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no config file {path}")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a config file")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = " ".join(str(x) for x in (getattr(e, "problem", None), getattr(e, "context", None)) if x) or str(e)
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
 
 
 def experiment_from_dict(data: dict, errors: list[str] | None = None) -> Experiment:
@@ -331,9 +364,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, Experi
     Every arm is validated before anything runs.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no config file {path}")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping")
     raw = _merge(raw, parse_overrides(list(overrides)))

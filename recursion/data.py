@@ -15,18 +15,26 @@ title → abstract, prompt → story — and a training document is ``prompt + s
 document into consecutive blocks of that many words (Shumailov et al.'s fixed-length blocks).
 
 The pool is shuffled once with the replica's seed; the first ``num_train`` documents are the real
-training set, the following ones the disjoint fresh folds of the ``mix`` regime, and (for
-non-shipped sources) the last ``probes.num_prompts`` documents the probe prompts, never trained on.
+training set, the following ones the disjoint fresh folds of the ``mix`` regime.
+
+Probe prompts (``probes.num_prompts`` of them, never trained on) come from ``probes.prompts_file``
+or ``probes.split`` when given; else from the held-out plays (``shakespeare``), or, for
+``jsonl:`` / ``hf:`` sources, they are held out from the shuffled pool (its last documents)
+before the training set is taken. A held-out share never eats training data silently: with
+``num_train`` set, the corpus must hold ``num_train + num_prompts`` documents; with
+``num_train: null`` (every document), the probes may take at most half of the corpus. Otherwise
+:func:`prepare` raises, naming the keys to change — before any run folder exists.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from collapse_tasks import corpus
 
-from .config import DataConfig
+from .config import DataConfig, ProbesConfig
 
 
 def load_pool(cfg: DataConfig) -> list[str]:
@@ -72,7 +80,17 @@ def _records(kind: str, rest: str, cfg: DataConfig) -> list[dict]:
     import datasets
 
     name, _, config = rest.partition(":")
-    return list(datasets.load_dataset(name, config or None, split=cfg.split, revision=cfg.revision))
+    try:
+        return list(datasets.load_dataset(name, config or None, split=cfg.split, revision=cfg.revision))
+    except ConnectionError as err:  # HF_DATASETS_OFFLINE, or no network
+        raise ValueError(f"data.source {cfg.source!r}: the Hugging Face hub cannot be reached (offline? "
+                         f"{_first_line(err)}); give a local copy: hf:/path/to/folder or jsonl:PATH") from None
+    except (FileNotFoundError, ValueError) as err:  # no such dataset / config / split
+        raise ValueError(f"data.source {cfg.source!r} (split {cfg.split!r}): {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def split_prompt(document: str, separator: str) -> str:
@@ -98,15 +116,72 @@ class RealData:
         return self.rest[lo:hi]
 
 
-def real_data(cfg: DataConfig, *, seed: int, num_probe_prompts: int) -> RealData:
-    pool = load_pool(cfg)
-    order = np.random.default_rng(seed).permutation(len(pool))
-    pool = [pool[i] for i in order]
-    if cfg.source == "shakespeare":
-        probes = corpus.lines("heldout", min_words=cfg.min_words)[:num_probe_prompts]
-    else:
-        probes, pool = pool[len(pool) - num_probe_prompts :], pool[: len(pool) - num_probe_prompts]
-    n = len(pool) if cfg.num_train is None else cfg.num_train
-    if n > len(pool):
-        raise ValueError(f"data.num_train = {n} but the corpus has only {len(pool)} documents")
-    return RealData(pool[:n], pool[n:], probes)
+@dataclass(frozen=True)
+class Source:
+    """The loaded, checked real corpus of an experiment: all :func:`real_data` needs but the seed."""
+
+    data: DataConfig
+    pool: list[str]  # every document, in source order
+    num_probes: int  # probe prompts (0: probes disabled)
+    probe_prompts: list[str] | None  # from their own source; None: held out from the pool
+
+    @property
+    def held_out(self) -> int:
+        """Documents of the pool held out as probe prompts."""
+        return self.num_probes if self.probe_prompts is None else 0
+
+    @property
+    def num_train(self) -> int:
+        """Documents of generation 0's real training set."""
+        return len(self.pool) - self.held_out if self.data.num_train is None else self.data.num_train
+
+    def check_fresh(self, per_generation: int, generations: int) -> None:
+        """``ValueError`` unless the corpus holds ``per_generation`` fresh documents for each generation
+        after the first (regime ``mix``), beyond the training set and the probes."""
+        need, have = per_generation * (generations - 1), len(self.pool) - self.held_out - self.num_train
+        if need > have:
+            raise ValueError(f"regime 'mix' needs {per_generation} fresh real documents in each of generations 1.."
+                             f"{generations - 1} ({need} in all), but data.source {self.data.source!r} has {have} beyond "
+                             "the training set and the probes; lower generations, regime.fraction or data.num_train")
+
+
+def prepare(data: DataConfig, probes: ProbesConfig, *, pool: list[str] | None = None) -> Source:
+    """Load the corpus (unless ``pool`` is given) and the probe prompts, and check that the
+    training set and the probes fit: ``ValueError`` naming the keys to change otherwise."""
+    from .artifacts import read_texts
+
+    pool = load_pool(data) if pool is None else pool
+    num = probes.num_prompts if probes.enabled else 0
+    prompts = None
+    if num and probes.prompts_file:
+        prompts = read_texts(probes.prompts_file)
+        what = f"probes.prompts_file {probes.prompts_file}"
+    elif num and probes.split:
+        prompts = load_pool(dataclasses.replace(data, split=probes.split))
+        what = f"probes.split {probes.split!r} of {data.source}"
+    elif num and data.source == "shakespeare":
+        prompts = corpus.lines("heldout", min_words=data.min_words)
+        what = "the held-out plays"
+    if prompts is not None and len(prompts) < num:
+        raise ValueError(f"probes.num_prompts = {num} but {what} has only {len(prompts)} prompts")
+    source = Source(data, pool, num, None if prompts is None else prompts[:num])
+    held, n = source.held_out, source.num_train
+    fix = "lower probes.num_prompts, or give probes.prompts_file" + (" or probes.split" if data.source.startswith("hf:") else "")
+    if data.num_train is not None and n + held > len(pool):
+        asked = f"data.num_train = {n} and probes.num_prompts = {held} (held out) need {n + held}" if held \
+            else f"data.num_train = {n} needs {n}"
+        raise ValueError(f"{asked} documents, but data.source {data.source!r} has {len(pool)}"
+                         + (f"; lower data.num_train, {fix}" if held else ""))
+    if data.num_train is None and held > len(pool) / 2:
+        raise ValueError(f"probes.num_prompts = {held} would hold out {held} of the {len(pool)} documents of "
+                         f"data.source {data.source!r} (at most half may be held out); set data.num_train, {fix}")
+    return source
+
+
+def real_data(source: Source, *, seed: int) -> RealData:
+    """Generation 0's training set, the fresh folds and the probe prompts of one replica (see the module docstring)."""
+    order = np.random.default_rng(seed).permutation(len(source.pool))
+    pool = [source.pool[i] for i in order]
+    cut = len(pool) - source.held_out
+    probes = pool[cut:] if source.probe_prompts is None else source.probe_prompts
+    return RealData(pool[:source.num_train], pool[source.num_train:cut], probes)

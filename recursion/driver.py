@@ -2,10 +2,16 @@
 
 :func:`run_replica` is the whole loop, top to bottom; each stage is a call into the module that
 owns it, and writes its outputs into the run folder (:mod:`recursion.rundir`) before it is
-recorded as done. Rerunning the same command (or ``--resume``) skips finished stages, so a run
-killed at any moment loses at most the stage in flight. Every stage draws its randomness from
+recorded as done, with the size and sha256 of each file. Rerunning the same command (or
+``--resume``) skips finished stages whose files are intact and redoes any other, so a run killed
+at any moment loses at most the stage in flight. Every stage draws its randomness from
 ``(seed, generation, stage)`` alone, so a resumed run gives the same numbers as one that never
 stopped.
+
+:func:`run_experiment` checks everything a run needs before it creates a folder: the config, the
+data (files read, hub datasets loaded, training set and probes sized), the lm-eval tasks (built,
+extras checked), every replica folder (a folder, not a file; its config compatible; no other
+process at work in it). ``--dry-run`` stops after those checks.
 """
 from __future__ import annotations
 
@@ -34,14 +40,30 @@ from .artifacts import (
     write_jsonl,
 )
 from .backends import backend_class
-from .config import Experiment, load_config, to_dict
-from .data import real_data, split_prompt
+from .config import Experiment, experiment_from_dict, load_config, to_dict
+from .data import Source, load_pool, prepare, real_data, split_prompt
 from .filters import select
 from .probes import run_probes
 from .regimes import training_set
-from .rundir import RunDir
+from .rundir import RunDir, RunLock, check_compatible, check_folder
 
 STAGES = ("data", "train", "eval", "generate", "select", "probes")
+
+
+def stage_inputs(name: str) -> list[str]:
+    """The stages whose outputs stage ``name`` (``gen_03/select``) reads: redone with other bytes,
+    they make it run again (:class:`recursion.rundir.RunDir`)."""
+    gen, _, stage = name.partition("/")
+    g = int(gen.removeprefix("gen_"))
+    reads = {
+        "data": [(k, "select") for k in range(g)],  # regimes hand on earlier generations' selections
+        "train": [(g, "data")] + ([(g - 1, "train")] if g else []),  # the previous model (vocabulary, init)
+        "eval": [(g, "train")],
+        "generate": [(g, "train")],
+        "select": [(g, "generate"), (g, "train")],
+        "probes": [(g, "train"), (0, "train"), (g, "generate")],
+    }[stage]
+    return [f"{gen_name(k)}/{s}" for k, s in reads]
 
 
 def make_backend(exp: Experiment):
@@ -95,13 +117,33 @@ def generation_prompts(exp: Experiment, model, real_train: list[str], n: int) ->
     return [source[i % len(source)] for i in range(n)]
 
 
-def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", log=print) -> RunDir:
-    """Run (or resume) one replica of one arm into ``path``."""
-    run = RunDir(path, {**to_dict(dataclasses.replace(exp, seeds=(seed,))), "arm": arm}, seed=seed, log=log)
+def replica_config(exp: Experiment, seed: int, arm: str) -> dict:
+    """What a replica folder records as its config (``config.yaml``)."""
+    return {**to_dict(dataclasses.replace(exp, seeds=(seed,))), "arm": arm}
+
+
+def default_config(exp: Experiment, arm: str) -> dict:
+    """Every key at its default (for the same back end): a key added since a run started is
+    accepted at this value."""
+    defaults = experiment_from_dict({"name": exp.name, "model": {"backend": exp.backend}}, errors=[])
+    return {**to_dict(defaults), "arm": arm}
+
+
+def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", log=print,
+                source: Source | None = None) -> RunDir:
+    """Run (or resume) one replica of one arm into ``path``; ``source``: the corpus, already prepared."""
+    source = prepare(exp.data, exp.probes) if source is None else source
+    with RunLock(path, log):
+        return _run_generations(exp, path, seed=seed, arm=arm, log=log, source=source)
+
+
+def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, log, source: Source) -> RunDir:
+    run = RunDir(path, replica_config(exp, seed, arm), seed=seed, log=log, inputs=stage_inputs,
+                 defaults=default_config(exp, arm))
     set_threads(exp.runtime.threads)
     backend = make_backend(exp)
     models = _Models(backend)
-    real = real_data(exp.data, seed=seed, num_probe_prompts=exp.probes.num_prompts)
+    real = real_data(source, seed=seed)
 
     def todo(g: int, stage: str) -> bool:
         return not run.done(f"{gen_name(g)}/{stage}")
@@ -111,7 +153,7 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
         model_dir = gdir / MODEL
 
         if todo(g, "data"):
-            with run.stage(f"{gdir.name}/data"):
+            with run.stage(f"{gdir.name}/data", [gdir / TRAIN]):
                 texts = training_set(
                     exp.regime.name, g, real=real.train, fresh=real.fresh, fraction=exp.regime.fraction,
                     selected=lambda k: read_texts(run.gen(k) / SELECTED),
@@ -120,7 +162,7 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
                 write_jsonl(gdir / TRAIN, ({"text": t} for t in texts))
 
         if todo(g, "train"):
-            with run.stage(f"{gdir.name}/train"):
+            with run.stage(f"{gdir.name}/train", [model_dir]):
                 tmp = gdir / "model.tmp"
                 shutil.rmtree(tmp, ignore_errors=True)
                 backend.train(read_texts(gdir / TRAIN), tmp, previous=run.gen(g - 1) / MODEL if g else None,
@@ -129,12 +171,12 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
                 os.replace(tmp, model_dir)
 
         if exp.eval.enabled and todo(g, "eval"):
-            with run.stage(f"{gdir.name}/eval"):
+            with run.stage(f"{gdir.name}/eval", [gdir / LM_EVAL]):
                 results = scoring.evaluate(models.get(model_dir), exp.eval, seed=stage_seed(seed, g, "eval"))
                 scoring.write_results(gdir / LM_EVAL, results)
 
         if todo(g, "generate"):
-            with run.stage(f"{gdir.name}/generate"):
+            with run.stage(f"{gdir.name}/generate", [gdir / SYNTHETIC]):
                 model = models.get(model_dir)
                 n = num_docs(exp, len(real.train))
                 prompts = generation_prompts(exp, model, real.train, n)
@@ -149,14 +191,14 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
                 write_jsonl(gdir / SYNTHETIC, records)
 
         if todo(g, "select"):
-            with run.stage(f"{gdir.name}/select"):
+            with run.stage(f"{gdir.name}/select", [gdir / SELECTED]):
                 pool = read_jsonl(gdir / SYNTHETIC)
                 kept = select(exp.filter.name, [r["text"] for r in pool], keep=exp.filter.keep, top_k=exp.filter.top_k,
                               model=models.get(model_dir), rng=np.random.default_rng(stage_seed(seed, g, "select")))
                 write_jsonl(gdir / SELECTED, ({**pool[i], "index": int(i)} for i in kept))
 
         if exp.probes.enabled and todo(g, "probes"):
-            with run.stage(f"{gdir.name}/probes"):
+            with run.stage(f"{gdir.name}/probes", [gdir / PROBES]):
                 model = models.get(model_dir)
                 prompts = [model.truncate(p, exp.probes.prompt_tokens) for p in real.probe_prompts]
                 result = run_probes(model, models.get(run.gen(0) / MODEL), read_texts(gdir / SYNTHETIC), prompts)
@@ -166,21 +208,45 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
 
 def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, overrides=(), resume: bool = False,
                    dry_run: bool = False, log=print) -> list[Path]:
-    """Every arm × seed of an experiment YAML, each into ``RUN/<arm>/seed_<s>/``; returns their folders."""
+    """Every arm × seed of an experiment YAML, each into ``RUN/<arm>/seed_<s>/``; returns their folders.
+
+    Everything is checked before the first folder is created (see the module docstring);
+    ``dry_run`` stops there.
+    """
     arms = load_config(config, list(overrides))
     first = next(iter(arms.values()))
-    root = Path(run_dir) if run_dir is not None else Path("runs") / first.name
+    root = check_folder(Path(run_dir) if run_dir is not None else Path("runs") / first.name, "--run-dir")
     if resume and not root.exists():
         raise FileNotFoundError(f"--resume: no run folder {root} to resume")
-    for exp in arms.values():
-        if exp.eval.enabled:
-            scoring.check_tasks(exp.eval.tasks)
+    for tasks in dict.fromkeys(exp.eval.tasks for exp in arms.values() if exp.eval.enabled):
+        scoring.check_tasks(tasks)
+    sources = prepare_sources(arms)
     plan = [(arm, exp, seed, replica_dir(root, arm, seed)) for arm, exp in arms.items() for seed in exp.seeds]
+    RunLock(root, log).check()
     for arm, exp, seed, path in plan:
+        RunLock(path, log).check()
+        extends = check_compatible(path, replica_config(exp, seed, arm), defaults=default_config(exp, arm))
         log(f"{arm} seed {seed}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}, "
-            f"filter {exp.filter.name} -> {path}")
+            f"filter {exp.filter.name}, {sources[arm].num_train} real training documents -> {path}"
+            + (f" ({extends})" if extends else ""))
     if dry_run:
         return [p for *_, p in plan]
-    for arm, exp, seed, path in plan:
-        run_replica(exp, path, seed=seed, arm=arm, log=log)
+    with RunLock(root, log):
+        for arm, exp, seed, path in plan:
+            run_replica(exp, path, seed=seed, arm=arm, log=log, source=sources[arm])
     return [p for *_, p in plan]
+
+
+def prepare_sources(arms: dict[str, Experiment]) -> dict[str, Source]:
+    """Each arm's corpus, loaded once per distinct ``data`` block and checked, with its prompt files."""
+    pools: dict = {}
+    sources = {}
+    for arm, exp in arms.items():
+        if exp.data not in pools:
+            pools[exp.data] = load_pool(exp.data)
+        sources[arm] = prepare(exp.data, exp.probes, pool=pools[exp.data])
+        if exp.regime.name == "mix":
+            sources[arm].check_fresh(int(round(exp.regime.fraction * sources[arm].num_train)), exp.generations)
+        if exp.generate.prompt == "task" and exp.generate.prompts_file and not read_texts(exp.generate.prompts_file):
+            raise ValueError(f"generate.prompts_file {exp.generate.prompts_file}: no prompts (the file is empty)")
+    return sources

@@ -1,26 +1,48 @@
-"""One replica's run folder: its manifest and the bookkeeping of finished stages.
+"""One replica's run folder: its manifest, the bookkeeping of finished stages, and its lock.
 
 The folder's layout is :mod:`recursion.artifacts`'s.
 
 A stage counts as done only once its outputs are completely written (each write is atomic) *and*
-the manifest says so; a stage interrupted at any moment is simply run again.
+the manifest says so, with the size and sha256 of every file the stage wrote; a stage
+interrupted at any moment is simply run again. When a folder is opened again (a rerun, or
+``--resume``), every finished stage's files are checked against the manifest: a missing,
+truncated or altered file makes its stage run again (never read), and when the redone stage's
+files come out different from the recorded ones, the finished stages that read them
+(``inputs``, given by the driver) run again too. A folder holds one config: opening it with
+another names the keys that differ, except that ``generations`` may grow (the added
+generations run; nothing else is redone), a key added to the config since the run started is
+accepted at its default value, and a folder where no stage had finished (a run that failed at
+once) takes the new config.
+
+:class:`RunLock` keeps two processes out of one folder: a lock file holding the owner's PID; a
+second process refuses, naming it; the lock of a process that no longer exists is taken over.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 import yaml
 
-from .artifacts import CONFIG, MANIFEST, atomic_write_text, gen_dir
+from .artifacts import CONFIG, LOCK, MANIFEST, atomic_write_text, gen_dir
 
 LIBRARIES = ("lm-collapse", "lm_eval", "torch", "transformers", "peft", "datasets", "numpy", "tokenizers")
+#: Version of the manifest's layout (2: the config and every stage's files recorded).
+FORMAT = 2
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked: a file in its place, another config, a corrupt
+    manifest, another process at work in it."""
 
 
 def versions() -> dict[str, str]:
@@ -42,29 +64,255 @@ def git_commit() -> str | None:
         return None
 
 
-class RunDir:
-    """A replica's folder. ``with run.stage("gen_01/train"):`` runs a stage and records it."""
+def check_folder(path: str | os.PathLike, what: str = "run folder") -> Path:
+    """``path``, after checking that it (and every parent that exists) is a folder, not a file."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise RunFolderError(f"{what} {path} is a file, not a folder" if p == path
+                                     else f"{what} {path}: {p} is a file, not a folder")
+            break
+    return path
 
-    def __init__(self, path: str | Path, config: dict, *, seed: int, log=print):
-        self.path = Path(path)
+
+# -- files and checksums --------------------------------------------------------------------------
+def file_record(path: Path) -> dict:
+    """``{"size": bytes, "sha256": hex}`` of one file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def files_of(root: Path, outputs: Iterable[Path]) -> dict[str, dict]:
+    """The record of every file of ``outputs`` (files, or folders walked), keyed by path relative to ``root``."""
+    out = {}
+    for path in outputs:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            out[f.relative_to(root).as_posix()] = file_record(f)
+    return out
+
+
+def damage(root: Path, files: dict[str, dict]) -> str | None:
+    """What is wrong with recorded files (the first problem found), or ``None`` when all are intact."""
+    for rel, want in files.items():
+        path = root / rel
+        if not path.is_file():
+            return f"{rel} is missing"
+        size = path.stat().st_size
+        if size != want["size"]:
+            return f"{rel} has {size} bytes, {want['size']} were written"
+        if file_record(path)["sha256"] != want["sha256"]:
+            return f"{rel} differs from what was written (sha256)"
+    return None
+
+
+# -- configs --------------------------------------------------------------------------------------
+def _flat(tree, prefix: str = "") -> dict[str, object]:
+    if isinstance(tree, dict) and tree:
+        out = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: tree}
+
+
+def config_changes(old: dict, new: dict, defaults: dict | None = None) -> tuple[list[str], bool]:
+    """``(differences, extends)`` between a folder's config and a new one.
+
+    ``differences`` names every key that changed (``key: old -> new``), except ``generations``
+    growing (then ``extends`` is True) and keys absent from ``old`` whose new value is their
+    default (a field added since the run started).
+
+    Examples
+    --------
+    >>> config_changes({"generations": 3, "model": {"n": 2}}, {"generations": 5, "model": {"n": 3}})
+    (['model.n: 2 -> 3'], True)
+    >>> config_changes({"a": 1}, {"a": 1, "b": None}, defaults={"b": None})
+    ([], False)
+    """
+    old, new, defaults = _flat(json.loads(json.dumps(old))), _flat(json.loads(json.dumps(new))), _flat(defaults or {})
+    changes, extends = [], False
+    for key in sorted(set(old) | set(new)):
+        if key in old and key in new and old[key] == new[key]:
+            continue
+        if key == "generations" and isinstance(old.get(key), int) and isinstance(new.get(key), int) and new[key] > old[key]:
+            extends = True
+        elif key not in old and key in defaults and new[key] == defaults[key]:
+            continue
+        elif key not in old:
+            changes.append(f"{key}: (absent) -> {new[key]!r}")
+        elif key not in new:
+            changes.append(f"{key}: {old[key]!r} -> (absent)")
+        else:
+            changes.append(f"{key}: {old[key]!r} -> {new[key]!r}")
+    return changes, extends
+
+
+# -- the lock -------------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+class RunLock:
+    """``with RunLock(folder):`` — the folder is this process's until the block ends.
+
+    The lock file holds ``PID HOST``. Another live process's lock is refused (naming its PID);
+    the lock of a process of this host that no longer exists is taken over.
+    """
+
+    def __init__(self, folder: str | os.PathLike, log=print):
+        self.folder, self.log = Path(folder), log
+        self.file = self.folder / LOCK
+        self.mine = f"{os.getpid()} {socket.gethostname()}"
+
+    def check(self) -> int | None:
+        """The PID in the lock file, if any; :class:`RunFolderError` when another live process holds it."""
+        try:
+            owner = self.file.read_text().split()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        pid = int(owner[0]) if owner and owner[0].isdigit() else None
+        host = owner[1] if len(owner) > 1 else None
+        if pid is not None and (host not in (None, socket.gethostname()) or (_alive(pid) and pid != os.getpid())):
+            where = f" on {host}" if host and host != socket.gethostname() else ""
+            raise RunFolderError(f"{self.folder} is in use by process {pid}{where} (lock file {self.file}); wait for it "
+                                 "to finish, or delete the lock file if that process is not running")
+        return pid
+
+    def acquire(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        mine = self.folder / f"{LOCK}-{os.getpid()}"  # written whole, then linked: no reader sees an empty lock
+        mine.write_text(self.mine + "\n")
+        try:
+            while True:
+                try:
+                    os.link(mine, self.file)
+                    return
+                except FileExistsError:
+                    self._stale_or_refuse()
+        finally:
+            mine.unlink()
+
+    def _stale_or_refuse(self) -> None:
+        pid = self.check()
+        if pid is None and not self.file.exists():  # released meanwhile
+            return
+        if pid != os.getpid():
+            self.log(f"[{self.folder}] taking over the lock of process {pid} (no longer running)")
+        try:
+            self.file.unlink()
+        except FileNotFoundError:
+            pass
+
+    def release(self) -> None:
+        try:
+            if self.file.read_text().strip() == self.mine:
+                self.file.unlink()
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# -- the run folder -------------------------------------------------------------------------------
+def read_manifest(path: Path) -> dict:
+    """A replica's manifest; :class:`RunFolderError` naming the file when it is not one."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise RunFolderError(f"{path} is unreadable ({e}); move the folder aside (or delete it) to start over") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("stages"), dict):
+        raise RunFolderError(f"{path} is not an lm-collapse manifest (no 'stages'); move the folder aside to start over")
+    return manifest
+
+
+def _stored_config(path: Path, manifest: dict) -> dict | None:
+    if isinstance(manifest.get("config"), dict):
+        return manifest["config"]
+    try:  # manifests before format 2 hold only the config's digest
+        stored = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return stored if isinstance(stored, dict) else None
+
+
+def _config_text(config: dict) -> tuple[str, str]:
+    text = yaml.safe_dump(config, sort_keys=False)
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_compatible(path: str | os.PathLike, config: dict, *, defaults: dict | None = None) -> str | None:
+    """Whether the replica folder ``path`` can run ``config``: raises :class:`RunFolderError` naming the
+    keys that differ; returns a note when it would extend the run, or take over a folder where no
+    stage had finished (``None`` otherwise). Writes nothing."""
+    path = check_folder(path)
+    if not (path / MANIFEST).exists():
+        return None
+    manifest = read_manifest(path / MANIFEST)
+    if manifest.get("config_sha256") == _config_text(config)[1]:
+        return None
+    if not manifest["stages"]:  # a run that failed before its first stage finished holds no work
+        return "no stage had finished: the new config replaces the old one"
+    stored = _stored_config(path, manifest)
+    if stored is None:
+        raise RunFolderError(f"{path} holds a run of a different config (its {CONFIG} is unreadable); use another "
+                             "--run-dir (or delete the folder) to start over")
+    changes, extends = config_changes(stored, config, defaults)
+    if changes:
+        raise RunFolderError(f"{path} holds a run of a different config ({'; '.join(changes)}); use another --run-dir "
+                             "(or delete the folder) to start over; only generations may grow on a rerun")
+    return f"extending the run: generations {stored.get('generations')} -> {config.get('generations')}" if extends else None
+
+
+class RunDir:
+    """A replica's folder. ``with run.stage("gen_01/train", outputs):`` runs a stage and records it.
+
+    ``inputs(name)`` lists the stages whose outputs stage ``name`` reads (default: none).
+    Open it inside :class:`RunLock`: opening removes half-written files and checks the recorded ones.
+    """
+
+    def __init__(self, path: str | Path, config: dict, *, seed: int, log=print,
+                 inputs: Callable[[str], Iterable[str]] | None = None, defaults: dict | None = None):
+        self.path = check_folder(path)
         self.log = log
+        self.inputs = inputs or (lambda name: ())
         self.manifest_path = self.path / MANIFEST
-        text = yaml.safe_dump(config, sort_keys=False)
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        self.redo: dict[str, dict] = {}  # stages found damaged, or invalidated: their old records
+        text, digest = _config_text(config)
         if self.manifest_path.exists():
+            extends = check_compatible(self.path, config, defaults=defaults)
             for stale in self.path.rglob(".*.tmp"):  # half-written files of a killed run
                 stale.unlink()
-            self.manifest = json.loads(self.manifest_path.read_text())
+            self.manifest = read_manifest(self.manifest_path)
             if self.manifest.get("config_sha256") != digest:
-                raise ValueError(
-                    f"{self.path} holds a run of a different config; use another --run-dir "
-                    "(or delete the folder) to start over"
-                )
+                if extends:
+                    self.log(f"[{self._name}] {extends}")
+                atomic_write_text(self.path / CONFIG, text)
+                self.manifest.update(config_sha256=digest, config=json.loads(json.dumps(config)))
+                self._save()
+            self._verify()
         else:
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path / CONFIG, text)
             self.manifest = {
+                "format": FORMAT,
                 "config_sha256": digest,
+                "config": json.loads(json.dumps(config)),
                 "seed": seed,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "versions": versions(),
@@ -73,8 +321,24 @@ class RunDir:
             }
             self._save()
 
+    @property
+    def _name(self) -> str:
+        return f"{self.path.parent.name}/{self.path.name}"
+
     def _save(self) -> None:
         atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
+
+    def _verify(self) -> None:
+        """Every finished stage's files as recorded; a damaged stage is to be redone."""
+        for name, record in list(self.manifest["stages"].items()):
+            problem = damage(self.path, record.get("files") or {})
+            if problem:
+                self.log(f"[{self._name}] {problem}: redoing {name}")
+                self._drop(name)
+
+    def _drop(self, name: str) -> None:
+        self.redo[name] = self.manifest["stages"].pop(name)
+        self._save()
 
     def done(self, name: str) -> bool:
         return name in self.manifest["stages"]
@@ -83,10 +347,18 @@ class RunDir:
         return gen_dir(self.path, g)
 
     @contextmanager
-    def stage(self, name: str):
+    def stage(self, name: str, outputs: Iterable[Path] = ()):
+        """Run the block as stage ``name``; record it, with every file of ``outputs``, when it completes."""
         start = time.perf_counter()
         yield
         seconds = time.perf_counter() - start
-        self.manifest["stages"][name] = {"seconds": round(seconds, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        files = files_of(self.path, outputs)
+        self.manifest["stages"][name] = {"seconds": round(seconds, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                         "files": files}
         self._save()
-        self.log(f"[{self.path.parent.name}/{self.path.name}] {name} done in {seconds:.1f} s")
+        self.log(f"[{self._name}] {name} done in {seconds:.1f} s")
+        old = self.redo.pop(name, None)
+        if old is not None and old.get("files") != files:  # redone with other bytes: its readers are stale
+            for reader in [r for r in self.manifest["stages"] if name in self.inputs(r)]:
+                self.log(f"[{self._name}] {name} changed: redoing {reader}")
+                self._drop(reader)

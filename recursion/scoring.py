@@ -31,13 +31,33 @@ def task_manager_for(tasks: tuple[str, ...]):
 
 
 def check_tasks(tasks: tuple[str, ...]) -> None:
-    """Fail before any work if a task name (or glob) matches no lm-eval task, group or tag."""
-    names = task_manager_for(tasks).all_tasks
+    """Fail before any work if a task name (or glob) matches no lm-eval task, group or tag, or if a
+    task cannot be built: its data unreachable (offline), an optional extra it needs not installed."""
+    from lm_eval.tasks import get_task_dict
+
+    import collapse_tasks
+
+    ours = list(collapse_tasks.our_task_names())
+    for t in tasks:  # lm-eval has no task named collapse*: no need to index its ~15k tasks to say so
+        if t.startswith("collapse") and not fnmatch.filter(ours, t):
+            _unknown(t, ours)
+    manager = task_manager_for(tasks)
+    names = manager.all_tasks
     for t in tasks:
         if not fnmatch.filter(names, t):
-            close = difflib.get_close_matches(t, names, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"eval.tasks: no lm-eval task named {t!r}{hint}")
+            _unknown(t, names)
+    try:
+        get_task_dict(list(tasks), manager)  # loads every task's documents (and runs its extras check)
+    except ConnectionError as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"eval.tasks {list(tasks)}: a task's data cannot be downloaded (offline? {first}); the group "
+                         "'collapse' and the collapse_vs_* tasks run offline") from None
+
+
+def _unknown(task: str, names) -> None:
+    close = difflib.get_close_matches(task, names, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"eval.tasks: no lm-eval task named {task!r}{hint}")
 
 
 def evaluate(model, cfg: EvalConfig, *, seed: int) -> dict:

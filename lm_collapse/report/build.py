@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recursion.artifacts import atomic_write_text
+from recursion.rundir import check_folder
 
 from . import plots, tables
 from .collect import collect
@@ -29,7 +30,9 @@ def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, f
     if bad:
         raise ValueError(f"unknown format {bad[0]!r}; choose from {', '.join(FORMATS)}")
     col = collect(list(run_dirs))
-    out = Path(out) if out is not None else Path(run_dirs[0]) / "report"
+    if not col.replicas:  # nothing to report: say so, write nothing
+        raise ValueError(col.problems[0])
+    out = check_folder(Path(out) if out is not None else Path(run_dirs[0]) / "report", "--out")
     out.mkdir(parents=True, exist_ok=True)
     cells = tables.aggregate(col)
     metrics = tables.ordered_metrics(col.metrics)

@@ -416,6 +416,31 @@ class _Blocks:
         return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
 
 
+def warmup_steps(cfg: TrainConfig, num_blocks: int, *, world_size: int = 1) -> int:
+    """Optimizer steps of linear warmup: ``ceil(warmup_ratio × total optimizer steps)``.
+
+    The total is ``max_steps`` when set, else ``ceil(epochs × updates per epoch)`` with
+    ``ceil(batches / grad_accum)`` updates per epoch and ``ceil(num_blocks / (batch_size ×
+    world_size))`` batches per process — the Trainer's own count (transformers 4.56 to 5.x). The
+    Trainer is given this integer as ``warmup_steps``: transformers 4.x reads ``warmup_steps`` only
+    as a count (a ratio goes in ``warmup_ratio``, which 5.x dropped), 5.x reads a value below 1 as
+    a ratio, and both read an integer ≥ 1 (or 0) as a count.
+
+    Examples
+    --------
+    >>> warmup_steps(TrainConfig(warmup_ratio=0.1, batch_size=8, grad_accum=2, epochs=3), 100)
+    3
+    >>> warmup_steps(TrainConfig(warmup_ratio=0.05, max_steps=1000), 10), warmup_steps(TrainConfig(), 100)
+    (50, 0)
+    """
+    if cfg.max_steps:
+        total = cfg.max_steps
+    else:
+        batches = math.ceil(num_blocks / (cfg.batch_size * world_size))
+        total = math.ceil(cfg.epochs * max(math.ceil(batches / cfg.grad_accum), 1))
+    return math.ceil(cfg.warmup_ratio * total)
+
+
 def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int, device: str, default_lr: float) -> list:
     """Train ``model`` in place with the HF Trainer; returns the Trainer's log history."""
     import torch
@@ -432,7 +457,8 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
         args = TrainingArguments(
             output_dir=tmp, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
             learning_rate=cfg.learning_rate or default_lr, per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.grad_accum, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+            gradient_accumulation_steps=cfg.grad_accum, weight_decay=cfg.weight_decay,
+            warmup_steps=warmup_steps(cfg, len(data), world_size=int(os.environ.get("WORLD_SIZE", "1"))),
             lr_scheduler_type=cfg.lr_scheduler, max_grad_norm=cfg.max_grad_norm, logging_steps=cfg.logging_steps,
             bf16=precision == "bf16", fp16=precision == "fp16",
             seed=seed, data_seed=seed, report_to=[], save_strategy="no", disable_tqdm=False,

@@ -36,6 +36,7 @@ def executed(monkeypatch):
         seen["args"], seen["task_manager"] = args, lm_eval.tasks.TaskManager
 
     monkeypatch.setattr(HarnessCLI, "execute", execute)
+    monkeypatch.setattr("lm_collapse.eval._hub_cached", lambda repo_id: True)  # "gpt2" as if in the hub cache
 
     def run(*argv):
         assert eval_main(list(argv)) == 0
@@ -78,10 +79,22 @@ def test_missing_model_folder_is_a_clear_error(model_args):
         check_model_paths(model_args)
 
 
-def test_hub_ids_are_left_to_lm_eval(tmp_path):
+def test_hub_ids_are_left_to_lm_eval_when_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr("lm_collapse.eval._hub_cached", lambda repo_id: True)
     check_model_paths({"pretrained": "gpt2", "peft": "org/adapter"})
     check_model_paths(f"pretrained={tmp_path}")
     check_model_paths(None)
+
+
+def test_missing_relative_folder_or_uncached_hub_id_fail_before_loading(tmp_path, monkeypatch):
+    """``my_runs/ckpt`` under a folder that exists is a path; offline, a hub id must be in the cache."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_runs").mkdir()
+    with pytest.raises(FileNotFoundError, match="pretrained=my_runs/ckpt: no such model folder"):
+        check_model_paths("pretrained=my_runs/ckpt")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE is set but the hub cache has no model 'nobody/ckpt'"):
+        check_model_paths("pretrained=nobody/ckpt")
 
 
 def test_cli_errors_exit_2_with_the_message(capsys, tmp_path):

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from recursion.config import DataConfig
-from recursion.data import load_pool, real_data, split_prompt
+from recursion.config import DataConfig, ProbesConfig
+from recursion.data import load_pool, prepare, real_data, split_prompt
 
 
 def write_jsonl(path, records):
@@ -28,7 +28,7 @@ def test_jsonl_pairs_and_prompts(tmp_path):
     pool = load_pool(cfg)
     assert pool[3] == RECORDS[3]["document"].strip() + "\n\n" + RECORDS[3]["summary"]
     assert split_prompt(pool[3], "\n\n") == RECORDS[3]["document"].strip() + "\n\n"
-    data = real_data(cfg, seed=0, num_probe_prompts=5)
+    data = real_data(prepare(cfg, ProbesConfig(num_prompts=5)), seed=0)
     assert len(data.probe_prompts) == 5 and len(data.train) == 25
     assert not set(data.probe_prompts) & set(data.train)
     with pytest.raises(ValueError, match="no field 'title'"):
@@ -45,9 +45,76 @@ def test_chunking_and_folds(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": " ".join(f"w{i}" for i in range(10))}])
     assert load_pool(DataConfig(source=f"jsonl:{path}", chunk_words=4, min_words=1)) == [
         "w0 w1 w2 w3", "w4 w5 w6 w7", "w8 w9"]
-    data = real_data(DataConfig(num_train=1000), seed=0, num_probe_prompts=3)
+    data = real_data(prepare(DataConfig(num_train=1000), ProbesConfig(num_prompts=3)), seed=0)
     assert data.fresh(1, 10) != data.fresh(2, 10) and not set(data.fresh(1, 10)) & set(data.train)
     with pytest.raises(ValueError, match="enough for"):
         data.fresh(10**6, 10)
-    with pytest.raises(ValueError, match="num_train"):
-        real_data(DataConfig(source=f"jsonl:{path}", min_words=1, num_train=5), seed=0, num_probe_prompts=0)
+    with pytest.raises(ValueError, match="num_train = 5 needs 5 documents, but .* has 3"):
+        prepare(DataConfig(source=f"jsonl:{path}", chunk_words=4, min_words=1, num_train=5), ProbesConfig(enabled=False))
+
+
+def corpus_of(tmp_path, n: int) -> str:
+    records = [{"text": f"document number {i} of the corpus"} for i in range(n)]
+    return "jsonl:" + str(write_jsonl(tmp_path / f"c{n}.jsonl", records))
+
+
+@pytest.mark.parametrize("n", [150, 250, 1000])
+def test_probes_never_eat_the_training_set(tmp_path, n):
+    """More data never means less training data: the training set is num_train, the probes come on top."""
+    source = corpus_of(tmp_path, n)
+    cfg = DataConfig(source=source, num_train=100)
+    data = real_data(prepare(cfg, ProbesConfig(num_prompts=50)), seed=0)
+    assert len(data.train) == 100 and len(data.probe_prompts) == 50
+    assert not set(data.train) & set(data.probe_prompts) and len(data.rest) == n - 150
+    # the default 200 probes do not fit beside 100 training documents in 150 or 250 documents: an error, not less training
+    if n < 300:
+        with pytest.raises(ValueError, match=rf"num_train = 100 and probes.num_prompts = 200 \(held out\) need 300 documents, "
+                                             rf"but data.source .* has {n}; lower"):
+            prepare(cfg, ProbesConfig())
+    else:
+        assert len(real_data(prepare(cfg, ProbesConfig()), seed=0).train) == 100
+
+
+@pytest.mark.parametrize("n", [150, 250])
+def test_all_documents_hold_out_at_most_half_for_probes(tmp_path, n):
+    cfg = DataConfig(source=corpus_of(tmp_path, n))  # num_train: null = every document not held out
+    with pytest.raises(ValueError, match=rf"would hold out 200 of the {n} documents .*at most half"):
+        prepare(cfg, ProbesConfig())
+    data = real_data(prepare(cfg, ProbesConfig(num_prompts=50)), seed=0)
+    assert (len(data.train), len(data.probe_prompts)) == (n - 50, 50)
+    assert len(real_data(prepare(cfg, ProbesConfig(enabled=False)), seed=0).train) == n  # no probes: nothing held out
+
+
+def test_probe_prompts_from_their_own_file_or_split(tmp_path):
+    cfg = DataConfig(source=corpus_of(tmp_path, 150), num_train=150)
+    prompts = tmp_path / "probes.txt"
+    prompts.write_text("".join(f"probe prompt {i}\n" for i in range(60)))
+    data = real_data(prepare(cfg, ProbesConfig(num_prompts=40, prompts_file=str(prompts))), seed=0)
+    assert len(data.train) == 150 and data.probe_prompts == [f"probe prompt {i}" for i in range(40)]
+    with pytest.raises(ValueError, match="probes.num_prompts = 200 but probes.prompts_file .* has only 60 prompts"):
+        prepare(cfg, ProbesConfig(prompts_file=str(prompts)))
+    # a hub dataset (here a local folder) with a second split
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [{"text": f"training document number {i} is here"} for i in range(30)])
+    write_jsonl(folder / "validation.jsonl", [{"text": f"validation document number {i} is here"} for i in range(30)])
+    data = real_data(prepare(DataConfig(source=f"hf:{folder}"), ProbesConfig(num_prompts=20, split="validation")), seed=1)
+    assert len(data.train) == 30 and all(p.startswith("validation") for p in data.probe_prompts) and len(data.probe_prompts) == 20
+
+
+def test_probe_split_needs_a_hub_source():
+    from recursion.config import ConfigError, experiment_from_dict
+
+    with pytest.raises(ConfigError, match="probes.split = 'validation' needs an hf: data.source"):
+        experiment_from_dict({"name": "x", "probes": {"split": "validation"}})
+    with pytest.raises(ConfigError, match="choose one"):
+        experiment_from_dict({"name": "x", "probes": {"split": "v", "prompts_file": "p.txt"}})
+
+
+def test_offline_hub_source_is_one_clear_line(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match=r"^data.source 'hf:nobody/no_such_dataset': the Hugging Face hub cannot be reached "
+                                         r"\(offline\? .*\); give a local copy") as err:
+        load_pool(DataConfig(source="hf:nobody/no_such_dataset"))
+    assert "\n" not in str(err.value)
