@@ -7,6 +7,7 @@ and readers. Layout of an experiment run ``RUN/``::
     RUN/<arm>/seed_<s>/        one replica                        replica_dir(RUN, arm, s)
         config.yaml            the resolved experiment             CONFIG
         manifest.json          stages done, timings, versions      MANIFEST
+        heldout.jsonl          held-out real documents (data.heldout_fraction), never trained on   HELDOUT
         gen_00/                generation 0                        gen_dir(replica, 0)
             train.jsonl        training set (JSONL, field "text")  TRAIN
             model/             the model (save_pretrained / ngram.json)   MODEL
@@ -31,6 +32,7 @@ from typing import Any
 
 CONFIG = "config.yaml"
 MANIFEST = "manifest.json"
+HELDOUT = "heldout.jsonl"
 TRAIN = "train.jsonl"
 MODEL = "model"
 LM_EVAL = "lm_eval.json"

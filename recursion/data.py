@@ -20,13 +20,14 @@ non-shipped sources) the last ``probes.num_prompts`` documents the probe prompts
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from collapse_tasks import corpus
 
 from .config import DataConfig
+from .words import tokenizer
 
 
 def load_pool(cfg: DataConfig) -> list[str]:
@@ -41,13 +42,30 @@ def load_pool(cfg: DataConfig) -> list[str]:
     return texts
 
 
+def _long_enough(cfg: DataConfig, text: str) -> bool:
+    """At least ``min_chars`` characters (stripped) and ``min_words`` words (counted by ``count_words``)."""
+    return len(text.strip()) >= cfg.min_chars and len(tokenizer(cfg.count_words)(text)) >= cfg.min_words
+
+
+def shipped_units(cfg: DataConfig) -> list[str]:
+    """Lines or blocks of the shipped corpus's ``split``, before any length filter.
+
+    With ``max_chars``, only the first ``max_chars`` characters of the split's text are read: its
+    works in :func:`collapse_tasks.corpus.work_names` order (alphabetical), each file's text as
+    shipped, joined by a blank line (``"\n\n"``), cut there and split into stripped lines (or
+    blocks); the line cut at the end is kept if it passes the filters.
+    """
+    if cfg.max_chars is None:
+        return corpus.lines(cfg.split, min_words=0) if cfg.unit == "lines" else corpus.blocks(cfg.split)
+    text = "\n\n".join(corpus.works(cfg.split).values())[: cfg.max_chars]
+    units = text.splitlines() if cfg.unit == "lines" else text.split("\n\n")
+    return [u.strip() for u in units if u.strip()]
+
+
 def _load_source(cfg: DataConfig) -> list[str]:
     kind, _, rest = cfg.source.partition(":")
     if cfg.source == "shakespeare":
-        if cfg.unit == "lines":
-            texts = corpus.lines(cfg.split, min_words=cfg.min_words)
-        else:
-            texts = [b for b in corpus.blocks(cfg.split) if len(b.split()) >= cfg.min_words]
+        texts = [t for t in shipped_units(cfg) if _long_enough(cfg, t)]
     elif kind in ("jsonl", "hf"):
         records = _records(kind, rest, cfg)
         fields = [cfg.field] + ([cfg.prompt_field] if cfg.prompt_field else [])
@@ -57,7 +75,7 @@ def _load_source(cfg: DataConfig) -> list[str]:
         texts = [
             (r[cfg.prompt_field].strip() + cfg.separator if cfg.prompt_field else "") + r[cfg.field]
             for r in records
-            if isinstance(r.get(cfg.field), str) and len(r[cfg.field].split()) >= cfg.min_words
+            if isinstance(r.get(cfg.field), str) and _long_enough(cfg, r[cfg.field])
         ]
     else:
         raise ValueError(f"unknown data.source {cfg.source!r}")
@@ -81,11 +99,26 @@ def split_prompt(document: str, separator: str) -> str:
     return head + sep
 
 
+def split_heldout(pool: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(rest, held out): a random line-level split of ``pool`` with the replica's ``seed``.
+
+    As the seed notebook's ``shuffle; train = lines[:int(0.9 * N)]``: a seeded permutation (a random
+    stream of its own, spawned from ``seed``), the first ``int((1 − fraction) · N)`` documents stay,
+    the others are held out; both keep source order.
+    """
+    if not fraction:
+        return list(pool), []
+    order = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]).permutation(len(pool))
+    cut = int(len(pool) * (1.0 - fraction))
+    return [pool[i] for i in np.sort(order[:cut])], [pool[i] for i in np.sort(order[cut:])]
+
+
 @dataclass
 class RealData:
     train: list[str]  # generation 0's real training set
     rest: list[str]  # unused real documents: fresh folds for ``mix``
     probe_prompts: list[str]
+    heldout: list[str] = field(default_factory=list)  # data.heldout_fraction of the pool, never trained on
 
     def fresh(self, g: int, n: int) -> list[str]:
         """Fold g (g >= 1) of n fresh real documents, disjoint from every other fold."""
@@ -99,7 +132,7 @@ class RealData:
 
 
 def real_data(cfg: DataConfig, *, seed: int, num_probe_prompts: int) -> RealData:
-    pool = load_pool(cfg)
+    pool, heldout = split_heldout(load_pool(cfg), cfg.heldout_fraction, seed)
     order = np.random.default_rng(seed).permutation(len(pool))
     pool = [pool[i] for i in order]
     if cfg.source == "shakespeare":
@@ -109,4 +142,4 @@ def real_data(cfg: DataConfig, *, seed: int, num_probe_prompts: int) -> RealData
     n = len(pool) if cfg.num_train is None else cfg.num_train
     if n > len(pool):
         raise ValueError(f"data.num_train = {n} but the corpus has only {len(pool)} documents")
-    return RealData(pool[:n], pool[n:], probes)
+    return RealData(pool[:n], pool[n:], probes, heldout)

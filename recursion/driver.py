@@ -20,6 +20,7 @@ import numpy as np
 
 from . import scoring
 from .artifacts import (
+    HELDOUT,
     LM_EVAL,
     MODEL,
     PROBES,
@@ -118,6 +119,8 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
                     rng=np.random.default_rng(stage_seed(seed, g, "data")),
                 )
                 write_jsonl(gdir / TRAIN, ({"text": t} for t in texts))
+                if g == 0 and real.heldout:
+                    write_jsonl(run.path / HELDOUT, ({"text": t} for t in real.heldout))
 
         if todo(g, "train"):
             with run.stage(f"{gdir.name}/train"):
@@ -159,7 +162,8 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
             with run.stage(f"{gdir.name}/probes"):
                 model = models.get(model_dir)
                 prompts = [model.truncate(p, exp.probes.prompt_tokens) for p in real.probe_prompts]
-                result = run_probes(model, models.get(run.gen(0) / MODEL), read_texts(gdir / SYNTHETIC), prompts)
+                result = run_probes(model, models.get(run.gen(0) / MODEL), read_texts(gdir / SYNTHETIC), prompts,
+                                    heldout=real.heldout)
                 atomic_write_text(gdir / PROBES, json.dumps(result))
     return run
 
