@@ -411,6 +411,24 @@ class NgramLM:
         lp = np.asarray(self.logprobs(texts))
         return np.exp(-lp / np.maximum(self.num_tokens(texts), 1))
 
+    def uniform_share(self, texts: Sequence[str]) -> float:
+        """The share of the model's probability that comes from the uniform floor, averaged over the
+        predicted positions of ``texts`` (end token included): the product of the lower-order weights
+        :math:`\\prod_k B_k(h_k)` (1 at an order whose history was never seen); add-α:
+        :math:`\\alpha V / (c(h) + \\alpha V)`. On the model's own samples it is the share of sampled
+        tokens drawn uniformly from the vocabulary — noise.
+        """
+        self._check_fitted()
+        keys, _, _ = self._windows([self.encode(t) for t in texts], eos=True)
+        share = np.ones(len(keys))
+        for k in self._orders():
+            t = self._tables[k - 1]
+            pos, seen = t.lookup(self._suffix(keys, k))
+            total = np.where(seen, t.ctx_totals[pos] if len(t.ctx_totals) else 0, 1)
+            types = np.where(seen, t.ctx_types[pos] if len(t.ctx_types) else 0, 0)
+            share = np.where(seen, share * self._lower_weight(k, total, types), share)
+        return float(share.mean()) if len(share) else 0.0
+
     def distribution(self, keys: np.ndarray) -> np.ndarray:
         """The next-token distribution after each full-history key: rows × |vocab|, column 0 (``<s>``) zero."""
         self._check_fitted()

@@ -248,3 +248,12 @@ def test_lm_eval_adapter_uses_the_models_tokens(tmp_path):
     assert adapter.tokenizer_name == "collapse-ngram-lower_alnum"
     [(_, greedy)] = adapter.loglikelihood([Instance("loglikelihood", {}, ("The", " Cat, sat!"), 0)])
     assert greedy  # "Cat, sat!" is the tokens "cat sat", the greedy continuation of "the"
+
+
+def test_uniform_share_is_the_floors_weight():
+    kn = NgramLM(n=2, smoothing="kneser_ney").fit(["the cat sat", "the dog sat"])
+    # after "the": B_2 = ½·2/2, B_1 = D_1·N1+(•)/N1+(••) = ⅔·5/6; "zebra" is an unseen history: B_2 = 1
+    assert kn.uniform_share(["the"]) == pytest.approx(((1 / 4 * 5 / 9) + (1 / 2 * 5 / 9)) / 2)  # <s>→the, the→</s>
+    assert kn.uniform_share(["zebra"]) == pytest.approx((1 / 4 * 5 / 9 + 5 / 9) / 2)
+    add = NgramLM(n=2, alpha=1.0).fit(["the cat sat", "the dog sat"])
+    assert add.uniform_share(["the"]) == pytest.approx((6 / (2 + 6) + 6 / (2 + 6)) / 2)  # αV / (c(h) + αV), V = 6
