@@ -164,6 +164,13 @@ class _Table:
         pos = np.minimum(np.searchsorted(self.ctx_keys, keys), len(self.ctx_keys) - 1)
         return pos, self.ctx_keys[pos] == keys
 
+    def histories(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(index, seen, c(h), N1+(h •)) of each history key; c(h) is 1 and N1+ 0 where unseen."""
+        pos, seen = self.lookup(keys)
+        if not len(self.ctx_keys):
+            return pos, seen, np.ones(len(keys), np.int64), np.zeros(len(keys), np.int64)
+        return pos, seen, np.where(seen, self.ctx_totals[pos], 1), np.where(seen, self.ctx_types[pos], 0)
+
     def segment(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[start, end) of the pairs of each history index."""
         start = self.ctx_start[pos]
@@ -371,9 +378,7 @@ class NgramLM:
         p = np.full(len(keys), 1.0 / self.V)
         for k in self._orders():
             t = self._tables[k - 1]
-            pos, seen = t.lookup(self._suffix(keys, k))
-            total = np.where(seen, t.ctx_totals[pos] if len(t.ctx_totals) else 0, 1)
-            types = np.where(seen, t.ctx_types[pos] if len(t.ctx_types) else 0, 0)
+            pos, seen, total, types = t.histories(self._suffix(keys, k))
             own = self._own_mass(k, t.count(pos, seen, nexts, size), total)
             p = np.where(seen, own + self._lower_weight(k, total, types) * p, p)
         return p
@@ -423,9 +428,7 @@ class NgramLM:
         share = np.ones(len(keys))
         for k in self._orders():
             t = self._tables[k - 1]
-            pos, seen = t.lookup(self._suffix(keys, k))
-            total = np.where(seen, t.ctx_totals[pos] if len(t.ctx_totals) else 0, 1)
-            types = np.where(seen, t.ctx_types[pos] if len(t.ctx_types) else 0, 0)
+            pos, seen, total, types = t.histories(self._suffix(keys, k))
             share = np.where(seen, share * self._lower_weight(k, total, types), share)
         return float(share.mean()) if len(share) else 0.0
 
@@ -525,9 +528,7 @@ class NgramLM:
             if not todo.size:
                 break
             t = self._tables[k - 1]
-            pos, seen = t.lookup(self._suffix(keys[todo], k))
-            total = np.where(seen, t.ctx_totals[pos] if len(t.ctx_totals) else 0, 1)
-            types = np.where(seen, t.ctx_types[pos] if len(t.ctx_types) else 0, 0)
+            pos, seen, total, types = t.histories(self._suffix(keys[todo], k))
             own = seen & (rng.random(todo.size) < 1.0 - self._lower_weight(k, total, types))
             if own.any():
                 start, end = t.segment(pos[own])
