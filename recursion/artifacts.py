@@ -10,6 +10,8 @@ and readers. Layout of an experiment run ``RUN/``::
                                sha256 of every file each wrote),
                                timings, versions
         .lock                  the PID of the process running it   LOCK
+        heldout.jsonl          held-out real documents             HELDOUT
+                               (data.heldout_fraction), never trained on
         gen_00/                generation 0                        gen_dir(replica, 0)
             train.jsonl        training set (JSONL, field "text")  TRAIN
             model/             the model (save_pretrained / ngram.json)   MODEL
@@ -37,6 +39,7 @@ from typing import Any
 CONFIG = "config.yaml"
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+HELDOUT = "heldout.jsonl"
 TRAIN = "train.jsonl"
 MODEL = "model"
 LM_EVAL = "lm_eval.json"

@@ -25,6 +25,7 @@ import yaml
 
 from .backends import BACKENDS, backend_class
 from .backends.base import Decoding, failing
+from .words import WordTokenizer
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,10 @@ class DataConfig:
     separator: str = "\n\n"
     chunk_words: int | None = None  # cut documents into blocks of this many words (Shumailov's blocks)
     num_train: int | None = None  # real documents in generation 0's training set (None: all)
+    count_words: WordTokenizer = "whitespace"  # the words min_words counts (recursion.words; the text is unchanged)
+    min_chars: int = 0  # a document needs at least this many characters, surrounding whitespace stripped
+    max_chars: int | None = None  # shakespeare only: read only the first N characters of the split's text
+    heldout_fraction: float = 0.0  # share of documents held out at random (replica's seed), never trained on
 
     def problems(self) -> list[tuple[str, str]]:
         kind = self.source.partition(":")[0]
@@ -57,6 +62,11 @@ class DataConfig:
             (self.source == "shakespeare" or (kind in ("jsonl", "hf") and self.source.partition(":")[2] != ""),
              "source", f"= {self.source!r} is not valid; choose one of: shakespeare, jsonl:PATH, hf:NAME[:CONFIG]"),
             (self.min_words >= 0, "min_words", "must be >= 0"),
+            (self.min_chars >= 0, "min_chars", "must be >= 0"),
+            (self.max_chars is None or self.max_chars >= 1, "max_chars", "must be >= 1"),
+            (self.max_chars is None or self.source == "shakespeare", "max_chars",
+             "applies only to the shipped corpus (source: shakespeare)"),
+            (0.0 <= self.heldout_fraction < 1.0, "heldout_fraction", "must be in [0, 1)"),
             (self.chunk_words is None or self.chunk_words >= 1, "chunk_words", "must be >= 1"),
             (self.num_train is None or self.num_train >= 1, "num_train", "must be >= 1"),
             (bool(self.field), "field", "must name a field of the records"),

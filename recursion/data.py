@@ -24,17 +24,22 @@ before the training set is taken. A held-out share never eats training data sile
 ``num_train`` set, the corpus must hold ``num_train + num_prompts`` documents; with
 ``num_train: null`` (every document), the probes may take at most half of the corpus. Otherwise
 :func:`prepare` raises, naming the keys to change — before any run folder exists.
+
+``data.heldout_fraction`` first holds out a random share of the pool (:func:`split_heldout`, the
+seed notebook's 90/10 line split): never trained on, written once per replica as ``heldout.jsonl``
+and scored by the ``heldout_perplexity`` probe. The sizes above count what is left.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from collapse_tasks import corpus
 
 from .config import DataConfig, ProbesConfig
+from .words import tokenizer
 
 
 def load_pool(cfg: DataConfig) -> list[str]:
@@ -49,13 +54,30 @@ def load_pool(cfg: DataConfig) -> list[str]:
     return texts
 
 
+def _long_enough(cfg: DataConfig, text: str) -> bool:
+    """At least ``min_chars`` characters (stripped) and ``min_words`` words (counted by ``count_words``)."""
+    return len(text.strip()) >= cfg.min_chars and len(tokenizer(cfg.count_words)(text)) >= cfg.min_words
+
+
+def shipped_units(cfg: DataConfig) -> list[str]:
+    """Lines or blocks of the shipped corpus's ``split``, before any length filter.
+
+    With ``max_chars``, only the first ``max_chars`` characters of the split's text are read: its
+    works in :func:`collapse_tasks.corpus.work_names` order (alphabetical), each file's text as
+    shipped, joined by a blank line (``"\n\n"``), cut there and split into stripped lines (or
+    blocks); the line cut at the end is kept if it passes the filters.
+    """
+    if cfg.max_chars is None:
+        return corpus.lines(cfg.split, min_words=0) if cfg.unit == "lines" else corpus.blocks(cfg.split)
+    text = "\n\n".join(corpus.works(cfg.split).values())[: cfg.max_chars]
+    units = text.splitlines() if cfg.unit == "lines" else text.split("\n\n")
+    return [u.strip() for u in units if u.strip()]
+
+
 def _load_source(cfg: DataConfig) -> list[str]:
     kind, _, rest = cfg.source.partition(":")
     if cfg.source == "shakespeare":
-        if cfg.unit == "lines":
-            texts = corpus.lines(cfg.split, min_words=cfg.min_words)
-        else:
-            texts = [b for b in corpus.blocks(cfg.split) if len(b.split()) >= cfg.min_words]
+        texts = [t for t in shipped_units(cfg) if _long_enough(cfg, t)]
     elif kind in ("jsonl", "hf"):
         records = _records(kind, rest, cfg)
         fields = [cfg.field] + ([cfg.prompt_field] if cfg.prompt_field else [])
@@ -65,7 +87,7 @@ def _load_source(cfg: DataConfig) -> list[str]:
         texts = [
             (r[cfg.prompt_field].strip() + cfg.separator if cfg.prompt_field else "") + r[cfg.field]
             for r in records
-            if isinstance(r.get(cfg.field), str) and len(r[cfg.field].split()) >= cfg.min_words
+            if isinstance(r.get(cfg.field), str) and _long_enough(cfg, r[cfg.field])
         ]
     else:
         raise ValueError(f"unknown data.source {cfg.source!r}")
@@ -99,11 +121,26 @@ def split_prompt(document: str, separator: str) -> str:
     return head + sep
 
 
+def split_heldout(pool: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(rest, held out): a random line-level split of ``pool`` with the replica's ``seed``.
+
+    As the seed notebook's ``shuffle; train = lines[:int(0.9 * N)]``: a seeded permutation (a random
+    stream of its own, spawned from ``seed``), the first ``int((1 − fraction) · N)`` documents stay,
+    the others are held out; both keep source order.
+    """
+    if not fraction:
+        return list(pool), []
+    order = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]).permutation(len(pool))
+    cut = int(len(pool) * (1.0 - fraction))
+    return [pool[i] for i in np.sort(order[:cut])], [pool[i] for i in np.sort(order[cut:])]
+
+
 @dataclass
 class RealData:
     train: list[str]  # generation 0's real training set
     rest: list[str]  # unused real documents: fresh folds for ``mix``
     probe_prompts: list[str]
+    heldout: list[str] = field(default_factory=list)  # data.heldout_fraction of the pool, never trained on
 
     def fresh(self, g: int, n: int) -> list[str]:
         """Fold g (g >= 1) of n fresh real documents, disjoint from every other fold."""
@@ -126,6 +163,11 @@ class Source:
     probe_prompts: list[str] | None  # from their own source; None: held out from the pool
 
     @property
+    def available(self) -> int:
+        """Documents of the pool left after the ``data.heldout_fraction`` split (:func:`split_heldout`)."""
+        return int(len(self.pool) * (1.0 - self.data.heldout_fraction)) if self.data.heldout_fraction else len(self.pool)
+
+    @property
     def held_out(self) -> int:
         """Documents of the pool held out as probe prompts."""
         return self.num_probes if self.probe_prompts is None else 0
@@ -133,12 +175,12 @@ class Source:
     @property
     def num_train(self) -> int:
         """Documents of generation 0's real training set."""
-        return len(self.pool) - self.held_out if self.data.num_train is None else self.data.num_train
+        return self.available - self.held_out if self.data.num_train is None else self.data.num_train
 
     def check_fresh(self, per_generation: int, generations: int) -> None:
         """``ValueError`` unless the corpus holds ``per_generation`` fresh documents for each generation
         after the first (regime ``mix``), beyond the training set and the probes."""
-        need, have = per_generation * (generations - 1), len(self.pool) - self.held_out - self.num_train
+        need, have = per_generation * (generations - 1), self.available - self.held_out - self.num_train
         if need > have:
             raise ValueError(f"regime 'mix' needs {per_generation} fresh real documents in each of generations 1.."
                              f"{generations - 1} ({need} in all), but data.source {self.data.source!r} has {have} beyond "
@@ -167,21 +209,24 @@ def prepare(data: DataConfig, probes: ProbesConfig, *, pool: list[str] | None = 
     source = Source(data, pool, num, None if prompts is None else prompts[:num])
     held, n = source.held_out, source.num_train
     fix = "lower probes.num_prompts, or give probes.prompts_file" + (" or probes.split" if data.source.startswith("hf:") else "")
-    if data.num_train is not None and n + held > len(pool):
+    have = source.available
+    after_split = f" (after data.heldout_fraction = {data.heldout_fraction})" if data.heldout_fraction else ""
+    if data.num_train is not None and n + held > have:
         asked = f"data.num_train = {n} and probes.num_prompts = {held} (held out) need {n + held}" if held \
             else f"data.num_train = {n} needs {n}"
-        raise ValueError(f"{asked} documents, but data.source {data.source!r} has {len(pool)}"
+        raise ValueError(f"{asked} documents, but data.source {data.source!r} has {have}{after_split}"
                          + (f"; lower data.num_train, {fix}" if held else ""))
-    if data.num_train is None and held > len(pool) / 2:
-        raise ValueError(f"probes.num_prompts = {held} would hold out {held} of the {len(pool)} documents of "
+    if data.num_train is None and held > have / 2:
+        raise ValueError(f"probes.num_prompts = {held} would hold out {held} of the {have} documents{after_split} of "
                          f"data.source {data.source!r} (at most half may be held out); set data.num_train, {fix}")
     return source
 
 
 def real_data(source: Source, *, seed: int) -> RealData:
     """Generation 0's training set, the fresh folds and the probe prompts of one replica (see the module docstring)."""
-    order = np.random.default_rng(seed).permutation(len(source.pool))
-    pool = [source.pool[i] for i in order]
+    pool, heldout = split_heldout(source.pool, source.data.heldout_fraction, seed)
+    order = np.random.default_rng(seed).permutation(len(pool))
+    pool = [pool[i] for i in order]
     cut = len(pool) - source.held_out
     probes = pool[cut:] if source.probe_prompts is None else source.probe_prompts
-    return RealData(pool[:source.num_train], pool[source.num_train:cut], probes)
+    return RealData(pool[:source.num_train], pool[source.num_train:cut], probes, heldout)

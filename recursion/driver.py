@@ -26,6 +26,7 @@ import numpy as np
 
 from . import scoring
 from .artifacts import (
+    HELDOUT,
     LM_EVAL,
     MODEL,
     PROBES,
@@ -160,6 +161,8 @@ def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, 
                     rng=np.random.default_rng(stage_seed(seed, g, "data")),
                 )
                 write_jsonl(gdir / TRAIN, ({"text": t} for t in texts))
+                if g == 0 and real.heldout:
+                    write_jsonl(run.path / HELDOUT, ({"text": t} for t in real.heldout))
 
         if todo(g, "train"):
             with run.stage(f"{gdir.name}/train", [model_dir]):
@@ -201,7 +204,8 @@ def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, 
             with run.stage(f"{gdir.name}/probes", [gdir / PROBES]):
                 model = models.get(model_dir)
                 prompts = [model.truncate(p, exp.probes.prompt_tokens) for p in real.probe_prompts]
-                result = run_probes(model, models.get(run.gen(0) / MODEL), read_texts(gdir / SYNTHETIC), prompts)
+                result = run_probes(model, models.get(run.gen(0) / MODEL), read_texts(gdir / SYNTHETIC), prompts,
+                                    heldout=real.heldout)
                 atomic_write_text(gdir / PROBES, json.dumps(result))
     return run
 

@@ -18,7 +18,7 @@ import yaml
 
 from recursion import artifacts
 
-PROBE_SCALARS = ("gen0_perplexity_median", "top1_mass_mean", "next_token_entropy_mean")
+PROBE_SCALARS = ("gen0_perplexity_median", "top1_mass_mean", "next_token_entropy_mean", "heldout_perplexity")
 
 
 @dataclass(frozen=True)

@@ -1,73 +1,161 @@
-"""A word n-gram language model with add-α smoothing — the toy back end of Lab 1.
+"""A word n-gram language model — the toy back end of Lab 1 — with add-α, interpolated
+Kneser–Ney or Jelinek–Mercer smoothing.
 
-Tokens are whitespace-separated words, case and punctuation kept (the same unit as lm-eval's
-``word_perplexity``). For a history ``h`` of the previous ``n − 1`` tokens (padded with ``<s>``):
+Tokens are words (:mod:`recursion.words`: ``whitespace``, case and punctuation kept — lm-eval's
+``word_perplexity`` unit — or the seed notebook's lower-cased ``[a-zA-Z0-9']`` runs). The events
+are the vocabulary's words plus ``</s>`` and ``<unk>``, ``V`` of them (``<s>`` only pads histories
+and is never predicted). ``h`` is the history of the previous ``n − 1`` tokens (padded with
+``<s>``), ``h_k`` its last ``k − 1`` tokens, ``c(·)`` a count in the training documents (each
+ending in ``</s>``).
 
-.. math:: P(w \\mid h) = \\frac{c(h, w) + \\alpha}{c(h) + \\alpha |V|}
+``add_alpha`` (Laplace / Lidstone):
 
-``V`` is the vocabulary plus ``</s>`` and ``<unk>``. The vocabulary is fixed when the model is
-first fitted (generation 0, on real text) and handed to every later generation, so perplexities
-of successive generations are over the same event space; words outside it score as ``<unk>``.
-Generation never emits ``<unk>``.
+.. math:: P(w \\mid h) = \\frac{c(h, w) + \\alpha}{c(h) + \\alpha V}
 
-The model is saved as one plain JSON file (vocabulary and n-gram counts), never pickled.
+``kneser_ney`` and ``jelinek_mercer`` interpolate every order with the next lower one, down to the
+uniform distribution :math:`P_0(w) = 1/V`:
+
+.. math:: P_k(w \\mid h_k) = A_k(h_k, w) + B_k(h_k)\\, P_{k-1}(w \\mid h_{k-1}), \\qquad P = P_n
+
+and :math:`P_k = P_{k-1}` for a history never seen at order k (:math:`c_k(h_k) = 0`).
+
+* ``kneser_ney`` — interpolated Kneser–Ney (Kneser & Ney 1995, in the interpolated form of Chen &
+  Goodman 1998, §3 eq. 17 and §2.7): :math:`A = \\max(c_k(h, w) - D_k, 0) / c_k(h)`,
+  :math:`B = D_k N_{1+}(h\\,\\bullet) / c_k(h)`, with :math:`N_{1+}(h\\,\\bullet)` the number of
+  distinct words seen after ``h``. The highest order counts n-grams (:math:`c_n` = raw counts);
+  every lower order counts *continuations*, :math:`c_k(h, w) = N_{1+}(\\bullet\\, h\\, w)`, the
+  number of distinct words seen before ``h w`` (``<s>`` pads included). One discount per order:
+  ``discount`` fixed for every order, or (``discount: null``) estimated per order from the
+  count-of-counts of :math:`c_k` as :math:`D_k = n_1 / (n_1 + 2 n_2)` (Ney, Essen & Kneser 1994;
+  Chen & Goodman eq. 26), ``n_1`` taken as at least 1 so that every history keeps some mass for
+  lower orders. At order 1 the discounted mass goes to the uniform distribution: every word of
+  the vocabulary keeps a probability of at least :math:`D_1 N_{1+}(\\bullet) / (c_1 V) > 0`.
+* ``jelinek_mercer`` — linear interpolation (Jelinek & Mercer 1980; Chen & Goodman §2.3) of the
+  maximum-likelihood estimates with one weight λ (``jm_lambda``) at every order:
+  :math:`A = \\lambda\\, c(h, w) / c(h)`, :math:`B = 1 - \\lambda`, raw counts at every order; the
+  unigram is :math:`\\lambda\\, c(w)/N + (1 - \\lambda)/V`, its own floor.
+
+Why the choice matters for model collapse: a model retrained on its own finite samples should
+*lose its tails* (Shumailov et al. 2024): a word or continuation that no sample contains falls to
+the floor. Under add-α with a large α that floor is most of the mass (an unseen or rare history
+predicts uniformly over ``V``), so successive generations drift towards uniform noise instead:
+held-out perplexity climbs to ``V`` while the samples look *more* varied. Kneser–Ney and
+Jelinek–Mercer give the floor only the discounted / interpolated share.
+
+The vocabulary is fixed when the model is first fitted (generation 0, on real text) and handed
+to every later generation, so perplexities of successive generations are over the same event
+space; words outside it score as ``<unk>``. Generation never emits ``<unk>``.
+
+The model is saved as one plain JSON file (vocabulary, smoothing, n-gram counts), never pickled.
 
 It is also the lm-eval model ``collapse-ngram`` (:class:`NgramLMEval`), so every ``collapse_*``
 task scores it: ``lm-collapse eval --model collapse-ngram --model_args pretrained=RUN/gen_03/model``
 loads the ``ngram.json`` in that folder (``lm-collapse eval`` registers the name; in Python call
-:func:`register`). Loglikelihoods are sums of natural-log word probabilities; ``generate_until``
-samples words (greedy when ``do_sample`` is false) and cuts the text at the first ``until`` string.
+:func:`register`). Loglikelihoods are sums of natural-log token probabilities; ``generate_until``
+samples tokens (greedy when ``do_sample`` is false) and cuts the text at the first ``until`` string.
+
+References
+----------
+Chen, S. F. & Goodman, J. (1998). An empirical study of smoothing techniques for language
+modeling. Harvard TR-10-98. Kneser, R. & Ney, H. (1995). Improved backing-off for m-gram language
+modeling. ICASSP. Ney, H., Essen, U. & Kneser, R. (1994). On structuring probabilistic
+dependencies in stochastic language modelling. Computer Speech & Language 8. Jelinek, F. &
+Mercer, R. L. (1980). Interpolated estimation of Markov source parameters from sparse data.
 """
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from lm_eval.api.model import LM
 from tqdm.auto import tqdm
 
 from ..artifacts import atomic_write_text
+from ..words import TOKENIZERS, WordTokenizer
+from ..words import tokenizer as word_tokenizer
 from .base import failing
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 FILENAME = "ngram.json"
+#: Version of the ``ngram.json`` layout written by :meth:`NgramLM.save` (version-1 files still load).
+FORMAT_VERSION = 2
 #: The lm-eval model name of :class:`NgramLMEval`.
 LM_EVAL_NAME = "collapse-ngram"
-
-
-def words(text: str) -> list[str]:
-    """The n-gram model's tokens: whitespace-separated words."""
-    return text.split()
+SMOOTHINGS = ("add_alpha", "kneser_ney", "jelinek_mercer")
+#: Rejection rounds of plain sampling before the rows still drawing a banned token are sampled
+#: exactly from their renormalized distribution (only when nearly all of a row's mass is banned).
+_REJECTION_ROUNDS = 20
+#: Rows per block of dense next-token distributions (rows × vocabulary float64).
+_DENSE_ROWS = 64
 
 
 @dataclass(frozen=True)
 class NgramConfig:
-    """``model:`` block of the ``ngram`` back end."""
+    """``model:`` block of the ``ngram`` back end (see the module docstring for the formulas)."""
 
     n: int = 2
-    alpha: float = 0.01
+    alpha: float = 0.01  # add_alpha: the additive constant α
+    smoothing: Literal["add_alpha", "kneser_ney", "jelinek_mercer"] = "add_alpha"
+    discount: float | None = None  # kneser_ney: D of every order; null: estimated per order, n1 / (n1 + 2 n2)
+    jm_lambda: float | None = None  # jelinek_mercer: weight λ of each order's maximum-likelihood estimate
+    tokenizer: WordTokenizer = "whitespace"
+    # fixed: generation 0's vocabulary for every generation (one event space to compare perplexities
+    # over); per_generation: rebuilt from each generation's training set — the seed notebook's pitfall
+    vocabulary: Literal["fixed", "per_generation"] = "fixed"
 
     def problems(self) -> list[tuple[str, str]]:
         return failing(
             (1 <= self.n <= 6, "n", "must be in 1..6"),
             (self.alpha > 0, "alpha", "must be > 0"),
+            (self.discount is None or 0 < self.discount <= 1, "discount", "must be in (0, 1] (null: estimated per order)"),
+            (self.discount is None or self.smoothing == "kneser_ney", "discount", "applies only to smoothing: kneser_ney"),
+            (self.jm_lambda is None or 0 < self.jm_lambda < 1, "jm_lambda", "must be in (0, 1)"),
+            (self.jm_lambda is None or self.smoothing == "jelinek_mercer", "jm_lambda",
+             "applies only to smoothing: jelinek_mercer"),
+            (self.jm_lambda is not None or self.smoothing != "jelinek_mercer", "jm_lambda",
+             "is required by smoothing: jelinek_mercer (the weight of each order's maximum-likelihood estimate, in (0, 1))"),
         )
 
 
-@dataclass
-class _Counts:
-    """n-gram counts in sorted arrays: histories, then (history, word) pairs sorted the same way."""
+def _group(hist: np.ndarray, word: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique (history, word) pairs sorted by history then word, with their summed weights."""
+    if not len(hist):
+        return hist, word, weight
+    order = np.lexsort((word, hist))
+    hist, word, weight = hist[order], word[order], weight[order]
+    first = np.ones(len(hist), dtype=bool)
+    first[1:] = (hist[1:] != hist[:-1]) | (word[1:] != word[:-1])
+    starts = np.flatnonzero(first)
+    return hist[starts], word[starts], np.add.reduceat(weight, starts)
 
-    ctx_keys: np.ndarray  # sorted unique history keys (int64)
-    ctx_totals: np.ndarray  # c(h) per history
+
+@dataclass
+class _Table:
+    """Counts of one order in sorted arrays: histories, then (history, word) pairs sorted the same way."""
+
+    ctx_keys: np.ndarray  # sorted unique history keys (int64; the k − 1 ids as a base-|vocab| number)
     ctx_start: np.ndarray  # index of each history's first pair
+    ctx_totals: np.ndarray  # c(h) per history
+    ctx_types: np.ndarray  # N1+(h •): distinct words after each history
     pair_keys: np.ndarray  # history index * |vocab| + word id, sorted
-    pair_counts: np.ndarray  # c(h, w) per pair
+    pair_counts: np.ndarray  # c(h, w) per pair (int64)
+
+    @classmethod
+    def build(cls, hist: np.ndarray, word: np.ndarray, count: np.ndarray, size: int) -> _Table:
+        """From pairs sorted by (history, word), as :func:`_group` returns them; ``size`` = |vocab|."""
+        ctx_keys, ctx_start, ctx_index = np.unique(hist, return_index=True, return_inverse=True)
+        totals = np.add.reduceat(count, ctx_start) if len(count) else np.zeros(0, np.int64)
+        types = np.diff(np.append(ctx_start, len(count)))
+        return cls(ctx_keys, ctx_start, totals, types, ctx_index.astype(np.int64) * size + word, count.astype(np.int64))
+
+    def pairs(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(history key, word id, count) of every pair."""
+        return self.ctx_keys[self.pair_keys // size], self.pair_keys % size, self.pair_counts
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Index of each history key in ``ctx_keys`` and whether it was seen."""
@@ -76,16 +164,45 @@ class _Counts:
         pos = np.minimum(np.searchsorted(self.ctx_keys, keys), len(self.ctx_keys) - 1)
         return pos, self.ctx_keys[pos] == keys
 
+    def histories(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(index, seen, c(h), N1+(h •)) of each history key; c(h) is 1 and N1+ 0 where unseen."""
+        pos, seen = self.lookup(keys)
+        if not len(self.ctx_keys):
+            return pos, seen, np.ones(len(keys), np.int64), np.zeros(len(keys), np.int64)
+        return pos, seen, np.where(seen, self.ctx_totals[pos], 1), np.where(seen, self.ctx_types[pos], 0)
+
+    def segment(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[start, end) of the pairs of each history index."""
+        start = self.ctx_start[pos]
+        end = np.where(pos + 1 < len(self.ctx_start), self.ctx_start[np.minimum(pos + 1, len(self.ctx_start) - 1)],
+                       len(self.pair_keys))
+        return start, end
+
+    def count(self, pos: np.ndarray, seen: np.ndarray, words: np.ndarray, size: int) -> np.ndarray:
+        """c(h, w) of each (history index, word) query (0 where unseen)."""
+        if not len(self.pair_keys):
+            return np.zeros(len(pos), np.int64)
+        q = pos * size + words
+        j = np.minimum(np.searchsorted(self.pair_keys, q), len(self.pair_keys) - 1)
+        return np.where(seen & (self.pair_keys[j] == q), self.pair_counts[j], 0)
+
 
 class NgramLM:
-    """Word n-gram LM with add-α smoothing (see the module docstring for the formula).
+    """Word n-gram LM with add-α, interpolated Kneser–Ney or Jelinek–Mercer smoothing (see the
+    module docstring for the formulas).
 
     Parameters
     ----------
     n : int, default=2
         Order (2 = bigram). Histories are the previous ``n − 1`` words.
+    smoothing : {"add_alpha", "kneser_ney", "jelinek_mercer"}, default="add_alpha"
     alpha : float, default=0.01
-        Additive smoothing constant (α > 0).
+        add-α: the additive constant (α > 0).
+    discount : float or None, default=None
+        Kneser–Ney: the discount D of every order, in (0, 1]; ``None`` estimates one per order.
+    jm_lambda : float, optional
+        Jelinek–Mercer: the weight λ of each order's maximum-likelihood estimate, in (0, 1).
+    tokenizer : {"whitespace", "lower_alnum"}, default="whitespace"
     vocab : sequence of str, optional
         Fixed vocabulary; default: every word of the first ``fit`` call.
 
@@ -94,29 +211,45 @@ class NgramLM:
     >>> lm = NgramLM(n=2, alpha=0.1).fit(["the cat sat", "the dog sat"])
     >>> round(lm.logprobs(["the cat sat"])[0], 4)
     -1.4485
-    >>> lm.generate(num=2, seed=0, max_new_tokens=5)
-    ['the dog sat', 'the dog sat']
+    >>> kn = NgramLM(n=2, smoothing="kneser_ney").fit(["the cat sat", "the dog sat"])
+    >>> kn.discounts  # D_1 (continuation counts 1,1,1,2,1), D_2 (bigram counts 2,1,1,1,1,2)
+    [0.6666666666666666, 0.5]
+    >>> round(kn.logprobs(["the cat sat"])[0], 4)
+    -1.7857
+    >>> kn.generate(num=2, seed=0, max_new_tokens=5)
+    ['the dog', 'the dog sat']
     """
 
-    def __init__(self, n: int = 2, alpha: float = 0.01, vocab: Sequence[str] | None = None):
+    def __init__(self, n: int = 2, *, smoothing: str = "add_alpha", alpha: float = 0.01, discount: float | None = None,
+                 jm_lambda: float | None = None, tokenizer: str = "whitespace", vocab: Sequence[str] | None = None):
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 6:
             raise ValueError(f"n must be an integer in 1..6, got {n!r}")
+        if smoothing not in SMOOTHINGS:
+            raise ValueError(f"smoothing must be one of {', '.join(SMOOTHINGS)}, got {smoothing!r}")
         if not alpha > 0:
             raise ValueError(f"alpha must be > 0, got {alpha!r}")
-        self.n, self.alpha = n, float(alpha)
-        self.vocab: list[str] | None = None if vocab is None else self._full_vocab(vocab)
-        self._counts: _Counts | None = None
+        if discount is not None and not 0 < discount <= 1:
+            raise ValueError(f"discount must be in (0, 1] or None, got {discount!r}")
+        if smoothing == "jelinek_mercer" and (jm_lambda is None or not 0 < jm_lambda < 1):
+            raise ValueError(f"jelinek_mercer needs jm_lambda in (0, 1), got {jm_lambda!r}")
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
+        self.n, self.smoothing, self.alpha, self.discount = n, smoothing, float(alpha), discount
+        self.jm_lambda = None if jm_lambda is None else float(jm_lambda)
+        self.tokenizer = tokenizer
+        self.tokens = word_tokenizer(tokenizer)
+        self.vocab: list[str] | None = None
+        self._index: dict[str, int] = {}
+        if vocab is not None:
+            self._set_vocab(vocab)
+        self._tables: list[_Table | None] = []  # order k at index k − 1
+        self.discounts: list[float] | None = None  # Kneser–Ney: D_k at index k − 1
+        self._cum: dict[int, np.ndarray] = {}
 
     # -- vocabulary -----------------------------------------------------------------------
-    @staticmethod
-    def _full_vocab(vocab: Sequence[str]) -> list[str]:
-        return [BOS, EOS, UNK] + sorted(set(vocab) - {BOS, EOS, UNK})
-
-    @property
-    def _index(self) -> dict[str, int]:
-        if getattr(self, "_index_cache", None) is None or len(self._index_cache) != len(self.vocab):
-            self._index_cache = {w: i for i, w in enumerate(self.vocab)}
-        return self._index_cache
+    def _set_vocab(self, vocab: Sequence[str]) -> None:
+        self.vocab = [BOS, EOS, UNK] + sorted(set(vocab) - {BOS, EOS, UNK})
+        self._index = {w: i for i, w in enumerate(self.vocab)}
 
     @property
     def V(self) -> int:
@@ -124,9 +257,8 @@ class NgramLM:
         return len(self.vocab) - 1
 
     def encode(self, text: str) -> list[int]:
-        index = self._index
-        unk = index[UNK]
-        return [index.get(w, unk) for w in words(text)]
+        unk = self._index[UNK]
+        return [self._index.get(w, unk) for w in self.tokens(text)]
 
     def _key(self, hist: np.ndarray) -> np.ndarray:
         """int64 key of each history row (base-|vocab| number)."""
@@ -134,6 +266,12 @@ class NgramLM:
         for j in range(hist.shape[1]):
             key = key * len(self.vocab) + hist[:, j]
         return key
+
+    def _suffix(self, keys: np.ndarray, k: int) -> np.ndarray:
+        """Keys of the last ``k − 1`` tokens of history keys of ``n − 1`` (or any ``≥ k − 1``) tokens."""
+        if k == 1:
+            return np.zeros(len(keys), np.int64)
+        return keys if k == self.n else keys % len(self.vocab) ** (k - 1)
 
     def _windows(self, ids_list: Sequence[Sequence[int]], *, eos: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(history keys, next ids, document index) of every predicted position, for all documents at once.
@@ -159,38 +297,91 @@ class NgramLM:
         if not texts:
             raise ValueError("cannot fit an n-gram model on no texts")
         if self.vocab is None:
-            self.vocab = self._full_vocab({w for t in texts for w in words(t)})
+            self._set_vocab({w for t in texts for w in self.tokens(t)})
         if len(self.vocab) ** max(self.n - 1, 1) >= 2**62:
             raise ValueError(f"n={self.n} is too large for a vocabulary of {len(self.vocab)} words")
         keys, nexts, _ = self._windows([self.encode(t) for t in texts], eos=True)
-        Lv = len(self.vocab)
-        if Lv ** max(self.n, 2) < 2**62:  # one int64 per (history, word): a much faster unique
-            pair_ids, counts = np.unique(keys * Lv + nexts, return_counts=True)
-            uniq = np.stack([pair_ids // Lv, pair_ids % Lv], axis=1)
-        else:
-            uniq, counts = np.unique(np.stack([keys, nexts], axis=1), axis=0, return_counts=True)
-        # uniq is sorted by history, then word
-        ctx_keys, ctx_start, ctx_index = np.unique(uniq[:, 0], return_index=True, return_inverse=True)
-        totals = np.add.reduceat(counts, ctx_start) if counts.size else np.zeros(0, np.int64)
-        pair_keys = ctx_index.astype(np.int64) * len(self.vocab) + uniq[:, 1]
-        self._counts = _Counts(ctx_keys, totals, ctx_start, pair_keys, counts)
+        top = _Table.build(*_group(keys, nexts, np.ones(len(keys), np.int64)), len(self.vocab))
+        self._set_counts(top)
         return self
 
-    def _check_fitted(self) -> _Counts:
-        if self._counts is None:
+    def _orders(self) -> list[int]:
+        """The orders the smoothing interpolates, lowest first (add-α: the highest only)."""
+        return [self.n] if self.smoothing == "add_alpha" else list(range(1, self.n + 1))
+
+    def _set_counts(self, top: _Table, discounts: Sequence[float] | None = None) -> None:
+        """Install the highest-order counts and derive the lower orders (and the discounts) from them.
+
+        Lower orders group the pairs of the order above by their shorter history: Jelinek–Mercer
+        sums their counts (raw counts), Kneser–Ney counts them (continuation counts N1+(• h w)).
+        """
+        size = len(self.vocab)
+        tables: list[_Table | None] = [None] * self.n
+        tables[-1] = top
+        if self.smoothing != "add_alpha":
+            for k in range(self.n - 1, 0, -1):
+                hist, word, count = tables[k].pairs(size)
+                weight = np.ones(len(count), np.int64) if self.smoothing == "kneser_ney" else count
+                tables[k - 1] = _Table.build(*_group(self._suffix(hist, k), word, weight), size)
+        self._tables = tables
+        self.discounts = None
+        if self.smoothing == "kneser_ney":
+            if discounts is not None:
+                self.discounts = [float(d) for d in discounts]
+            elif self.discount is not None:
+                self.discounts = [float(self.discount)] * self.n
+            else:
+                self.discounts = [self._estimated_discount(t.pair_counts) for t in tables]
+        self._cum = {}
+
+    @staticmethod
+    def _estimated_discount(counts: np.ndarray) -> float:
+        """D = n1 / (n1 + 2 n2) from the count-of-counts (n1 taken as at least 1)."""
+        n1, n2 = max(int((counts == 1).sum()), 1), int((counts == 2).sum())
+        return n1 / (n1 + 2 * n2)
+
+    def _check_fitted(self) -> _Table:
+        if not self._tables:
             raise ValueError("the n-gram model is not fitted: call fit() or load()")
-        return self._counts
+        return self._tables[-1]
+
+    # -- the interpolation terms ----------------------------------------------------------
+    def _own_mass(self, k: int, count: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """A_k: the probability order k gives a word from its own counts (history seen, ``total`` > 0)."""
+        if self.smoothing == "add_alpha":
+            return count / (total + self.alpha * self.V)
+        if self.smoothing == "kneser_ney":
+            return np.maximum(count - self.discounts[k - 1], 0.0) / total
+        return self.jm_lambda * count / total
+
+    def _lower_weight(self, k: int, total: np.ndarray, types: np.ndarray) -> np.ndarray:
+        """B_k: the weight of the next lower order's distribution after a seen history."""
+        if self.smoothing == "add_alpha":
+            return self.alpha * self.V / (total + self.alpha * self.V)
+        if self.smoothing == "kneser_ney":
+            return self.discounts[k - 1] * types / total
+        return np.full(len(total), 1.0 - self.jm_lambda)
+
+    def _weights(self, k: int) -> np.ndarray:
+        """Cumulative sums of the pair weights of order k that ``A_k`` is proportional to."""
+        if k not in self._cum:
+            counts = self._tables[k - 1].pair_counts
+            w = np.maximum(counts - self.discounts[k - 1], 0.0) if self.smoothing == "kneser_ney" else counts.astype(float)
+            self._cum[k] = np.cumsum(w)
+        return self._cum[k]
 
     # -- scoring --------------------------------------------------------------------------
-    def _token_logprobs(self, keys: np.ndarray, nexts: np.ndarray) -> np.ndarray:
-        c = self._check_fitted()
-        pos, seen = c.lookup(keys)
-        totals = np.where(seen, c.ctx_totals[pos] if len(c.ctx_totals) else 0, 0)
-        q = pos * len(self.vocab) + nexts
-        j = np.minimum(np.searchsorted(c.pair_keys, q), max(len(c.pair_keys) - 1, 0))
-        hit = seen & (c.pair_keys[j] == q) if len(c.pair_keys) else seen
-        pair = np.where(hit, c.pair_counts[j] if len(c.pair_counts) else 0, 0)
-        return np.log((pair + self.alpha) / (totals + self.alpha * self.V))
+    def _token_probs(self, keys: np.ndarray, nexts: np.ndarray) -> np.ndarray:
+        """P(next | history) of each position, from the uniform distribution up through every order."""
+        self._check_fitted()
+        size = len(self.vocab)
+        p = np.full(len(keys), 1.0 / self.V)
+        for k in self._orders():
+            t = self._tables[k - 1]
+            pos, seen, total, types = t.histories(self._suffix(keys, k))
+            own = self._own_mass(k, t.count(pos, seen, nexts, size), total)
+            p = np.where(seen, own + self._lower_weight(k, total, types) * p, p)
+        return p
 
     def logprobs(self, texts: Sequence[str], *, contexts: Sequence[str] | None = None, eos: bool = False) -> list[float]:
         """Natural-log probability of each text (given its context, else from ``<s>``).
@@ -213,8 +404,68 @@ class NgramLM:
             offset = np.arange(len(docs)) - starts[docs] if len(docs) else docs
             keep = offset >= np.asarray(skip, dtype=np.int64)[docs] if len(docs) else docs.astype(bool)
             keys, nexts, docs = keys[keep], nexts[keep], docs[keep]
-        lp = self._token_logprobs(keys, nexts)
+        lp = np.log(self._token_probs(keys, nexts))
         return np.bincount(docs, weights=lp, minlength=len(ids)).tolist()
+
+    def num_tokens(self, texts: Sequence[str]) -> np.ndarray:
+        """Number of tokens of each text (what :meth:`logprobs` scores without ``eos``)."""
+        return np.array([len(self.tokens(t)) for t in texts], dtype=np.int64)
+
+    def perplexity(self, texts: Sequence[str]) -> np.ndarray:
+        """Per-document token perplexity, ``exp(−log P(text) / #tokens)`` (``nan``-free: empty texts get 1)."""
+        lp = np.asarray(self.logprobs(texts))
+        return np.exp(-lp / np.maximum(self.num_tokens(texts), 1))
+
+    def uniform_share(self, texts: Sequence[str]) -> float:
+        """The share of the model's probability that comes from the uniform floor, averaged over the
+        predicted positions of ``texts`` (end token included): the product of the lower-order weights
+        :math:`\\prod_k B_k(h_k)` (1 at an order whose history was never seen); add-α:
+        :math:`\\alpha V / (c(h) + \\alpha V)`. On the model's own samples it is the share of sampled
+        tokens drawn uniformly from the vocabulary — noise.
+        """
+        self._check_fitted()
+        keys, _, _ = self._windows([self.encode(t) for t in texts], eos=True)
+        share = np.ones(len(keys))
+        for k in self._orders():
+            t = self._tables[k - 1]
+            pos, seen, total, types = t.histories(self._suffix(keys, k))
+            share = np.where(seen, share * self._lower_weight(k, total, types), share)
+        return float(share.mean()) if len(share) else 0.0
+
+    def distribution(self, keys: np.ndarray) -> np.ndarray:
+        """The next-token distribution after each full-history key: rows × |vocab|, column 0 (``<s>``) zero."""
+        self._check_fitted()
+        size = len(self.vocab)
+        p = np.full((len(keys), size), 1.0 / self.V)
+        p[:, 0] = 0.0
+        for k in self._orders():
+            t = self._tables[k - 1]
+            pos, seen = t.lookup(self._suffix(keys, k))
+            rows = np.flatnonzero(seen)
+            if not rows.size:
+                continue
+            start, end = t.segment(pos[rows])
+            lens = end - start
+            idx = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(start, lens)
+            total = t.ctx_totals[pos[rows]]
+            p[rows] *= self._lower_weight(k, total, t.ctx_types[pos[rows]])[:, None]
+            p[np.repeat(rows, lens), t.pair_keys[idx] % size] += self._own_mass(k, t.pair_counts[idx], np.repeat(total, lens))
+        return p
+
+    def _history_keys(self, prompts: Sequence[str]) -> np.ndarray:
+        h = self.n - 1
+        ids = [([0] * h + self.encode(p))[-h:] if h else [] for p in prompts]
+        return self._key(np.array(ids, dtype=np.int64).reshape(len(ids), h))
+
+    def next_token_stats(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Top-1 next-token probability and next-token entropy (nats) after each prompt (over every event)."""
+        keys = self._history_keys(prompts)
+        top1, ent = np.empty(len(keys)), np.empty(len(keys))
+        for lo in range(0, len(keys), _DENSE_ROWS):
+            p = self.distribution(keys[lo:lo + _DENSE_ROWS])
+            top1[lo:lo + _DENSE_ROWS] = p.max(axis=1)
+            ent[lo:lo + _DENSE_ROWS] = -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=1)
+        return top1, ent
 
     # -- generation -----------------------------------------------------------------------
     def generate(
@@ -232,11 +483,14 @@ class NgramLM:
     ) -> list[str]:
         """Sample ``num`` documents from ``<s>``, or one continuation per prompt, all in one batch.
 
-        Stops at ``</s>`` or after ``max_new_tokens`` words. Returns the new words joined by spaces.
-        Plain sampling (temperature 1, no top-k/top-p) draws from the smoothed distribution without
-        building it: with probability ``c(h)/(c(h)+αV)`` from the counts of ``h``, else uniformly.
+        Stops at ``</s>`` or after ``max_new_tokens`` tokens. Returns the new tokens joined by
+        spaces. ``<unk>`` is never drawn, nor ``</s>`` before ``min_new_tokens``: their draws are
+        rejected and drawn again, i.e. the distribution is renormalized over the allowed tokens.
+        Plain sampling (temperature 1, no top-k/top-p) draws from the interpolated distribution
+        without building it: at each order, from its own counts with probability ``1 − B_k``,
+        else one order lower, and uniformly below the lowest.
         """
-        c = self._check_fitted()
+        self._check_fitted()
         if (num is None) == (prompts is None):
             raise ValueError("give either num (unconditional documents) or prompts (continuations)")
         if not temperature > 0:
@@ -252,56 +506,66 @@ class NgramLM:
             rows = np.flatnonzero(active)
             if not rows.size:
                 break
-            pos, seen = c.lookup(self._key(hist[rows]))
+            keys = self._key(hist[rows])
             banned = [0, 2] + ([1] if step < min_new_tokens else [])  # never <s> or <unk>; </s> after min
-            nxt = (self._sample_plain if plain else self._sample_dense)(
-                pos, seen, banned, rng, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
-            )
+            if plain:
+                nxt = self._sample_plain(keys, banned, rng)
+            else:
+                nxt = self._sample_dense(keys, banned, rng, temperature=temperature, top_k=top_k, top_p=top_p,
+                                         do_sample=do_sample)
             out[rows, step] = nxt
             if h:
                 hist[rows] = np.concatenate([hist[rows, 1:], nxt[:, None]], axis=1)
             active[rows[nxt == 1]] = False
         return [" ".join(self.vocab[i] for i in row[(row > 1)]) for row in out]
 
-    def _sample_plain(self, pos, seen, banned, rng, **_) -> np.ndarray:
-        c = self._counts
-        if getattr(self, "_cum", None) is None:
-            self._cum = np.cumsum(c.pair_counts)
-        Lv = len(self.vocab)
-        nxt = np.empty(len(pos), dtype=np.int64)
-        todo = np.arange(len(pos))
-        while todo.size:
-            total = np.where(seen[todo], c.ctx_totals[pos[todo]] if len(c.ctx_totals) else 0, 0)
-            from_counts = rng.random(todo.size) * (total + self.alpha * self.V) < total
-            k = todo[from_counts]
-            if k.size:
-                start = c.ctx_start[pos[k]]
-                base = np.where(start > 0, self._cum[np.maximum(start - 1, 0)], 0)
-                j = np.searchsorted(self._cum, base + rng.random(k.size) * total[from_counts], side="right")
-                nxt[k] = c.pair_keys[j] % Lv
-            u = todo[~from_counts]
-            nxt[u] = rng.integers(1, Lv, size=u.size)  # uniform over the event space (no <s>)
-            todo = todo[np.isin(nxt[todo], banned)]  # reject banned draws and draw again
+    def _draw(self, keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One token per history key from the (unrestricted) smoothed distribution."""
+        size = len(self.vocab)
+        out = np.empty(len(keys), dtype=np.int64)
+        todo = np.arange(len(keys))
+        for k in reversed(self._orders()):
+            if not todo.size:
+                break
+            t = self._tables[k - 1]
+            pos, seen, total, types = t.histories(self._suffix(keys[todo], k))
+            own = seen & (rng.random(todo.size) < 1.0 - self._lower_weight(k, total, types))
+            if own.any():
+                start, end = t.segment(pos[own])
+                cum = self._weights(k)
+                base = np.where(start > 0, cum[np.maximum(start - 1, 0)], 0.0)
+                j = np.searchsorted(cum, base + rng.random(start.size) * (cum[end - 1] - base), side="right")
+                out[todo[own]] = t.pair_keys[np.clip(j, start, end - 1)] % size
+            todo = todo[~own]
+        out[todo] = rng.integers(1, size, size=todo.size)  # uniform over the event space (no <s>)
+        return out
+
+    def _sample_plain(self, keys, banned, rng) -> np.ndarray:
+        nxt = self._draw(keys, rng)
+        todo = np.flatnonzero(np.isin(nxt, banned))
+        for _ in range(_REJECTION_ROUNDS):  # reject banned draws and draw again
+            if not todo.size:
+                return nxt
+            nxt[todo] = self._draw(keys[todo], rng)
+            todo = todo[np.isin(nxt[todo], banned)]
+        if todo.size:
+            nxt[todo] = self._sample_dense(keys[todo], banned, rng, temperature=1.0, top_k=0, top_p=1.0, do_sample=True)
         return nxt
 
-    def _sample_dense(self, pos, seen, banned, rng, *, temperature, top_k, top_p, do_sample) -> np.ndarray:
-        c = self._counts
-        Lv = len(self.vocab)
-        nxt = np.empty(len(pos), dtype=np.int64)
-        for lo in range(0, len(pos), 256):
-            p_, s_ = pos[lo:lo + 256], seen[lo:lo + 256]
-            probs = np.full((len(p_), Lv), self.alpha)
-            for r in np.flatnonzero(s_):
-                a, b = c.ctx_start[p_[r]], (c.ctx_start[p_[r] + 1] if p_[r] + 1 < len(c.ctx_start) else len(c.pair_keys))
-                probs[r, c.pair_keys[a:b] % Lv] += c.pair_counts[a:b]
+    def _sample_dense(self, keys, banned, rng, *, temperature, top_k, top_p, do_sample) -> np.ndarray:
+        size = len(self.vocab)
+        nxt = np.empty(len(keys), dtype=np.int64)
+        for lo in range(0, len(keys), _DENSE_ROWS):
+            probs = self.distribution(keys[lo:lo + _DENSE_ROWS])
             probs[:, banned] = 0.0
             if not do_sample:
-                nxt[lo:lo + 256] = probs.argmax(axis=1)
+                nxt[lo:lo + _DENSE_ROWS] = probs.argmax(axis=1)
                 continue
-            logits = np.log(np.where(probs > 0, probs, 1e-300)) / temperature
-            logits[:, banned] = -np.inf
+            with np.errstate(divide="ignore"):
+                logits = np.log(probs) / temperature
             if top_k:
-                kth = -np.partition(-logits, min(top_k, Lv) - 1, axis=1)[:, min(top_k, Lv) - 1 : min(top_k, Lv)]
+                kk = min(top_k, size)
+                kth = -np.partition(-logits, kk - 1, axis=1)[:, kk - 1 : kk]
                 logits[logits < kth] = -np.inf
             p = np.exp(logits - logits.max(axis=1, keepdims=True))
             p /= p.sum(axis=1, keepdims=True)
@@ -313,35 +577,48 @@ class NgramLM:
                 p = np.zeros_like(p)
                 np.put_along_axis(p, order, sp, axis=1)
                 p /= p.sum(axis=1, keepdims=True)
-            u = rng.random((len(p_), 1))
-            nxt[lo:lo + 256] = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), Lv - 1)
+            u = rng.random((len(p), 1))
+            nxt[lo:lo + _DENSE_ROWS] = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), size - 1)
         return nxt
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write ``directory/ngram.json`` atomically: order, α, vocabulary (ids are positions; 0 ``<s>``,
-        1 ``</s>``, 2 ``<unk>``) and the counts: for each history (its word ids as a base-|vocab|
-        number, ``ctx_keys``) the words that followed it (``pair_words``, grouped by history from
-        ``ctx_start``) and how often (``pair_counts``)."""
-        c = self._check_fitted()
+        """Write ``directory/ngram.json`` atomically (format version 2).
+
+        Fields: ``n``, ``smoothing`` with ``alpha`` / ``discount`` (null: estimated) / ``jm_lambda``
+        and the Kneser–Ney ``discounts`` used per order (order 1 first), ``tokenizer``, the
+        vocabulary (ids are positions; 0 ``<s>``, 1 ``</s>``, 2 ``<unk>``) and the highest-order
+        counts: for each history (its word ids as a base-|vocab| number, ``ctx_keys``) the words that
+        followed it (``pair_words``, grouped by history from ``ctx_start``) and how often
+        (``pair_counts``). Lower orders are derived from these counts when the model is loaded.
+        """
+        top = self._check_fitted()
         path = Path(directory) / FILENAME
         doc = {
             "format": "lm-collapse-ngram",
-            "version": 1,
+            "version": FORMAT_VERSION,
             "n": self.n,
+            "smoothing": self.smoothing,
             "alpha": self.alpha,
+            "discount": self.discount,
+            "discounts": self.discounts,
+            "jm_lambda": self.jm_lambda,
+            "tokenizer": self.tokenizer,
             "vocab": self.vocab,
-            "ctx_keys": c.ctx_keys.tolist(),
-            "ctx_start": c.ctx_start.tolist(),
-            "pair_words": (c.pair_keys % len(self.vocab)).tolist(),
-            "pair_counts": c.pair_counts.tolist(),
+            "ctx_keys": top.ctx_keys.tolist(),
+            "ctx_start": top.ctx_start.tolist(),
+            "pair_words": (top.pair_keys % len(self.vocab)).tolist(),
+            "pair_counts": top.pair_counts.tolist(),
         }
         atomic_write_text(path, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> NgramLM:
-        """Load a model saved by :meth:`save` (``path`` is the folder or the JSON file)."""
+        """Load a model saved by :meth:`save` (``path`` is the folder or the JSON file).
+
+        Version-1 files (add-α, whitespace tokens, no ``version`` 2 fields) load as they were written.
+        """
         path = Path(path)
         if path.is_dir():
             path = path / FILENAME
@@ -350,50 +627,23 @@ class NgramLM:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc.get("format") != "lm-collapse-ngram":
             raise ValueError(f"{path} is not an lm-collapse n-gram model")
-        lm = cls(n=doc["n"], alpha=doc["alpha"])
+        if doc.get("version", 1) not in (1, FORMAT_VERSION):
+            raise ValueError(f"{path}: n-gram format version {doc.get('version')!r} is newer than this lm-collapse reads")
+        lm = cls(n=doc["n"], smoothing=doc.get("smoothing", "add_alpha"), alpha=doc["alpha"], discount=doc.get("discount"),
+                 jm_lambda=doc.get("jm_lambda"), tokenizer=doc.get("tokenizer", "whitespace"))
         lm.vocab = doc["vocab"]
+        lm._index = {w: i for i, w in enumerate(lm.vocab)}
         start = np.asarray(doc["ctx_start"], dtype=np.int64)
         counts = np.asarray(doc["pair_counts"], dtype=np.int64)
-        sizes = np.diff(np.append(start, len(counts)))
-        index = np.repeat(np.arange(len(start), dtype=np.int64), sizes)
-        lm._counts = _Counts(
-            np.asarray(doc["ctx_keys"], dtype=np.int64),
-            np.add.reduceat(counts, start) if len(counts) else np.zeros(0, np.int64),
-            start,
-            index * len(lm.vocab) + np.asarray(doc["pair_words"], dtype=np.int64),
-            counts,
-        )
+        ctx = np.asarray(doc["ctx_keys"], dtype=np.int64)
+        hist = np.repeat(ctx, np.diff(np.append(start, len(counts))))
+        top = _Table.build(hist, np.asarray(doc["pair_words"], dtype=np.int64), counts, len(lm.vocab))
+        lm._set_counts(top, doc.get("discounts"))
         return lm
-
-    def perplexity(self, texts: Sequence[str]) -> np.ndarray:
-        """Per-document word perplexity, ``exp(−log P(text) / #words)`` (``nan``-free: empty texts get 1)."""
-        lp = np.asarray(self.logprobs(texts))
-        n = np.array([max(len(words(t)), 1) for t in texts])
-        return np.exp(-lp / n)
-
-    def next_token_stats(self, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Top-1 next-word probability and next-word entropy (nats) after each prompt."""
-        c = self._check_fitted()
-        h = self.n - 1
-        ids = [([0] * h + self.encode(p))[-h:] if h else [] for p in prompts]
-        pos, seen = c.lookup(self._key(np.array(ids, dtype=np.int64).reshape(len(ids), h)))
-        top1, ent = np.empty(len(ids)), np.empty(len(ids))
-        V = self.V
-        for r in range(len(ids)):
-            total, cnt = 0, np.zeros(0)
-            if seen[r]:
-                a = c.ctx_start[pos[r]]
-                b = c.ctx_start[pos[r] + 1] if pos[r] + 1 < len(c.ctx_start) else len(c.pair_keys)
-                cnt, total = c.pair_counts[a:b].astype(float), c.ctx_totals[pos[r]]
-            z = total + self.alpha * V
-            p_seen, p_rest = (cnt + self.alpha) / z, self.alpha / z
-            top1[r] = max(p_seen.max(initial=0.0), p_rest)
-            ent[r] = -(p_seen * np.log(p_seen)).sum() - (V - len(cnt)) * p_rest * math.log(p_rest)
-        return top1, ent
 
 
 class NgramModel:
-    """:class:`~recursion.backends.base.Model` over a fitted :class:`NgramLM` (tokens are words)."""
+    """:class:`~recursion.backends.base.Model` over a fitted :class:`NgramLM` (tokens are its words)."""
 
     def __init__(self, lm: NgramLM):
         self.lm = lm
@@ -410,11 +660,15 @@ class NgramModel:
     def perplexity(self, texts):
         return self.lm.perplexity(texts)
 
+    def loglikelihood_rolling(self, texts) -> tuple[np.ndarray, np.ndarray]:
+        """Natural-log probability of each text from ``<s>`` (no end token) and its number of tokens."""
+        return np.asarray(self.lm.logprobs(texts)), self.lm.num_tokens(texts)
+
     def next_token_stats(self, prompts):
         return self.lm.next_token_stats(prompts)
 
     def truncate(self, text: str, num_tokens: int) -> str:
-        return " ".join(words(text)[:num_tokens])
+        return " ".join(self.lm.tokens(text)[:num_tokens])
 
     def lm_eval_model(self):
         return NgramLMEval(model=self.lm)
@@ -442,16 +696,17 @@ class NgramLMEval(LM):
 
     @property
     def tokenizer_name(self) -> str:
-        return "collapse-ngram-whitespace"
+        return f"collapse-ngram-{self.model.tokenizer}"
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         contexts = [r.args[0] for r in requests]
         conts = [r.args[1] for r in requests]
         lps = self.model.logprobs(conts, contexts=contexts)
-        greedy = [
-            self.model.generate(prompts=[ctx], max_new_tokens=max(len(c.split()), 1), do_sample=False)[0] == " ".join(c.split())
-            for ctx, c in tqdm(list(zip(contexts, conts)), disable=disable_tqdm, desc="collapse-ngram loglikelihood")
-        ]
+        greedy = []
+        for ctx, cont in tqdm(list(zip(contexts, conts)), disable=disable_tqdm, desc="collapse-ngram loglikelihood"):
+            target = self.model.tokens(cont)
+            out = self.model.generate(prompts=[ctx], max_new_tokens=max(len(target), 1), do_sample=False)[0]
+            greedy.append(out == " ".join(target))
         return list(zip(lps, greedy))
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
@@ -483,11 +738,12 @@ class NgramLMEval(LM):
 
 
 class NgramBackend:
-    """Trains :class:`NgramLM` models; generation 0 fixes the vocabulary every later one reuses."""
+    """Trains :class:`NgramLM` models; generation 0 fixes the vocabulary every later one reuses
+    (unless ``vocabulary: per_generation``)."""
 
     config_class = NgramConfig
 
-    def __init__(self, cfg, runtime=None):
+    def __init__(self, cfg: NgramConfig, runtime=None):
         self.cfg = cfg
 
     @staticmethod
@@ -503,8 +759,10 @@ class NgramBackend:
         return [(f"generate.decoding.{key}", message) for key, message in cls.decoding_problems(exp.generate.decoding)]
 
     def train(self, texts, out_dir: Path, *, previous: Path | None, seed: int) -> None:
-        vocab = None if previous is None else NgramLM.load(previous).vocab[3:]
-        NgramLM(n=self.cfg.n, alpha=self.cfg.alpha, vocab=vocab).fit(texts).save(out_dir)
+        fixed = previous is not None and self.cfg.vocabulary == "fixed"
+        NgramLM(n=self.cfg.n, smoothing=self.cfg.smoothing, alpha=self.cfg.alpha, discount=self.cfg.discount,
+                jm_lambda=self.cfg.jm_lambda, tokenizer=self.cfg.tokenizer,
+                vocab=NgramLM.load(previous).vocab[3:] if fixed else None).fit(texts).save(out_dir)
 
     def load(self, path: Path) -> NgramModel:
         return NgramModel(NgramLM.load(path))

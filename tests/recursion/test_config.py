@@ -21,7 +21,8 @@ def test_defaults_and_arms(tmp_path):
     assert list(arms) == ["a", "b"]
     assert arms["a"].regime.name == "replace" and arms["b"].regime.name == "accumulate"
     assert arms["a"].model.alpha == 0.1 and arms["a"].eval.tasks == ("collapse",)
-    assert to_dict(arms["a"])["model"] == {"backend": "ngram", "n": 2, "alpha": 0.1}
+    assert to_dict(arms["a"])["model"] == {"backend": "ngram", "n": 2, "alpha": 0.1, "smoothing": "add_alpha", "discount": None,
+                                           "jm_lambda": None, "tokenizer": "whitespace", "vocabulary": "fixed"}
     assert list(load_config(write(tmp_path, BASE))) == ["default"]
 
 

@@ -1,20 +1,33 @@
 """The word n-gram back end: smoothed probabilities, sampling, persistence, lm-eval adapter."""
+import json
 import math
+from fractions import Fraction as F
 
 import numpy as np
 import pytest
 
-from recursion.backends.ngram import FILENAME, NgramLM
+from recursion.backends.ngram import FILENAME, NgramConfig, NgramLM
 
 DOCS = ["the cat sat", "the dog sat", "a cat ran"]
+SMOOTHINGS = [
+    ("add_alpha", {"alpha": 0.5}),
+    ("kneser_ney", {}),
+    ("kneser_ney", {"discount": 0.75}),
+    ("jelinek_mercer", {"jm_lambda": 0.6}),
+]
 
 
 def prob(lm, hist, w):
-    """P(w | hist) straight from the formula, counting by brute force over DOCS."""
+    """add-α P(w | hist) straight from the formula, counting by brute force over DOCS."""
     grams = [tuple(["<s>"] * (lm.n - 1) + d.split() + ["</s>"]) for d in DOCS]
     c_hw = sum(1 for g in grams for i in range(len(g) - lm.n + 1) if g[i : i + lm.n] == (*hist, w))
     c_h = sum(1 for g in grams for i in range(len(g) - lm.n + 1) if g[i : i + lm.n - 1] == tuple(hist))
     return (c_hw + lm.alpha) / (c_h + lm.alpha * lm.V)
+
+
+def every_history(lm):
+    """Keys of every history of n − 1 vocabulary ids (seen or not), ``<s>`` pads included."""
+    return np.arange(len(lm.vocab) ** (lm.n - 1), dtype=np.int64)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
@@ -30,12 +43,49 @@ def test_logprobs_follow_the_add_alpha_formula(n):
     assert lm.logprobs([text], eos=True)[0] == pytest.approx(with_eos, abs=1e-12)
 
 
-def test_distribution_sums_to_one():
-    lm = NgramLM(n=2, alpha=0.1).fit(DOCS)
-    for hist in ["<s>", "the", "cat", "unseen"]:
-        total = sum(prob(lm, [hist], w) for w in lm.vocab[1:]) if hist != "unseen" else None
-        if total is not None:
-            assert total == pytest.approx(1.0)
+@pytest.mark.parametrize("smoothing, kwargs", SMOOTHINGS)
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_every_history_sums_to_one_over_the_event_space(smoothing, kwargs, n):
+    lm = NgramLM(n=n, smoothing=smoothing, **kwargs).fit(DOCS)
+    p = lm.distribution(every_history(lm))  # every history, seen and unseen
+    assert np.allclose(p.sum(axis=1), 1.0, atol=1e-12)
+    assert (p[:, 0] == 0).all() and (p[:, 1:] > 0).all()  # <s> is never predicted; every event keeps mass
+    keys, nexts, _ = lm._windows([[i] * 2 for i in range(1, len(lm.vocab))], eos=True)
+    assert np.allclose(lm._token_probs(keys, nexts), p[np.searchsorted(every_history(lm), keys), nexts], rtol=1e-12)
+
+
+def test_kneser_ney_by_hand():
+    """Bigram KN on two documents: D_2 = 4/(4 + 2·2) from the bigram counts (2,1,1,1,1,2), D_1 = 4/(4 + 2·1)
+    from the continuation counts N1+(• w) (the 1, cat 1, dog 1, sat 2, </s> 1); V = 6."""
+    lm = NgramLM(n=2, smoothing="kneser_ney").fit(["the cat sat", "the dog sat"])
+    assert lm.discounts == [pytest.approx(2 / 3), 0.5]
+    uniform = F(2, 3) * F(5, 6) / 6  # D_1 · N1+(•) / N1+(••) · 1/V
+    p1 = {w: max(F(c) - F(2, 3), 0) / 6 + uniform for w, c in {"the": 1, "cat": 1, "sat": 2, "</s>": 1, "<unk>": 0}.items()}
+    assert p1["the"] == F(4, 27) and p1["sat"] == F(34, 108)
+    expected = {
+        ("<s>", "the"): F(3, 4) + F(1, 4) * p1["the"],  # (2 − ½)/2 + ½·1/2·P1
+        ("the", "cat"): F(1, 4) + F(1, 2) * p1["cat"],  # (1 − ½)/2 + ½·2/2·P1
+        ("cat", "sat"): F(1, 2) + F(1, 2) * p1["sat"],
+        ("sat", "</s>"): F(3, 4) + F(1, 4) * p1["</s>"],
+        ("the", "<unk>"): F(1, 2) * p1["<unk>"],
+        ("zebra", "cat"): p1["cat"],  # unseen history: the unigram level
+    }
+    assert [float(v) for v in expected.values()] == pytest.approx([85 / 108, 35 / 108, 71 / 108, 85 / 108, 5 / 108, 16 / 108])
+    for (h, w), p in expected.items():
+        ctx, text = (h, w) if w != "</s>" else (h, "")
+        got = lm.logprobs([text], contexts=[ctx], eos=w == "</s>")[0]
+        assert got == pytest.approx(math.log(p), abs=1e-12), (h, w)
+
+
+def test_jelinek_mercer_by_hand():
+    """Bigram JM with λ = ½: unigram counts the 2, cat 1, dog 1, sat 2, </s> 2 (N = 8), V = 6."""
+    lm = NgramLM(n=2, smoothing="jelinek_mercer", jm_lambda=0.5).fit(["the cat sat", "the dog sat"])
+    p1 = lambda c: F(1, 2) * F(c, 8) + F(1, 2) * F(1, 6)  # noqa: E731
+    for ctx, w, p in [("<s>", "the", F(1, 2) + F(1, 2) * p1(2)), ("the", "cat", F(1, 4) + F(1, 2) * p1(1)),
+                      ("the", "<unk>", F(1, 2) * p1(0)), ("zebra", "sat", p1(2))]:
+        ctx = "" if ctx == "<s>" else ctx
+        assert lm.logprobs([w if w != "<unk>" else "zzz"], contexts=[ctx])[0] == pytest.approx(math.log(p), abs=1e-12)
+    assert float(F(1, 2) + F(1, 2) * p1(2)) == pytest.approx(29 / 48)
 
 
 def test_context_conditioning():
@@ -44,15 +94,32 @@ def test_context_conditioning():
     assert lm.logprobs(["cat"], contexts=[""])[0] == pytest.approx(math.log(prob(lm, ["<s>"], "cat")))
 
 
-def test_save_load_roundtrip_is_plain_json(tmp_path):
-    lm = NgramLM(n=3, alpha=0.2).fit(DOCS * 3)
+@pytest.mark.parametrize("smoothing, kwargs", SMOOTHINGS)
+def test_save_load_roundtrip_is_plain_json(tmp_path, smoothing, kwargs):
+    lm = NgramLM(n=3, smoothing=smoothing, tokenizer="lower_alnum", **kwargs).fit(DOCS * 3 + ["A DOG, sat."])
     path = lm.save(tmp_path)
-    assert path.name == FILENAME and path.read_text().startswith("{")
+    doc = json.loads(path.read_text())
+    assert path.name == FILENAME and doc["version"] == 2 and doc["smoothing"] == smoothing
     back = NgramLM.load(tmp_path)
-    assert back.logprobs(DOCS) == lm.logprobs(DOCS)
+    assert (back.smoothing, back.tokenizer, back.discounts, back.vocab) == (lm.smoothing, "lower_alnum", lm.discounts, lm.vocab)
+    assert back.logprobs(DOCS, eos=True) == lm.logprobs(DOCS, eos=True)
     assert back.generate(5, seed=3) == lm.generate(5, seed=3)
     with pytest.raises(FileNotFoundError):
         NgramLM.load(tmp_path / "nope")
+
+
+def test_version_1_files_still_load(tmp_path):
+    """A file as version 1 wrote it: add-α, whitespace tokens, no smoothing fields."""
+    lm = NgramLM(n=2, alpha=0.2).fit(DOCS)
+    doc = json.loads(lm.save(tmp_path).read_text())
+    v1 = {k: doc[k] for k in ("format", "n", "alpha", "vocab", "ctx_keys", "ctx_start", "pair_words", "pair_counts")}
+    (tmp_path / FILENAME).write_text(json.dumps({**v1, "version": 1}))
+    back = NgramLM.load(tmp_path)
+    assert back.smoothing == "add_alpha" and back.tokenizer == "whitespace"
+    assert back.logprobs(DOCS) == lm.logprobs(DOCS)
+    (tmp_path / FILENAME).write_text(json.dumps({**v1, "version": 9}))
+    with pytest.raises(ValueError, match="version 9"):
+        NgramLM.load(tmp_path)
 
 
 def test_fixed_vocabulary_is_shared_across_generations():
@@ -61,24 +128,38 @@ def test_fixed_vocabulary_is_shared_across_generations():
     assert gen1.vocab == gen0.vocab and gen1.V == gen0.V
 
 
-def test_sampling_matches_the_smoothed_distribution():
-    lm = NgramLM(n=2, alpha=1.0).fit(DOCS)
-    draws = lm.generate(prompts=["the"] * 20000, max_new_tokens=1, seed=0)
-    # <unk> is never drawn: renormalize over the other events
-    events = [w for w in lm.vocab[1:] if w != "<unk>"]
-    p = np.array([prob(lm, ["the"], w) for w in events])
-    p /= p.sum()
-    counts = np.array([sum(d == (w if w != "</s>" else "") for d in draws) for w in events])
-    chi2 = (((counts - 20000 * p) ** 2) / (20000 * p)).sum()
-    assert chi2 < 30  # 7 degrees of freedom: p < 1e-4 under the null
+def test_lower_alnum_tokens():
+    lm = NgramLM(n=2, smoothing="kneser_ney", tokenizer="lower_alnum").fit(["The cat's mat, O'er there!", "the CAT sat"])
+    assert lm.vocab[3:] == sorted({"the", "cat's", "mat", "o'er", "there", "cat", "sat"})
+    assert lm.logprobs(["The Cat sat."]) == lm.logprobs(["the cat sat"])
+    assert lm.num_tokens(["-- a, b --", ""]).tolist() == [2, 0]
 
 
-def test_dense_path_samples_the_same_distribution():
-    lm = NgramLM(n=2, alpha=1.0).fit(DOCS)
-    plain = lm.generate(prompts=["the"] * 4000, max_new_tokens=1, seed=1)
-    dense = lm.generate(prompts=["the"] * 4000, max_new_tokens=1, seed=1, top_p=0.999999)
-    for w in ["cat", "dog", "", "sat"]:
-        assert abs(plain.count(w) - dense.count(w)) < 200
+def chi2(counts, p):
+    expected = counts.sum() * p
+    return (((counts - expected) ** 2) / expected).sum()
+
+
+@pytest.mark.parametrize("smoothing, kwargs", SMOOTHINGS)
+@pytest.mark.parametrize("dense", [False, True])
+def test_sampling_matches_the_distribution(smoothing, kwargs, dense):
+    lm = NgramLM(n=2, smoothing=smoothing, **kwargs).fit(DOCS)
+    options = {"top_p": 0.999999999} if dense else {}  # the dense path, on (almost) the same distribution
+    for prompt in ["the", "zebra"]:  # a seen and an unseen history
+        draws = lm.generate(prompts=[prompt] * 20000, max_new_tokens=1, seed=1, **options)
+        p = lm.distribution(lm._history_keys([prompt]))[0]
+        p[2] = 0.0  # <unk> is never drawn: the rest is renormalized
+        events = np.flatnonzero(p)
+        counts = np.array([sum(d == (lm.vocab[i] if i != 1 else "") for d in draws) for i in events])
+        assert counts.sum() == 20000
+        assert chi2(counts, p[events] / p[events].sum()) < 30  # 6 degrees of freedom: p < 1e-4 under the null
+
+
+def test_rejection_falls_back_to_the_exact_distribution():
+    """min_new_tokens bans </s> where it takes nearly all the mass: the allowed tokens keep their ratios."""
+    lm = NgramLM(n=2, smoothing="kneser_ney", discount=0.01).fit(["a"] * 5000)  # after "a": </s> with ~0.99999
+    out = lm.generate(prompts=["a"] * 3000, max_new_tokens=1, min_new_tokens=1, seed=0)
+    assert "" not in out and set(out) == {"a"}  # only "a" and <unk> are left; <unk> is never drawn
 
 
 def test_generation_limits_and_decoding_options():
@@ -89,27 +170,51 @@ def test_generation_limits_and_decoding_options():
     assert lm.generate(prompts=["the dog"], max_new_tokens=3, do_sample=False) == ["sat"]
     assert lm.generate(prompts=["the dog"] * 3, max_new_tokens=3, top_k=1, seed=5) == ["sat"] * 3
     assert lm.generate(3, seed=7) == lm.generate(3, seed=7)
+    low = NgramLM(n=2, smoothing="kneser_ney").fit(DOCS * 10).generate(prompts=["a"] * 200, max_new_tokens=1,
+                                                                      temperature=0.05, seed=0)
+    assert set(low) == {"cat"}  # the most likely continuation, sharpened
     with pytest.raises(ValueError, match="either num"):
         lm.generate(3, prompts=["a"])
     with pytest.raises(ValueError, match="temperature"):
         lm.generate(3, temperature=0)
 
 
-def test_probes():
-    lm = NgramLM(n=2, alpha=0.1).fit(DOCS)
+@pytest.mark.parametrize("smoothing, kwargs", SMOOTHINGS)
+def test_probes(smoothing, kwargs):
+    lm = NgramLM(n=2, smoothing=smoothing, **kwargs).fit(DOCS)
     top1, ent = lm.next_token_stats(["the", "zebra"])
-    assert top1[0] == pytest.approx(max(prob(lm, ["the"], w) for w in lm.vocab[1:]))
-    assert ent[1] == pytest.approx(math.log(lm.V))  # unseen history: uniform
+    p = lm.distribution(lm._history_keys(["the", "zebra"]))
+    assert top1.tolist() == pytest.approx(p.max(axis=1).tolist())
+    assert ent.tolist() == pytest.approx((-(p[:, 1:] * np.log(p[:, 1:])).sum(axis=1)).tolist())
+    if smoothing == "add_alpha":
+        assert ent[1] == pytest.approx(math.log(lm.V))  # unseen history: uniform
     ppl = lm.perplexity(["the cat sat", ""])
     assert ppl[0] == pytest.approx(math.exp(-lm.logprobs(["the cat sat"])[0] / 3)) and ppl[1] == 1.0
 
 
-@pytest.mark.parametrize("kwargs, match", [({"n": 0}, "n must"), ({"alpha": 0}, "alpha")])
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n": 0}, "n must"), ({"alpha": 0}, "alpha"), ({"smoothing": "good_turing"}, "smoothing"),
+    ({"smoothing": "kneser_ney", "discount": 1.5}, "discount"), ({"smoothing": "jelinek_mercer"}, "jm_lambda"),
+    ({"tokenizer": "bpe"}, "tokenizer"),
+])
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         NgramLM(**kwargs)
     with pytest.raises(ValueError, match="not fitted"):
         NgramLM().logprobs(["a"])
+
+
+@pytest.mark.parametrize("cfg, key", [
+    (NgramConfig(smoothing="jelinek_mercer"), "jm_lambda"),
+    (NgramConfig(smoothing="add_alpha", discount=0.5), "discount"),
+    (NgramConfig(smoothing="kneser_ney", discount=0.0), "discount"),
+    (NgramConfig(smoothing="kneser_ney", jm_lambda=0.5), "jm_lambda"),
+    (NgramConfig(smoothing="jelinek_mercer", jm_lambda=1.0), "jm_lambda"),
+])
+def test_config_problems_name_the_key(cfg, key):
+    assert [k for k, _ in cfg.problems()] == [key]
+    assert NgramConfig(smoothing="kneser_ney").problems() == []
+    assert NgramConfig(smoothing="jelinek_mercer", jm_lambda=0.8, vocabulary="per_generation").problems() == []
 
 
 def test_lm_eval_adapter(tmp_path):
@@ -131,3 +236,24 @@ def test_lm_eval_adapter(tmp_path):
     from lm_eval.api.registry import get_model
 
     assert get_model("collapse-ngram") is NgramLMEval
+
+
+def test_lm_eval_adapter_uses_the_models_tokens(tmp_path):
+    from lm_eval.api.instance import Instance
+
+    from recursion.backends.ngram import NgramLMEval
+
+    NgramLM(n=2, smoothing="kneser_ney", tokenizer="lower_alnum").fit(["The cat sat.", "the cat sat"] * 3).save(tmp_path)
+    adapter = NgramLMEval(pretrained=str(tmp_path))
+    assert adapter.tokenizer_name == "collapse-ngram-lower_alnum"
+    [(_, greedy)] = adapter.loglikelihood([Instance("loglikelihood", {}, ("The", " Cat, sat!"), 0)])
+    assert greedy  # "Cat, sat!" is the tokens "cat sat", the greedy continuation of "the"
+
+
+def test_uniform_share_is_the_floors_weight():
+    kn = NgramLM(n=2, smoothing="kneser_ney").fit(["the cat sat", "the dog sat"])
+    # after "the": B_2 = ½·2/2, B_1 = D_1·N1+(•)/N1+(••) = ⅔·5/6; "zebra" is an unseen history: B_2 = 1
+    assert kn.uniform_share(["the"]) == pytest.approx(((1 / 4 * 5 / 9) + (1 / 2 * 5 / 9)) / 2)  # <s>→the, the→</s>
+    assert kn.uniform_share(["zebra"]) == pytest.approx((1 / 4 * 5 / 9 + 5 / 9) / 2)
+    add = NgramLM(n=2, alpha=1.0).fit(["the cat sat", "the dog sat"])
+    assert add.uniform_share(["the"]) == pytest.approx((6 / (2 + 6) + 6 / (2 + 6)) / 2)  # αV / (c(h) + αV), V = 6
