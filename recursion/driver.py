@@ -40,6 +40,7 @@ from .filters import select
 from .probes import run_probes
 from .regimes import training_set
 from .rundir import RunDir
+from .runtime import set_threads
 
 STAGES = ("data", "train", "eval", "generate", "select", "probes")
 
@@ -51,14 +52,6 @@ def make_backend(exp: Experiment):
 def stage_seed(seed: int, g: int, stage: str) -> int:
     """The seed of one stage of one generation: a function of (seed, g, stage) only."""
     return int(np.random.SeedSequence([seed, g, STAGES.index(stage)]).generate_state(1)[0])
-
-
-def set_threads(threads: int | None) -> None:
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
 class _Models:
