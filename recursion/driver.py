@@ -88,9 +88,13 @@ def generation_prompts(exp: Experiment, model, real_train: list[str], n: int) ->
     return [source[i % len(source)] for i in range(n)]
 
 
-def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", log=print) -> RunDir:
-    """Run (or resume) one replica of one arm into ``path``."""
-    run = RunDir(path, {**to_dict(dataclasses.replace(exp, seeds=(seed,))), "arm": arm}, seed=seed, log=log)
+def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", overrides=(), log=print) -> RunDir:
+    """Run (or resume) one replica of one arm into ``path``; ``overrides`` (the ``--set`` pairs applied
+    to the config file) are recorded in its resolved ``config.yaml`` as ``overrides``."""
+    resolved = {**to_dict(dataclasses.replace(exp, seeds=(seed,))), "arm": arm}
+    if overrides:
+        resolved["overrides"] = list(overrides)
+    run = RunDir(path, resolved, seed=seed, log=log)
     set_threads(exp.runtime.threads)
     backend = make_backend(exp)
     models = _Models(backend)
@@ -175,5 +179,5 @@ def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, ove
     if dry_run:
         return [p for *_, p in plan]
     for arm, exp, seed, path in plan:
-        run_replica(exp, path, seed=seed, arm=arm, log=log)
+        run_replica(exp, path, seed=seed, arm=arm, overrides=list(overrides), log=log)
     return [p for *_, p in plan]
