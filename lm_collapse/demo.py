@@ -50,7 +50,7 @@ LOG_FILE = "demo.log"  # in the demo's output folder, beside the experiments' ru
 # "documents" -> a factor applied to every document count the YAML sets, in every arm.
 DEMO: dict[str, dict] = {
     "lab1_bigram": {},
-    "tiny_gpt2_regimes": {"generations": 3, "documents": 0.6, "model.train.max_steps": 250},
+    "tiny_gpt2_regimes": {"generations": 3, "documents": 0.5, "model.train.max_steps": 200},
 }
 QUICK: dict[str, dict] = {
     "lab1_bigram": {"generations": 2, "documents": 0.15, "eval.limit": 5, "probes.num_prompts": 20},
@@ -130,8 +130,25 @@ def quiet(logfile):
             logging.getLogger(name).setLevel(level)
 
 
+def without_progress_bars() -> None:
+    """Import tqdm with bars off by default (it reads ``TQDM_*`` defaults once, when first imported),
+    so the trainer's and the loaders' bars stay out of the log; no effect if tqdm is already imported."""
+    if "tqdm" in sys.modules:
+        return
+    before = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        import tqdm.std  # noqa: F401
+    finally:
+        if before is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = before
+
+
 def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) -> list[Path]:
     """Run both experiments into ``out``, write their reports, print the key tables; returns report paths."""
+    without_progress_bars()
     from recursion.config import load_config
     from recursion.driver import STAGES, run_experiment
 

@@ -95,7 +95,7 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
     if overrides:
         resolved["overrides"] = list(overrides)
     run = RunDir(path, resolved, seed=seed, log=log)
-    set_threads(exp.runtime.threads)
+    log(f"[{arm}/seed_{seed}] torch threads: {set_threads(exp.runtime.threads)}")
     backend = make_backend(exp)
     models = _Models(backend)
     real = real_data(exp.data, seed=seed, num_probe_prompts=exp.probes.num_prompts)

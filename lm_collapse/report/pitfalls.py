@@ -3,14 +3,16 @@ mistaken for diversity, found in a run's own numbers.
 
 * **Perplexity near or above the vocabulary size** (n-gram back end, whose vocabulary size ``V``,
   the events it predicts, is in the model's ``ngram.json``). A model that predicts uniformly over
-  its ``V`` events has perplexity exactly ``V``; a held-out perplexity above ``V / 4`` means the
-  model is close to a uniform guess (most of its mass is smoothing), above ``V`` that it is
-  worse than one (unseen events get almost no probability). Either way the number measures the
-  smoothing, not what the model learnt.
+  its ``V`` events has perplexity exactly ``V`` (word perplexity: about ``V``); a held-out
+  perplexity between ``V / 4`` and ``2 V`` means the model is close to a uniform guess (most of
+  its mass is smoothing), above ``2 V`` that it is worse than one (unseen events get almost no
+  probability). Either way the number measures the smoothing, not what the model learnt.
 * **Perplexity falling while diversity falls**. Collapse loses the tails, which makes a model
   *worse* on real text. When held-out perplexity improves from generation 0 while distinct-2 falls,
   something else is being measured: typically an add-α model whose vocabulary shrinks with its
   data (fewer events to spread mass over) or whose unseen contexts predict near-uniformly.
+* **Generations getting shorter while distinct-2 rises** (mean length down by a quarter or more):
+  distinct-n counts repeats, and shorter texts repeat less, so the rise is the length.
 * **distinct-1 rising while distinct-2 falls**: the lost tails come back as noise (rare words
   strung together at random), which single-word counts read as diversity.
 """
@@ -22,9 +24,10 @@ from recursion import artifacts
 
 from .collect import Collection
 
-NEAR_UNIFORM = 0.25  # perplexity / V above which a model is called close to uniform
+NEAR_UNIFORM = (0.25, 2.0)  # perplexity / V in this band: close to a uniform model; above it: worse than one
 PERPLEXITIES = ("/word_perplexity", "probe/heldout_perplexity")  # per word / per model token
 DIVERSITY = "/distinct_2"
+SHORTER = 0.25  # a fall of mean generation length by this fraction or more makes distinct-n incomparable
 
 
 def ngram_vocabulary(model_dir) -> int | None:
@@ -63,9 +66,9 @@ def _uniform_notes(cells, col: Collection, last: dict[str, int]) -> list[str]:
                 if cell is None:
                     continue
                 text = f"`{arm}` gen {g}: {m} = {cell.mean:.0f}, V = {vocab}"
-                if cell.mean > vocab:
+                if cell.mean > NEAR_UNIFORM[1] * vocab:
                     above.append(text)
-                elif cell.mean > NEAR_UNIFORM * vocab:
+                elif cell.mean > NEAR_UNIFORM[0] * vocab:
                     near.append(text)
     notes = []
     if near:
@@ -100,6 +103,17 @@ def _trend_notes(cells, col: Collection, last: dict[str, int]) -> list[str]:
                      "outputs narrow, the perplexity is being lowered by something else — typically a vocabulary "
                      "rebuilt from the shrinking synthetic data (fewer words to spread probability over) or unseen "
                      "contexts predicted near-uniformly — and is not evidence against collapse.")
+    shorter = []
+    for arm in col.arms:
+        for m2 in diversity:
+            length = m2[: -len(DIVERSITY)] + "/mean_length"
+            cl, c2 = _change(cells, arm, length, last[arm]), _change(cells, arm, m2, last[arm])
+            if cl and c2 and cl[0] > 0 and cl[1] < (1 - SHORTER) * cl[0] and c2[1] > c2[0]:
+                shorter.append(f"`{arm}`: mean length {cl[0]:.3g} → {cl[1]:.3g} words, distinct-2 {c2[0]:.3g} → {c2[1]:.3g}")
+    if shorter:
+        notes.append("**Generations getting shorter while distinct-2 rises** (" + "; ".join(shorter) + "). Distinct-n "
+                     "counts repeats, and shorter texts repeat less: the rise is the length, not new diversity. Compare "
+                     "Self-BLEU, n-gram entropy and the top-10 share, or generations of equal length.")
     noise = []
     for arm in col.arms:
         for m2 in diversity:

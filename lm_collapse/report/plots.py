@@ -83,7 +83,7 @@ def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem:
         ax.set_title(m, fontsize=8.5)
         ax.set_ylabel(textwrap.fill(lab.axis, 30), fontsize=8)
         ax.set_xlabel("generation", fontsize=8)
-        ax.tick_params(labelsize=7.5)
+        ax.tick_params(which="both", labelsize=7.5)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3, which="major")
     for ax in list(axes.flat)[len(metrics):]:
@@ -104,7 +104,7 @@ def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem:
 
 def perplexity_density(col: Collection, out: Path) -> list[Path]:
     """Per arm (first replica), a histogram density of log10 perplexity of each generation's
-    synthetic documents under the generation-0 model."""
+    synthetic documents under the generation-0 model (bins over the central 99% of the values)."""
     reps = {}
     for r in col.replicas:
         reps.setdefault(r.arm, r)
@@ -123,14 +123,15 @@ def perplexity_density(col: Collection, out: Path) -> list[Path]:
     shown = {}
     for ax, (arm, gs) in zip(axes.flat, series.items()):
         allv = np.log10(np.concatenate([np.asarray(v) for v in gs.values()]))
-        bins = np.linspace(allv.min(), allv.max(), 40) if allv.max() > allv.min() else 10
+        lo, hi = np.percentile(allv, [0.5, 99.5])  # a few outliers must not squeeze the bulk into one bin
+        bins = np.linspace(lo, hi, 40) if hi > lo else 10
         for g, values in gs.items():
             _, _, patches = ax.hist(np.log10(values), bins=bins, density=True, histtype="step", lw=1.5,
                                     color=cmap(g / max(last, 1)), label=f"gen {g}")
             shown.setdefault(g, patches[0])
         ax.set_title(arm, fontsize=9)
         ax.set_xlabel("log10 perplexity under the gen-0 model (per token)", fontsize=8)
-        ax.tick_params(labelsize=7.5)
+        ax.tick_params(which="both", labelsize=7.5)
         ax.grid(alpha=0.3)
     for row in axes:
         row[0].set_ylabel("density", fontsize=8)

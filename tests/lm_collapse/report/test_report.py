@@ -122,14 +122,17 @@ def test_no_reading_notes_for_a_healthy_run(tmp_path):
 def test_perplexity_near_and_above_the_ngram_vocabulary_is_flagged(tmp_path):
     run = make_run(tmp_path / "run", seeds=(0,))
     for gen in run.glob("*/seed_0/gen_*"):
-        (gen / "model").mkdir()  # an n-gram model of V = 110 events (<s> is never predicted)
-        (gen / "model" / "ngram.json").write_text(json.dumps({"format": "lm-collapse-ngram", "vocab": ["w"] * 111}))
+        (gen / "model").mkdir()
+        vocab = 111 if gen.parent.parent.name == "accumulate" else 56  # V = 110 / 55 (<s> is never predicted)
+        (gen / "model" / "ngram.json").write_text(json.dumps({"format": "lm-collapse-ngram", "vocab": ["w"] * vocab}))
     rep = build_report([run], tmp_path / "out", plots_on=False)
     text = "\n".join(rep.notes)
-    # gen 0: 100 > 110 / 4 (near uniform); replace gen 2: 120 > 110 (worse than uniform)
+    # accumulate: 100 and 110 in (110 / 4, 2 × 110]: near uniform; replace, V = 55: 100 near, 120 > 2 × 55 above
     assert "Perplexity near the vocabulary size" in text and "Perplexity above the vocabulary size" in text
-    assert "`replace` gen 0: ppl_shakespeare/word_perplexity = 100, V = 110" in text
-    assert "`replace` gen 2: ppl_shakespeare/word_perplexity = 120" in text
+    assert "`accumulate` gen 0: ppl_shakespeare/word_perplexity = 100, V = 110" in text
+    assert "`accumulate` gen 2: ppl_shakespeare/word_perplexity = 110, V = 110" in text
+    assert "`replace` gen 0: ppl_shakespeare/word_perplexity = 100, V = 55" in text.split("above the vocabulary")[0]
+    assert "`replace` gen 2: ppl_shakespeare/word_perplexity = 120, V = 55" in text.split("above the vocabulary")[1]
     md = rep.path.read_text()
     assert md.index("## Arms side by side") < md.index("### Reading these numbers") < md.index("## replace")
 
@@ -160,3 +163,14 @@ def test_figures_have_units_and_log_axes_where_values_span_decades():
     assert not log_axis(label("g/distinct_2"), [0.5, 0.9]) and log_axis(label("g/new"), [1.0, 500.0])
     groups = grouped(["ppl_x/bits_per_byte", "gen_x/distinct_2", "probe/top1_mass_mean", "toedit/changed_share"])
     assert list(groups) == ["quality", "diversity", "probes", "other"]
+
+
+def test_shorter_generations_with_rising_distinct2_are_flagged(tmp_path):
+    run = make_run(tmp_path / "run", seeds=(0,))
+    for g, (length, d2) in enumerate(((24.0, 0.70), (19.0, 0.70), (13.0, 0.76))):
+        set_results(run, "replace", g, mean_length=length, distinct_2=d2)
+    set_results(run, "accumulate", 0, mean_length=24.0)
+    set_results(run, "accumulate", 2, mean_length=22.0)  # a small change in length: not flagged
+    [note] = build_report([run], tmp_path / "out", plots_on=False).notes
+    assert note.startswith("**Generations getting shorter while distinct-2 rises** (`replace`: mean length 24 → 13 words, "
+                           "distinct-2 0.7 → 0.76)")
