@@ -1,10 +1,12 @@
 """The demo end to end (`--quick`, as a newcomer runs it, smaller), and how it records its sizes."""
+import io
 import subprocess
 import sys
 
 import pytest
 import yaml
 
+from lm_collapse.demo import Progress
 from lm_collapse.report import build_report
 from recursion.driver import run_experiment
 
@@ -51,3 +53,30 @@ def test_demo_quick_end_to_end(tmp_path):
     assert len(proc.stdout.splitlines()) < 80 and proc.stderr.strip() == ""
     log = (out / "demo.log").read_text()
     assert "gen_00/train done in" in log and "Custom kwargs can be passed" not in log
+
+
+class _Console(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_shows_one_line_per_replica_and_logs_everything(tty):
+    console, logfile = _Console(tty), io.StringIO()
+    progress = Progress("x", [("replace", 0), ("accumulate", 0)], 2, console=console, logfile=logfile)
+    for message in ["replace seed 0: ngram, ...", "[replace/seed_0] torch threads: 1",
+                    "[replace/seed_0] gen_00/data done in 0.1 s", "[replace/seed_0] gen_00/train done in 2.0 s",
+                    "[accumulate/seed_0] gen_00/data done in 0.1 s", "[accumulate/seed_0] gen_00/train done in 1.5 s"]:
+        progress(message)
+    assert logfile.getvalue().count("\n") == 6  # every message is in the log
+    lines = console.getvalue().split("\n")
+    if tty:  # one line per replica, rewritten in place as its stages finish
+        assert console.getvalue().count("\r") == 4 and len(lines) == 3
+        assert "accumulate seed 0: 2/2 stages (gen_00/train)" in lines[1]
+    else:
+        assert lines[0].startswith("  replace seed 0: done  [1/2 replicas")
+        assert lines[1].startswith("  accumulate seed 0: done  [2/2")
