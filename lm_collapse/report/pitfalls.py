@@ -103,25 +103,23 @@ def _trend_notes(cells, col: Collection, last: dict[str, int]) -> list[str]:
                      "outputs narrow, the perplexity is being lowered by something else — typically a vocabulary "
                      "rebuilt from the shrinking synthetic data (fewer words to spread probability over) or unseen "
                      "contexts predicted near-uniformly — and is not evidence against collapse.")
-    shorter = []
-    for arm in col.arms:
-        for m2 in diversity:
-            length = m2[: -len(DIVERSITY)] + "/mean_length"
-            cl, c2 = _change(cells, arm, length, last[arm]), _change(cells, arm, m2, last[arm])
-            if cl and c2 and cl[0] > 0 and cl[1] < (1 - SHORTER) * cl[0] and c2[1] > c2[0]:
-                shorter.append(f"`{arm}`: mean length {cl[0]:.3g} → {cl[1]:.3g} words, distinct-2 {c2[0]:.3g} → {c2[1]:.3g}")
-    if shorter:
+    def beside_distinct2(suffix: str, name: str, unit: str, flagged) -> list[str]:
+        """``arm: <name> a → b, distinct-2 c → d`` where ``flagged((a, b), (c, d))``, per arm and task."""
+        found = []
+        for arm in col.arms:
+            for m2 in diversity:
+                other = _change(cells, arm, m2[: -len(DIVERSITY)] + suffix, last[arm])
+                d2 = _change(cells, arm, m2, last[arm])
+                if other and d2 and flagged(other, d2):
+                    found.append(f"`{arm}`: {name} {other[0]:.3g} → {other[1]:.3g}{unit}, distinct-2 {d2[0]:.3g} → {d2[1]:.3g}")
+        return found
+
+    if shorter := beside_distinct2("/mean_length", "mean length", " words",
+                                   lambda n, d: 0 < n[0] and n[1] < (1 - SHORTER) * n[0] and d[1] > d[0]):
         notes.append("**Generations getting shorter while distinct-2 rises** (" + "; ".join(shorter) + "). Distinct-n "
                      "counts repeats, and shorter texts repeat less: the rise is the length, not new diversity. Compare "
                      "Self-BLEU, n-gram entropy and the top-10 share, or generations of equal length.")
-    noise = []
-    for arm in col.arms:
-        for m2 in diversity:
-            m1 = m2[: -len(DIVERSITY)] + "/distinct_1"
-            c1, c2 = _change(cells, arm, m1, last[arm]), _change(cells, arm, m2, last[arm])
-            if c1 and c2 and c1[1] > c1[0] and c2[1] < c2[0]:
-                noise.append(f"`{arm}`: distinct-1 {c1[0]:.3g} → {c1[1]:.3g}, distinct-2 {c2[0]:.3g} → {c2[1]:.3g}")
-    if noise:
+    if noise := beside_distinct2("/distinct_1", "distinct-1", "", lambda d1, d2: d1[1] > d1[0] and d2[1] < d2[0]):
         notes.append("**distinct-1 rising while distinct-2 falls** (" + "; ".join(noise) + "): the word pairs "
                      "narrow while single words spread, the signature of lost tails coming back as noise (rare words "
                      "drawn from the smoothing mass). Read distinct-2 and Self-BLEU, not distinct-1 or unique-n.")
