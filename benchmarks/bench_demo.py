@@ -8,7 +8,8 @@ of each experiment and the tiny GPT-2's mean generation length (lm-eval's ``mean
 ``collapse_gen_shakespeare``). Targets (issue 10): ≤ 10 min alone on 2 cores, about twice that
 beside one busy process.
 
-Usage: ``python benchmarks/bench_demo.py [--quick] [--alone-only]``; writes ``benchmarks/results/demo.md``.
+Usage: ``python benchmarks/bench_demo.py [--quick] [--alone-only] [--keep DIR]``; writes
+``benchmarks/results/demo.md``.
 """
 from __future__ import annotations
 
@@ -68,16 +69,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the CI smoke size (lm-collapse demo --quick)")
     ap.add_argument("--alone-only", action="store_true", help="skip the run beside a busy process")
+    ap.add_argument("--keep", metavar="DIR", help="run into DIR/alone and DIR/busy (new folders) and keep them")
     args = ap.parse_args()
     command = f"python benchmarks/bench_demo.py{' --quick' if args.quick else ''}"
     runs = {}
     with tempfile.TemporaryDirectory(prefix="bench-demo-") as tmp:
-        runs["alone"] = run_demo(Path(tmp) / "alone", args.quick)
+        root = Path(args.keep) if args.keep else Path(tmp)
+        if any((root / name).exists() for name in ("alone", "busy")):
+            raise SystemExit(f"{root}/alone or {root}/busy exists: the demo would resume instead of running")
+        runs["alone"] = run_demo(root / "alone", args.quick)
         if not args.alone_only:
             busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             try:
-                time.sleep(5)  # let the busy loop show in the load average before the demo picks its threads
-                runs["beside one busy process"] = run_demo(Path(tmp) / "busy", args.quick)
+                time.sleep(60)  # a job that has been running a while: the 1-minute load average shows it
+                runs["beside one busy process"] = run_demo(root / "busy", args.quick)
             finally:
                 busy.kill()
                 busy.wait()
