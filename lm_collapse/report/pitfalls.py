@@ -15,6 +15,9 @@ mistaken for diversity, found in a run's own numbers.
   distinct-n counts repeats, and shorter texts repeat less, so the rise is the length.
 * **distinct-1 rising while distinct-2 falls**: the lost tails come back as noise (rare words
   strung together at random), which single-word counts read as diversity.
+
+A metric rises or falls, here, when its last generation differs from generation 0 by more than
+2% (:data:`MOVED`), so that noise-level changes of one seed raise no warning.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ NEAR_UNIFORM = (0.25, 2.0)  # perplexity / V in this band: close to a uniform mo
 PERPLEXITIES = ("/word_perplexity", "probe/heldout_perplexity")  # per word / per model token
 DIVERSITY = "/distinct_2"
 SHORTER = 0.25  # a fall of mean generation length by this fraction or more makes distinct-n incomparable
+MOVED = 0.02  # a metric "rises" or "falls" when it changes by more than this fraction of its generation-0 value
 
 
 def ngram_vocabulary(model_dir) -> int | None:
@@ -44,6 +48,14 @@ def ngram_vocabulary(model_dir) -> int | None:
 def _change(cells, arm: str, metric: str, last: int) -> tuple[float, float] | None:
     first, end = cells.get((arm, metric, 0)), cells.get((arm, metric, last))
     return (first.mean, end.mean) if first and end and last > 0 else None
+
+
+def _rises(c: tuple[float, float]) -> bool:
+    return c[1] - c[0] > MOVED * abs(c[0])
+
+
+def _falls(c: tuple[float, float]) -> bool:
+    return c[0] - c[1] > MOVED * abs(c[0])
 
 
 def _ppl_metrics(metrics: list[str]) -> list[str]:
@@ -90,12 +102,12 @@ def _trend_notes(cells, col: Collection, last: dict[str, int]) -> list[str]:
     diversity = [m for m in metrics if m.endswith(DIVERSITY) and "within_" not in m]
     falling_ppl = []
     for arm in col.arms:
-        div = [c for m in diversity if (c := _change(cells, arm, m, last[arm])) and c[1] < c[0]]
+        div = [c for m in diversity if (c := _change(cells, arm, m, last[arm])) and _falls(c)]
         if not div:
             continue
         for m in _ppl_metrics(metrics):
             c = _change(cells, arm, m, last[arm])
-            if c and c[1] < c[0]:
+            if c and _falls(c):
                 falling_ppl.append(f"`{arm}`: {m} {c[0]:.4g} → {c[1]:.4g} while distinct-2 falls")
     if falling_ppl:
         notes.append("**Perplexity falling while diversity falls** (" + "; ".join(falling_ppl) + "). A model that "
@@ -115,11 +127,11 @@ def _trend_notes(cells, col: Collection, last: dict[str, int]) -> list[str]:
         return found
 
     if shorter := beside_distinct2("/mean_length", "mean length", " words",
-                                   lambda n, d: 0 < n[0] and n[1] < (1 - SHORTER) * n[0] and d[1] > d[0]):
+                                   lambda n, d: 0 < n[0] and n[1] < (1 - SHORTER) * n[0] and _rises(d)):
         notes.append("**Generations getting shorter while distinct-2 rises** (" + "; ".join(shorter) + "). Distinct-n "
                      "counts repeats, and shorter texts repeat less: the rise is the length, not new diversity. Compare "
                      "Self-BLEU, n-gram entropy and the top-10 share, or generations of equal length.")
-    if noise := beside_distinct2("/distinct_1", "distinct-1", "", lambda d1, d2: d1[1] > d1[0] and d2[1] < d2[0]):
+    if noise := beside_distinct2("/distinct_1", "distinct-1", "", lambda d1, d2: _rises(d1) and _falls(d2)):
         notes.append("**distinct-1 rising while distinct-2 falls** (" + "; ".join(noise) + "): the word pairs "
                      "narrow while single words spread, the signature of lost tails coming back as noise (rare words "
                      "drawn from the smoothing mass). Read distinct-2 and Self-BLEU, not distinct-1 or unique-n.")
