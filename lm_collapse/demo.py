@@ -3,57 +3,63 @@
 Runs two shipped experiments on the shipped Shakespeare corpus, every generation scored by the
 ``collapse`` lm-eval tasks, and writes a report for each:
 
-* ``lab1_bigram`` — Lab 1: a word bigram model retrained on its own samples (pure synthetic),
-  against keeping the 30% most surprising samples, and accumulating real + synthetic data;
-* ``tiny_gpt2_regimes`` — a tiny GPT-2 from scratch under replace / accumulate /
+* ``configs/lab1_bigram.yaml`` — Lab 1: a word bigram model retrained on its own samples, with
+  the arms the YAML lists (pure synthetic, accumulate, a surprise filter, ...);
+* ``configs/tiny_gpt2_regimes.yaml`` — a tiny GPT-2 from scratch under replace / accumulate /
   accumulate-subsample / the surprise filter.
 
-The demo sizes are set here (``DEMO`` and, for the CI smoke run, ``QUICK``) as ``--set``
-overrides of the configs, so the configs themselves stay the full experiments.
+A config is the experiment: the demo runs the shipped YAMLs as they are, except for their sizes.
+:data:`DEMO` (and, for the CI smoke run, :data:`QUICK`) say which sizes it reduces — generations,
+document counts (scaled together in every arm), ``eval.limit``, training steps, probe prompts;
+:func:`lm_collapse.sizes.check_sizes` refuses anything else, or any size made larger, before any
+work. The reductions are printed, recorded as ``overrides`` in each replica's ``config.yaml``, and
+stated under the title of each report.
+
+The console shows one progress line per replica and the key table of each experiment; everything
+else (the driver's per-stage lines, lm-eval's and transformers' messages, progress bars, the
+trainer's losses) goes to ``OUT/demo.log``.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import re
 import sys
 import sysconfig
 import time
 from pathlib import Path
 
-from recursion.driver import run_experiment
-
 from .report import build_report
 from .report.tables import last_generations, ordered_metrics, to_markdown, trajectory
+from .sizes import check_sizes, describe, read_raw, size_overrides
 
 KEY_METRICS = (
+    "ppl_shakespeare/bits_per_byte",
     "ppl_shakespeare/word_perplexity",
-    "ppl_shakespeare/tail_word_perplexity",
+    "probe/heldout_perplexity",
     "gen_shakespeare/distinct_2",
     "gen_shakespeare/one_minus_self_bleu_4",
     "gen_shakespeare/entropy_1",
+    "gen_shakespeare/mean_length",
     "probe/top1_mass_mean",
 )
+LOG_FILE = "demo.log"  # in the demo's output folder, beside the experiments' run folders
 
-# Sizes that fit in a few minutes on 2 CPU cores and still show the effect.
-DEMO = {
-    "lab1_bigram": [
-        "model.alpha=0.000001",
-        "generate.decoding.min_new_tokens=5",
-        "arms.accumulate.regime.name=accumulate",
-    ],
-    "tiny_gpt2_regimes": [
-        "generations=3", "data.num_train=3000", "generate.num_docs=3000", "arms.surprise.generate.num_docs=6000",
-    ],
+# Size reductions per shipped config (see lm_collapse.sizes): a size key -> its new value, and
+# "documents" -> a factor applied to every document count the YAML sets, in every arm.
+DEMO: dict[str, dict] = {
+    "lab1_bigram": {"eval.limit": 100},
+    "tiny_gpt2_regimes": {"generations": 3, "documents": 0.5, "model.train.max_steps": 200},
 }
-QUICK = {
-    "lab1_bigram": DEMO["lab1_bigram"] + [
-        "generations=2", "generate.num_docs=300", "arms.surprise30.generate.num_docs=1000", "eval.limit=5",
-        "probes.num_prompts=20",
-    ],
-    "tiny_gpt2_regimes": [
-        "generations=2", "data.num_train=300", "generate.num_docs=60", "arms.surprise.generate.num_docs=120",
-        "model.train.max_steps=20", "model.vocab_size=400", "eval.limit=3", "eval.gen_kwargs=max_gen_toks=16",
-        "generate.decoding.max_new_tokens=16", "probes.num_prompts=20",
-    ],
+QUICK: dict[str, dict] = {
+    "lab1_bigram": {"generations": 2, "documents": 0.15, "eval.limit": 5, "probes.num_prompts": 20},
+    "tiny_gpt2_regimes": {"generations": 2, "documents": 0.05, "model.train.max_steps": 20, "eval.limit": 3,
+                          "probes.num_prompts": 20},
 }
+NOISY_LOGGERS = ("lm_eval", "transformers", "datasets", "accelerate", "torch")
+
+_DONE = re.compile(r"^\[(?P<replica>[^\]]+)\] (?P<stage>\S+) done in [\d.]+ s$")
 
 
 def configs_dir() -> Path:
@@ -66,23 +72,121 @@ def configs_dir() -> Path:
     raise FileNotFoundError("the shipped configs/ folder was not found (run from a source checkout)")
 
 
+class Progress:
+    """The driver's ``log``: every message to the log file, one console line per finished replica
+    (on a terminal, one line per replica rewritten as its stages finish)."""
+
+    def __init__(self, name: str, replicas: list[tuple[str, int]], stages: int, *, console, logfile):
+        self.name, self.stages, self.console, self.logfile = name, stages, console, logfile
+        self.replicas = {f"{arm}/seed_{seed}": f"{arm} seed {seed}" for arm, seed in replicas}
+        self.done: dict[str, int] = {}
+        self.start = time.perf_counter()
+        self.tty = console.isatty()
+
+    def __call__(self, message: str) -> None:
+        print(message, file=self.logfile, flush=True)
+        hit = _DONE.match(message)
+        if not hit or hit["replica"] not in self.replicas:
+            return
+        key = hit["replica"]
+        self.done[key] = self.done.get(key, 0) + 1
+        n, finished = self.done[key], len([k for k, v in self.done.items() if v >= self.stages])
+        head = f"  {self.replicas[key]}: {n}/{self.stages} stages ({hit['stage']})"
+        tail = f"  [{finished}/{len(self.replicas)} replicas, {_clock(time.perf_counter() - self.start)}]"
+        if self.tty:
+            print(f"\r\033[K{head}{tail}", end="\n" if n >= self.stages else "", file=self.console, flush=True)
+        elif n >= self.stages:
+            print(f"  {self.replicas[key]}: done{tail}", file=self.console, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+@contextlib.contextmanager
+def quiet(logfile):
+    """Send everything written to stdout and stderr (library logging, warnings, progress bars, the
+    trainer's loss lines) to ``logfile``; yields a text stream on the real stdout, for progress."""
+    levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    console = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding="utf-8")
+    for fd in saved:
+        os.dup2(logfile.fileno(), fd)
+    try:
+        yield console
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        console.close()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def without_progress_bars() -> None:
+    """Import tqdm with bars off by default (it reads ``TQDM_*`` defaults once, when first imported),
+    so the trainer's and the loaders' bars stay out of the log; no effect if tqdm is already imported."""
+    if "tqdm" in sys.modules:
+        return
+    before = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        import tqdm.std  # noqa: F401
+    finally:
+        if before is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = before
+
+
 def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) -> list[Path]:
     """Run both experiments into ``out``, write their reports, print the key tables; returns report paths."""
-    out = Path(out)
+    without_progress_bars()
+    from recursion.config import load_config
+    from recursion.driver import STAGES, run_experiment
+    from recursion.rundir import check_folder
+
+    out = check_folder(out, "--out")
+    out.mkdir(parents=True, exist_ok=True)
     sizes = QUICK if quick else DEMO
+    plans = {}
+    for name, spec in sizes.items():  # every size checked before any work
+        config = configs_dir() / f"{name}.yaml"
+        overrides = size_overrides(read_raw(config), spec)
+        plans[name] = (config, overrides, check_sizes(config, overrides))
     reports = []
     start = time.perf_counter()
-    for name, overrides in sizes.items():
-        log(f"\n=== {name} ===")
-        t0 = time.perf_counter()
-        run_experiment(configs_dir() / f"{name}.yaml", out / name, overrides=overrides, log=log)
-        report = build_report([out / name], out / name / "report")
-        reports.append(report.path)
-        found = list(dict.fromkeys(m for (_, m, _) in report.cells))
-        key = [m for m in KEY_METRICS if m in found] or ordered_metrics(found)[:6]
-        log(f"\n{name}: {time.perf_counter() - t0:.0f} s\n")
-        log(to_markdown(trajectory(report.cells, report.arms, key, last_generations(report.cells, report.arms))))
-    log(f"\nDemo finished in {time.perf_counter() - start:.0f} s. Reports:")
+    with open(out / LOG_FILE, "a", encoding="utf-8") as logfile:
+        log(f"Demo: {len(plans)} experiments into {out}/ (library output: {out / LOG_FILE})")
+        for name, (config, overrides, changes) in plans.items():
+            arms = load_config(config, overrides)
+            first = next(iter(arms.values()))
+            stages = len(STAGES) - (not first.eval.enabled) - (not first.probes.enabled)
+            log(f"\n=== {name} ({config.name}: {len(arms)} arms × {len(first.seeds)} seed(s) × "
+                f"{first.generations} generations) ===")
+            log(f"  sizes reduced by the demo: {describe(changes)}")
+            t0 = time.perf_counter()
+            print(f"\n=== {name}: {config} with {overrides} ===", file=logfile, flush=True)
+            with quiet(logfile) as console:
+                progress = Progress(name, [(a, s) for a, e in arms.items() for s in e.seeds], stages * first.generations,
+                                    console=console, logfile=logfile)
+                run_experiment(config, out / name, overrides=overrides, log=progress)
+                report = build_report([out / name], out / name / "report")
+            reports.append(report.path)
+            found = list(dict.fromkeys(m for (_, m, _) in report.cells))
+            key = [m for m in KEY_METRICS if m in found] or ordered_metrics(found)[:6]
+            log(f"\n{name}: {_clock(time.perf_counter() - t0)}, report {report.path}\n")
+            log(to_markdown(trajectory(report.cells, report.arms, key, last_generations(report.cells, report.arms))))
+            if report.notes:
+                log("\nReading these numbers:\n" + "\n".join(f"- {n}" for n in report.notes))
+    log(f"\nDemo finished in {_clock(time.perf_counter() - start)}. Reports:")
     for r in reports:
         log(f"  {r}")
     return reports

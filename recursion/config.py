@@ -169,7 +169,7 @@ class ProbesConfig:
 @dataclass(frozen=True)
 class RuntimeConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = None  # torch threads; default: all cores of this machine
+    threads: int | None = None  # torch threads; default: the free cores (recursion.runtime.free_cores)
     trust_remote_code: bool = False
 
     def problems(self) -> list[tuple[str, str]]:

@@ -47,6 +47,7 @@ from .filters import select
 from .probes import run_probes
 from .regimes import training_set
 from .rundir import RunDir, RunLock, check_compatible, check_folder
+from .runtime import set_threads
 
 STAGES = ("data", "train", "eval", "generate", "select", "probes")
 
@@ -74,14 +75,6 @@ def make_backend(exp: Experiment):
 def stage_seed(seed: int, g: int, stage: str) -> int:
     """The seed of one stage of one generation: a function of (seed, g, stage) only."""
     return int(np.random.SeedSequence([seed, g, STAGES.index(stage)]).generate_state(1)[0])
-
-
-def set_threads(threads: int | None) -> None:
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
 class _Models:
@@ -118,9 +111,11 @@ def generation_prompts(exp: Experiment, model, real_train: list[str], n: int) ->
     return [source[i % len(source)] for i in range(n)]
 
 
-def replica_config(exp: Experiment, seed: int, arm: str) -> dict:
-    """What a replica folder records as its config (``config.yaml``)."""
-    return {**to_dict(dataclasses.replace(exp, seeds=(seed,))), "arm": arm}
+def replica_config(exp: Experiment, seed: int, arm: str, overrides=()) -> dict:
+    """What a replica folder records as its config (``config.yaml``); ``overrides``, the ``--set``
+    pairs applied to the config file, are recorded as ``overrides`` (a record, never compared on resume)."""
+    config = {**to_dict(dataclasses.replace(exp, seeds=(seed,))), "arm": arm}
+    return {**config, "overrides": list(overrides)} if overrides else config
 
 
 def default_config(exp: Experiment, arm: str) -> dict:
@@ -130,18 +125,19 @@ def default_config(exp: Experiment, arm: str) -> dict:
     return {**to_dict(defaults), "arm": arm}
 
 
-def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", log=print,
+def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", overrides=(), log=print,
                 source: Source | None = None) -> RunDir:
-    """Run (or resume) one replica of one arm into ``path``; ``source``: the corpus, already prepared."""
+    """Run (or resume) one replica of one arm into ``path``; ``source``: the corpus, already prepared;
+    ``overrides``: the ``--set`` pairs, recorded in its ``config.yaml``."""
     source = prepare(exp.data, exp.probes) if source is None else source
     with RunLock(path, log):
-        return _run_generations(exp, path, seed=seed, arm=arm, log=log, source=source)
+        return _run_generations(exp, path, seed=seed, arm=arm, overrides=overrides, log=log, source=source)
 
 
-def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, log, source: Source) -> RunDir:
-    run = RunDir(path, replica_config(exp, seed, arm), seed=seed, log=log, inputs=stage_inputs,
+def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, overrides, log, source: Source) -> RunDir:
+    run = RunDir(path, replica_config(exp, seed, arm, overrides), seed=seed, log=log, inputs=stage_inputs,
                  defaults=default_config(exp, arm))
-    set_threads(exp.runtime.threads)
+    log(f"[{arm}/seed_{seed}] torch threads: {set_threads(exp.runtime.threads)}")
     backend = make_backend(exp)
     models = _Models(backend)
     real = real_data(source, seed=seed)
@@ -237,7 +233,7 @@ def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, ove
         return [p for *_, p in plan]
     with RunLock(root, log):
         for arm, exp, seed, path in plan:
-            run_replica(exp, path, seed=seed, arm=arm, log=log, source=sources[arm])
+            run_replica(exp, path, seed=seed, arm=arm, overrides=list(overrides), log=log, source=sources[arm])
     return [p for *_, p in plan]
 
 

@@ -124,8 +124,9 @@ def config_changes(old: dict, new: dict, defaults: dict | None = None) -> tuple[
     """``(differences, extends)`` between a folder's config and a new one.
 
     ``differences`` names every key that changed (``key: old -> new``), except ``generations``
-    growing (then ``extends`` is True) and keys absent from ``old`` whose new value is their
-    default (a field added since the run started).
+    growing (then ``extends`` is True), keys absent from ``old`` whose new value is their
+    default (a field added since the run started), and ``overrides`` (a record of the ``--set``
+    pairs that produced the config, not part of it).
 
     Examples
     --------
@@ -137,7 +138,7 @@ def config_changes(old: dict, new: dict, defaults: dict | None = None) -> tuple[
     old, new, defaults = _flat(json.loads(json.dumps(old))), _flat(json.loads(json.dumps(new))), _flat(defaults or {})
     changes, extends = [], False
     for key in sorted(set(old) | set(new)):
-        if key in old and key in new and old[key] == new[key]:
+        if (key in old and key in new and old[key] == new[key]) or key.split(".")[0] == "overrides":
             continue
         if key == "generations" and isinstance(old.get(key), int) and isinstance(new.get(key), int) and new[key] > old[key]:
             extends = True

@@ -15,6 +15,32 @@ from functools import lru_cache
 from .artifacts import atomic_write_text
 from .config import EvalConfig
 
+#: lm-eval warnings that in-process scoring triggers at every checkpoint and that say nothing about
+#: the run: the ``custom_dataset`` hint (our shipped tasks take no metadata), the notes that an
+#: already-loaded model was passed in, and that the config's ``eval.gen_kwargs`` apply.
+EXPECTED_WARNINGS = {
+    "lm_eval.api.task": ("Custom kwargs can be passed to `--metadata`",),
+    "lm_eval.models.huggingface": ("`pretrained` model kwarg is not of type `str`", "Passed an already-initialized model"),
+    "lm_eval.evaluator": ("specified through cli, these settings will update set parameters",),
+}
+
+
+class _DropExpected(logging.Filter):
+    def __init__(self, fragments: tuple[str, ...]):
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(f in record.getMessage() for f in self.fragments)
+
+
+def quiet_expected_warnings() -> None:
+    """Drop :data:`EXPECTED_WARNINGS` at the lm-eval loggers that emit them (once per process)."""
+    for name, fragments in EXPECTED_WARNINGS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropExpected) for f in logger.filters):
+            logger.addFilter(_DropExpected(fragments))
+
 
 @lru_cache(maxsize=4)
 def _task_manager(include_defaults: bool):
@@ -65,6 +91,7 @@ def evaluate(model, cfg: EvalConfig, *, seed: int) -> dict:
     import lm_eval
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    quiet_expected_warnings()
     results = lm_eval.simple_evaluate(
         model=model.lm_eval_model(),
         tasks=list(cfg.tasks),

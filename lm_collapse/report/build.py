@@ -1,14 +1,16 @@
 """``lm-collapse report``: tables, figures and samples of one or more runs, tied together in ``report.md``."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recursion.artifacts import atomic_write_text
 from recursion.rundir import check_folder
 
 from . import plots, tables
-from .collect import collect
+from .collect import Collection, collect
+from .labels import GROUPS, grouped, label
+from .pitfalls import reading_notes
 from .samples import samples_markdown
 
 FORMATS = ("md", "latex", "csv")
@@ -22,6 +24,37 @@ class Report:
     problems: list[str]
     cells: dict  # (arm, metric, generation) -> tables.Cell, the numbers behind every table
     arms: list[str]
+    sizes: str = ""  # the sizes note (how the run's sizes differ from its config file)
+    notes: list[str] = field(default_factory=list)  # "Reading these numbers": warnings that apply to this run
+
+
+def sizes_note(col: Collection) -> str:
+    """One line: the overrides of the config file the replicas ran with (the demo's size reductions)."""
+    from ..sizes import is_size
+
+    if not col.replicas:
+        return ""
+    pairs = list(dict.fromkeys(p for r in col.replicas for p in r.overrides))
+    if not pairs:
+        return "**Sizes:** as the config file sets them (no overrides)."
+    shown = ", ".join(f"`{p}`" for p in pairs)
+    if all(is_size(p) for p in pairs):
+        return f"**Sizes:** reduced from the config file's, every other setting as shipped: {shown}."
+    return f"**Settings changed from the config file** (`--set`): {shown}."
+
+
+def glossary(metrics: list[str]) -> list[str]:
+    """Markdown lines: what each metric shown measures, its unit and which direction is better."""
+    names: dict = {}
+    for m in metrics:
+        if (lab := label(m)).group != "other":
+            names.setdefault(lab, []).append(m.rpartition("/")[2])
+    lines = []
+    for lab, ms in names.items():
+        better = f"; {lab.better} is better" if lab.better else ""
+        lines.append(f"- {', '.join(f'`{m}`' for m in dict.fromkeys(ms))}: {lab.name}" + (f" ({lab.unit})" if lab.unit else "")
+                     + better)
+    return lines
 
 
 def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, formats=FORMATS, plots_on: bool = True) -> Report:
@@ -57,18 +90,25 @@ def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, f
 
     figures: list[Path] = []
     if plots_on and cells:
-        figures += plots.metric_lines(cells, col, metrics, out)
+        for group, ms in grouped(metrics).items():
+            figures += plots.metric_lines(cells, col, ms, out, stem=group, title=GROUPS[group])
         figures += plots.perplexity_density(col, out)
-        top1 = [m for m in metrics if m == "probe/top1_mass_mean"]
-        figures += plots.metric_lines(cells, col, top1, out, stem="top1_mass")
     files += figures
 
+    sizes = sizes_note(col)
+    notes = reading_notes(cells, col, last)
     md = ["# lm-collapse report", ""]
+    if sizes:
+        md += [sizes, ""]
     md += ["Replicas read (mean ± 95% CI over seeds where several):", ""]
     md += [f"- `{r.arm}` seed {r.seed}: generations {sorted(r.generations)} — `{r.path}`" for r in col.replicas]
     if col.problems:
         md += ["", "## What is missing or unreadable", "", *(f"- {p}" for p in col.problems)]
     md += ["", "## Arms side by side", "", tables.to_markdown(key), ""]
+    if notes:
+        md += ["### Reading these numbers", "", *(f"- {n}" for n in notes), ""]
+    if gloss := glossary(metrics):
+        md += ["### What the metrics measure", "", *gloss, ""]
     for a, t in zip(col.arms, per_arm):
         md += [f"## {a}", "", t.caption + ".", "", tables.to_markdown(t), ""]
     pngs = [f for f in figures if f.suffix == ".png"]
@@ -86,4 +126,4 @@ def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, f
            "replicas; `results.csv` lists, for every (arm, metric, generation), the exact files it was read from.", ""]
     atomic_write_text(out / "report.md", "\n".join(md))
     files.insert(0, out / "report.md")
-    return Report(out / "report.md", tables.to_markdown(key), files, col.problems, cells, col.arms)
+    return Report(out / "report.md", tables.to_markdown(key), files, col.problems, cells, col.arms, sizes, notes)

@@ -1,7 +1,8 @@
 """Read run folders into tidy rows: one number per (arm, seed, generation, metric), with its source.
 
 A replica is any folder holding a ``manifest.json`` (written by the recursion driver); its arm is
-the ``arm`` of its ``config.yaml`` (else the parent folder's name) and its seed the manifest's.
+the ``arm`` of its ``config.yaml`` (else the parent folder's name), its seed the manifest's, and the
+``overrides`` of the config file it ran with (``--set`` pairs, the demo's size reductions) its ``config.yaml``'s.
 Numbers come from ``gen_XX/lm_eval.json`` (every numeric ``results`` entry except standard errors,
 named ``<task>/<metric>`` without the ``collapse_`` prefix and ``,none`` filter) and from
 ``gen_XX/probes.json`` (``probe/<name>`` for the scalar summaries). Anything unreadable is
@@ -39,6 +40,7 @@ class Replica:
     generations: list[int] = field(default_factory=list)
     planned: int | None = None
     scored: bool = True  # the config asked for lm-eval scoring
+    overrides: tuple[str, ...] = ()  # ``--set`` pairs applied to the config file (the demo's size reductions)
 
 
 @dataclass
@@ -102,20 +104,21 @@ def collect(paths: list[str | Path]) -> Collection:
 
 
 def _replica(path: Path, problems: list[str]) -> Replica:
-    arm, seed, planned, scored = path.parent.name, 0, None, True
+    arm, seed, planned, scored, overrides = path.parent.name, 0, None, True, ()
     try:
         config = yaml.safe_load((path / artifacts.CONFIG).read_text()) or {}
         arm = str(config.get("arm", arm))
         planned = config.get("generations")
         seed = int((config.get("seeds") or [0])[0])
         scored = bool((config.get("eval") or {}).get("enabled", True))
+        overrides = tuple(map(str, config.get("overrides") or ()))
     except (OSError, yaml.YAMLError, TypeError, ValueError) as e:
         problems.append(f"{path / artifacts.CONFIG}: unreadable ({type(e).__name__}); arm taken from the folder name")
     try:
         seed = int(json.loads((path / artifacts.MANIFEST).read_text()).get("seed", seed))
     except (OSError, ValueError, TypeError, AttributeError) as e:
         problems.append(f"{path / artifacts.MANIFEST}: unreadable ({type(e).__name__})")
-    return Replica(path, arm, seed, planned=planned, scored=scored)
+    return Replica(path, arm, seed, planned=planned, scored=scored, overrides=overrides)
 
 
 def _read_json(path: Path, problems: list[str], what: str):

@@ -1,15 +1,24 @@
-"""Figures: metrics versus generation (one line per arm, 95% CI bands), the density of per-sequence
-perplexity under the generation-0 model (Shumailov et al., Fig. 1), top-1 next-token mass.
+"""Figures: metrics versus generation, one figure per kind (quality, diversity, probes: see
+:mod:`.labels`), one line per arm with its 95% CI band; and the density of per-sequence perplexity
+of each generation's synthetic data under the generation-0 model (Shumailov et al., Fig. 1).
 
-Each figure is written as PNG (for the Markdown report) and PDF (for papers).
+Every axis says what it shows and in which unit; a quantity whose values span two decades or more
+(perplexities of toy models run into millions) is drawn on a log axis; linear axes never use an
+offset. Legends sit outside the axes, right of the panels. Each figure is written as PNG (for the
+Markdown report) and PDF (for papers).
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from .collect import Collection, read_probe_series
+from .labels import GROUPS, label
+
+PANEL = (3.6, 2.6)  # inches per panel
+NCOLS = 3
 
 
 def _pyplot():
@@ -28,34 +37,66 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     return paths
 
 
-def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem: str = "metrics") -> list[Path]:
+def _colors(plt, arms: list[str]) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab10")
+    return {arm: cmap(i % 10) for i, arm in enumerate(arms)}
+
+
+def spans_decades(values, decades: float = 2.0) -> bool:
+    """Positive values whose largest is at least ``10 ** decades`` times the smallest."""
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    return v.size > 1 and bool((v > 0).all()) and v.max() >= 10**decades * v.min()
+
+
+def log_axis(lab, values) -> bool:
+    """A log axis for a quantity that spans a decade when its label says it may, two decades otherwise."""
+    return spans_decades(values, 1.0 if lab.log else 2.0)
+
+
+def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem: str = "metrics",
+                 title: str | None = None) -> list[Path]:
     """Small multiples: each metric versus generation, a line per arm with its CI band."""
-    plt = _pyplot()
     if not metrics:
         return []
-    ncols = min(3, len(metrics))
+    plt = _pyplot()
+    colors = _colors(plt, col.arms)
+    ncols = min(NCOLS, len(metrics))
     nrows = -(-len(metrics) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL[0] * ncols, PANEL[1] * nrows + 0.4), squeeze=False,
+                             layout="constrained")
     for ax, m in zip(axes.flat, metrics):
+        lab, values = label(m), []
         for arm in col.arms:
             gs = sorted(g for (a, mm, g) in cells if a == arm and mm == m)
             if not gs:
                 continue
             mean = np.array([cells[(arm, m, g)].mean for g in gs])
-            ax.plot(gs, mean, marker="o", ms=3, label=arm)
             half = np.array([cells[(arm, m, g)].ci95 or 0.0 for g in gs])
+            ax.plot(gs, mean, marker="o", ms=3, color=colors[arm], label=arm)
             if half.any():
-                ax.fill_between(gs, mean - half, mean + half, alpha=0.2)
-        ax.set_title(m, fontsize=9)
-        ax.set_xlabel("generation")
+                ax.fill_between(gs, mean - half, mean + half, color=colors[arm], alpha=0.2, lw=0)
+            values += list(mean)
+        if log_axis(lab, values):
+            ax.set_yscale("log")
+        else:
+            ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+        ax.set_title(m, fontsize=8.5)
+        ax.set_ylabel(textwrap.fill(lab.axis, 30), fontsize=8)
+        ax.set_xlabel("generation", fontsize=8)
+        ax.tick_params(which="both", labelsize=7.5)
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, which="major")
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.suptitle(title or GROUPS.get(stem, stem), fontsize=11)
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
     if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), bbox_to_anchor=(0.5, 1.02))
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+        fig.legend(handles, labels, loc="outside right upper", title="arm", fontsize=8, title_fontsize=8, frameon=False)
     paths = _save(fig, out, stem)
     plt.close(fig)
     return paths
@@ -63,8 +104,7 @@ def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem:
 
 def perplexity_density(col: Collection, out: Path) -> list[Path]:
     """Per arm (first replica), a histogram density of log10 perplexity of each generation's
-    synthetic documents under the generation-0 model."""
-    plt = _pyplot()
+    synthetic documents under the generation-0 model (bins over the central 99% of the values)."""
     reps = {}
     for r in col.replicas:
         reps.setdefault(r.arm, r)
@@ -73,20 +113,34 @@ def perplexity_density(col: Collection, out: Path) -> list[Path]:
     series = {arm: gs for arm, gs in series.items() if gs}
     if not series:
         return []
-    fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.2), squeeze=False, sharey=True)
+    plt = _pyplot()
+    ncols = min(NCOLS, len(series))
+    nrows = -(-len(series) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL[0] * ncols, PANEL[1] * nrows + 0.4), squeeze=False,
+                             sharey=True, layout="constrained")
     cmap = plt.get_cmap("viridis")
+    last = max(g for gs in series.values() for g in gs)
+    shown = {}
     for ax, (arm, gs) in zip(axes.flat, series.items()):
         allv = np.log10(np.concatenate([np.asarray(v) for v in gs.values()]))
-        bins = np.linspace(allv.min(), allv.max(), 40) if allv.max() > allv.min() else 10
-        for i, (g, values) in enumerate(gs.items()):
-            ax.hist(np.log10(values), bins=bins, density=True, histtype="step", lw=1.5,
-                    color=cmap(i / max(len(gs) - 1, 1)), label=f"gen {g}")
-        ax.set_title(arm, fontsize=10)
-        ax.set_xlabel("log10 perplexity under the gen-0 model")
+        lo, hi = np.percentile(allv, [0.5, 99.5])  # a few outliers must not squeeze the bulk into one bin
+        bins = np.linspace(lo, hi, 40) if hi > lo else 10
+        for g, values in gs.items():
+            _, _, patches = ax.hist(np.log10(values), bins=bins, density=True, histtype="step", lw=1.5,
+                                    color=cmap(g / max(last, 1)), label=f"gen {g}")
+            shown.setdefault(g, patches[0])
+        ax.set_title(arm, fontsize=9)
+        ax.set_xlabel("log10 perplexity under the gen-0 model (per token)", fontsize=8)
+        ax.tick_params(which="both", labelsize=7.5)
         ax.grid(alpha=0.3)
-    axes.flat[0].set_ylabel("density")
-    axes.flat[-1].legend(fontsize=8)
-    fig.tight_layout()
+    for row in axes:
+        row[0].set_ylabel("density", fontsize=8)
+    for ax in list(axes.flat)[len(series):]:
+        ax.axis("off")
+    fig.suptitle("Synthetic data of each generation, scored by the generation-0 model", fontsize=11)
+    order = sorted(shown)
+    fig.legend([shown[g] for g in order], [f"gen {g}" for g in order], loc="outside right upper", fontsize=8,
+               title="data of", title_fontsize=8, frameon=False)
     paths = _save(fig, out, "perplexity_density")
     plt.close(fig)
     return paths

@@ -23,7 +23,8 @@ Generation follows :class:`~recursion.backends.base.Decoding` alone (the checkpo
 ``generation_config`` sampling defaults are dropped on load).
 
 Devices: ``runtime.device: auto`` trains and runs on the GPU when one is present (mixed precision
-``bf16`` where supported), else on the CPU with ``runtime.threads`` torch threads. Training on
+``bf16`` where supported), else on the CPU with ``runtime.threads`` torch threads (default: the cores
+not busy with other processes, :func:`recursion.runtime.free_cores`). Training on
 several GPUs is the Trainer's own data parallelism:
 ``accelerate launch --num_processes 4 -m lm_collapse.cli run CONFIG.yaml`` — only the main process
 writes the model folder; the other stages run on every process, so keep multi-GPU runs to the
@@ -43,6 +44,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..runtime import set_threads
 from .base import Decoding, failing
 
 META = "lm_collapse_hf.json"  # which kind of folder this is, and the base model of an adapter
@@ -170,14 +172,6 @@ def _device(runtime) -> str:
     if want == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return want
-
-
-def _set_threads(runtime) -> None:
-    threads = getattr(runtime, "threads", None) if runtime is not None else None
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
 
 
 def _torch_dtype(name: str, *, device: str, lora: bool):
@@ -533,7 +527,7 @@ class HFScratchBackend:
 
     def __init__(self, cfg: HFScratchConfig, runtime=None):
         self.cfg, self.runtime = cfg, runtime
-        _set_threads(runtime)
+        set_threads(getattr(runtime, "threads", None))
 
     def build_model(self, tokenizer):
         """An untrained model of the configured shape for ``tokenizer`` (seed it first)."""
@@ -623,7 +617,7 @@ class HFFinetuneBackend:
     def __init__(self, cfg: HFFinetuneConfig, runtime=None):
         self.cfg, self.runtime = cfg, runtime
         self.trust_remote_code = cfg.trust_remote_code or bool(getattr(runtime, "trust_remote_code", False))
-        _set_threads(runtime)
+        set_threads(getattr(runtime, "threads", None))
 
     @property
     def kind(self) -> str:

@@ -1,8 +1,35 @@
-"""`lm-collapse demo --quick` end to end, as a newcomer runs it (the README's first command, smaller)."""
+"""The demo end to end (`--quick`, as a newcomer runs it, smaller), and how it records its sizes."""
+import io
 import subprocess
 import sys
 
 import pytest
+import yaml
+
+from lm_collapse.demo import Progress
+from lm_collapse.report import build_report
+from recursion.driver import run_experiment
+
+
+def test_size_overrides_are_recorded_in_the_resolved_config_and_the_report(tmp_path):
+    config = {"name": "tiny", "generations": 1, "model": {"backend": "ngram", "n": 2},
+              "data": {"source": "shakespeare", "num_train": 200},
+              "generate": {"num_docs": 40, "decoding": {"max_new_tokens": 8}},
+              "eval": {"enabled": False}, "probes": {"num_prompts": 4}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump({**config, "generations": 2}))
+    quiet = lambda _: None  # noqa: E731
+    [shipped] = run_experiment(tmp_path / "tiny.yaml", tmp_path / "shipped", log=quiet)
+    assert "overrides" not in yaml.safe_load((shipped / "config.yaml").read_text())
+    assert "as the config file sets them" in build_report([tmp_path / "shipped"], tmp_path / "r0", plots_on=False).sizes
+
+    [reduced] = run_experiment(tmp_path / "two.yaml", tmp_path / "reduced", overrides=["generations=1", "generate.num_docs=20"],
+                               log=quiet)
+    resolved = yaml.safe_load((reduced / "config.yaml").read_text())
+    assert resolved["overrides"] == ["generations=1", "generate.num_docs=20"] and resolved["generations"] == 1
+    report = build_report([tmp_path / "reduced"], tmp_path / "r1", plots_on=False)
+    assert report.sizes.startswith("**Sizes:** reduced") and "`generate.num_docs=20`" in report.sizes
+    assert report.sizes in report.path.read_text()
 
 
 @pytest.mark.slow
@@ -15,7 +42,41 @@ def test_demo_quick_end_to_end(tmp_path):
         report = out / name / "report" / "report.md"
         assert report.exists() and str(report) in proc.stdout
         text = report.read_text()
-        assert "ppl_shakespeare/word_perplexity" in text and "## Figures" in text
-        assert (out / name / "report" / "metrics.png").stat().st_size > 10_000
-    assert "Demo finished" in proc.stdout and "gen 0 →" in proc.stdout
+        assert "ppl_shakespeare/bits_per_byte" in text and "## Figures" in text and "**Sizes:** reduced" in text
+        for figure in ("quality", "diversity", "probes"):
+            assert (out / name / "report" / f"{figure}.png").stat().st_size > 10_000
+        config = yaml.safe_load(next((out / name).glob("*/seed_0/config.yaml")).read_text())
+        assert "generations=2" in config["overrides"]
+    assert "Demo finished" in proc.stdout and "gen 0 →" in proc.stdout and "sizes reduced by the demo" in proc.stdout
     assert "pure_synthetic" in proc.stdout and "accumulate_subsample" in proc.stdout
+    # the console holds progress and the key tables; the libraries' output is in the log, without the lm-eval hint
+    assert len(proc.stdout.splitlines()) < 80 and proc.stderr.strip() == ""
+    log = (out / "demo.log").read_text()
+    assert "gen_00/train done in" in log and "Custom kwargs can be passed" not in log
+
+
+class _Console(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_shows_one_line_per_replica_and_logs_everything(tty):
+    console, logfile = _Console(tty), io.StringIO()
+    progress = Progress("x", [("replace", 0), ("accumulate", 0)], 2, console=console, logfile=logfile)
+    for message in ["replace seed 0: ngram, ...", "[replace/seed_0] torch threads: 1",
+                    "[replace/seed_0] gen_00/data done in 0.1 s", "[replace/seed_0] gen_00/train done in 2.0 s",
+                    "[accumulate/seed_0] gen_00/data done in 0.1 s", "[accumulate/seed_0] gen_00/train done in 1.5 s"]:
+        progress(message)
+    assert logfile.getvalue().count("\n") == 6  # every message is in the log
+    lines = console.getvalue().split("\n")
+    if tty:  # one line per replica, rewritten in place as its stages finish
+        assert console.getvalue().count("\r") == 4 and len(lines) == 3
+        assert "accumulate seed 0: 2/2 stages (gen_00/train)" in lines[1]
+    else:
+        assert lines[0].startswith("  replace seed 0: done  [1/2 replicas")
+        assert lines[1].startswith("  accumulate seed 0: done  [2/2")

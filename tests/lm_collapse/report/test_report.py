@@ -17,12 +17,13 @@ def value(arm, seed, g):
     return 100.0 + ARMS[arm] * 10 * g + seed  # seeds 0, 1, 2 -> mean 101 + ...
 
 
-def make_run(root, generations=3, seeds=(0, 1, 2)):
+def make_run(root, generations=3, seeds=(0, 1, 2), overrides=None):
     for arm in ARMS:
         for seed in seeds:
             rep = root / arm / f"seed_{seed}"
             rep.mkdir(parents=True)
-            config = {"name": "t", "arm": arm, "seeds": [seed], "generations": generations}
+            config = {"name": "t", "arm": arm, "seeds": [seed], "generations": generations,
+                      **({"overrides": overrides} if overrides else {})}
             (rep / "config.yaml").write_text(yaml.safe_dump(config))
             (rep / "manifest.json").write_text(json.dumps({"seed": seed, "stages": {}}))
             for g in range(generations):
@@ -58,8 +59,8 @@ def test_report_files_and_numbers(tmp_path):
     run = make_run(tmp_path / "run")
     rep = build_report([run], tmp_path / "out")
     names = {f.name for f in rep.files}
-    assert {"report.md", "tables.md", "tables.tex", "results.csv", "metrics.png", "metrics.pdf",
-            "perplexity_density.png", "top1_mass.png"} <= names
+    assert {"report.md", "tables.md", "tables.tex", "results.csv", "quality.png", "quality.pdf", "diversity.png",
+            "probes.png", "perplexity_density.png"} <= names
     md = (tmp_path / "out/report.md").read_text()
     assert "121.0 ± 2.484" in md  # replace, gen 2, mean ± t-CI
     assert "111.0 ± 2.484" in md and "+19.8%" in md  # replace: 101 -> 121
@@ -101,3 +102,75 @@ def test_cli(tmp_path, capsys):
     assert "report.md" in out and (tmp_path / "o/results.csv").exists() and not (tmp_path / "o/tables.tex").exists()
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert main(["report", str(run), "--format", "docx"]) == 2
+
+
+def set_results(run, arm, g, **values):
+    """Overwrite numbers of one generation's lm_eval.json in every seed of ``arm``."""
+    for path in (run / arm).glob(f"seed_*/gen_{g:02d}/lm_eval.json"):
+        doc = json.loads(path.read_text())
+        for key, v in values.items():
+            task = "collapse_ppl_shakespeare" if "perplexity" in key else "collapse_gen_shakespeare"
+            doc["results"][task][f"{key},none"] = v
+        path.write_text(json.dumps(doc))
+
+
+def test_no_reading_notes_for_a_healthy_run(tmp_path):
+    rep = build_report([make_run(tmp_path / "run")], tmp_path / "out", plots_on=False)
+    assert rep.notes == [] and "Reading these numbers" not in rep.path.read_text()
+
+
+def test_perplexity_near_and_above_the_ngram_vocabulary_is_flagged(tmp_path):
+    run = make_run(tmp_path / "run", seeds=(0,))
+    for gen in run.glob("*/seed_0/gen_*"):
+        (gen / "model").mkdir()
+        vocab = 111 if gen.parent.parent.name == "accumulate" else 56  # V = 110 / 55 (<s> is never predicted)
+        (gen / "model" / "ngram.json").write_text(json.dumps({"format": "lm-collapse-ngram", "vocab": ["w"] * vocab}))
+    rep = build_report([run], tmp_path / "out", plots_on=False)
+    text = "\n".join(rep.notes)
+    # accumulate: 100 and 110 in (110 / 4, 2 × 110]: near uniform; replace, V = 55: 100 near, 120 > 2 × 55 above
+    assert "Perplexity near the vocabulary size" in text and "Perplexity above the vocabulary size" in text
+    assert "`accumulate` gen 0: ppl_shakespeare/word_perplexity = 100, V = 110" in text
+    assert "`accumulate` gen 2: ppl_shakespeare/word_perplexity = 110, V = 110" in text
+    assert "`replace` gen 0: ppl_shakespeare/word_perplexity = 100, V = 55" in text.split("above the vocabulary")[0]
+    assert "`replace` gen 2: ppl_shakespeare/word_perplexity = 120, V = 55" in text.split("above the vocabulary")[1]
+    md = rep.path.read_text()
+    assert md.index("## Arms side by side") < md.index("### Reading these numbers") < md.index("## replace")
+
+
+def test_perplexity_falling_while_diversity_falls_and_distinct1_rising_are_flagged(tmp_path):
+    run = make_run(tmp_path / "run", seeds=(0,))
+    set_results(run, "accumulate", 2, word_perplexity=50.0)  # better on real text while distinct-2 falls 0.9 -> 0.7
+    for g, d1 in enumerate((0.3, 0.35, 0.4)):
+        set_results(run, "replace", g, distinct_1=d1)  # single words spread while pairs narrow
+    notes = build_report([run], tmp_path / "out", plots_on=False).notes
+    assert len(notes) == 2
+    assert notes[0].startswith("**Perplexity falling while diversity falls** (`accumulate`: "
+                               "ppl_shakespeare/word_perplexity 100 → 50")
+    assert "`replace`" not in notes[0]
+    assert notes[1].startswith("**distinct-1 rising while distinct-2 falls** (`replace`: "
+                               "distinct-1 0.3 → 0.4, distinct-2 0.9 → 0.7")
+
+
+def test_figures_have_units_and_log_axes_where_values_span_decades():
+    from lm_collapse.report.labels import grouped, label
+    from lm_collapse.report.plots import log_axis
+
+    assert label("ppl_shakespeare/word_perplexity").axis == "word perplexity (per word)"
+    assert label("ppl_shakespeare/bits_per_byte").axis == "bits per byte (bits/byte)"
+    assert label("gen_x/entropy_1").unit == "bits" and label("probe/next_token_entropy_mean").unit == "nats"
+    assert label("gen_x/within_distinct_2").name.startswith("distinct-2 within") and label("some/new_metric").group == "other"
+    assert log_axis(label("p/word_perplexity"), [7e4, 1.2e6]) and not log_axis(label("p/word_perplexity"), [100, 121])
+    assert not log_axis(label("g/distinct_2"), [0.5, 0.9]) and log_axis(label("g/new"), [1.0, 500.0])
+    groups = grouped(["ppl_x/bits_per_byte", "gen_x/distinct_2", "probe/top1_mass_mean", "toedit/changed_share"])
+    assert list(groups) == ["quality", "diversity", "probes", "other"]
+
+
+def test_shorter_generations_with_rising_distinct2_are_flagged(tmp_path):
+    run = make_run(tmp_path / "run", seeds=(0,))
+    for g, (length, d2) in enumerate(((24.0, 0.70), (19.0, 0.70), (13.0, 0.76))):
+        set_results(run, "replace", g, mean_length=length, distinct_2=d2)
+    set_results(run, "accumulate", 0, mean_length=24.0)
+    set_results(run, "accumulate", 2, mean_length=22.0)  # a small change in length: not flagged
+    [note] = build_report([run], tmp_path / "out", plots_on=False).notes
+    assert note.startswith("**Generations getting shorter while distinct-2 rises** (`replace`: mean length 24 → 13 words, "
+                           "distinct-2 0.7 → 0.76)")

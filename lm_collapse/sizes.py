@@ -1,0 +1,128 @@
+"""The sizes of an experiment: the only config keys ``lm-collapse demo`` may change.
+
+A config is the experiment. Smoothing, decoding, filters, regimes and schedules are never changed
+behind its back; a demo or a smoke test may only make it *smaller*: fewer generations, fewer
+documents, fewer lm-eval documents, fewer training steps, fewer probe prompts (:data:`SIZE_KEYS`).
+:func:`size_overrides` turns a size spec into ``--set`` pairs for whatever arms the YAML has;
+:func:`check_sizes` refuses any pair that is not a size, or that makes a size larger, before any
+work starts, and returns what changed, to be printed and recorded with the run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+#: The config keys that are sizes (each may also appear under ``arms.<arm>.``).
+SIZE_KEYS = ("generations", "data.num_train", "generate.num_docs", "filter.top_k", "eval.limit",
+             "model.train.max_steps", "probes.num_prompts")
+#: The sizes that count documents, scaled together by the spec's ``documents`` factor.
+DOCUMENT_KEYS = ("data.num_train", "generate.num_docs", "filter.top_k")
+
+
+def base_key(dotted: str) -> str:
+    """``arms.surprise.generate.num_docs`` → ``generate.num_docs``."""
+    parts = dotted.split(".")
+    return ".".join(parts[2:]) if parts[0] == "arms" and len(parts) > 2 else dotted
+
+
+def is_size(pair: str) -> bool:
+    """Whether a ``KEY=VALUE`` override changes a size (and nothing else)."""
+    return base_key(pair.partition("=")[0].strip()) in SIZE_KEYS
+
+
+def _get(tree, dotted: str):
+    for key in dotted.split("."):
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def size_overrides(raw: dict, spec: dict) -> list[str]:
+    """``--set`` pairs that apply ``spec`` to a config's YAML mapping ``raw``, in every arm.
+
+    ``spec`` maps a size key to its new value, and ``documents`` to a factor that scales every
+    document count (:data:`DOCUMENT_KEYS`) the YAML sets, at the top and in each arm (rounded,
+    at least 1). A size an arm sets for itself gets the new value there too.
+
+    Examples
+    --------
+    >>> raw = {"generations": 6, "generate": {"num_docs": 2000},
+    ...        "arms": {"plain": {}, "filtered": {"generate": {"num_docs": 6667}, "filter": {"top_k": 2000}}}}
+    >>> size_overrides(raw, {"generations": 3, "documents": 0.15})
+    ['generations=3', 'generate.num_docs=300', 'arms.filtered.generate.num_docs=1000', 'arms.filtered.filter.top_k=300']
+    """
+    unknown = sorted(set(spec) - set(SIZE_KEYS) - {"documents"})
+    if unknown:
+        raise ValueError(f"not a size: {unknown[0]!r}; the demo may only change {', '.join(SIZE_KEYS)} (or scale documents)")
+    arms = raw.get("arms") or {}
+    places = [("", raw)] + [(f"arms.{arm}.", over or {}) for arm, over in arms.items()]
+    pairs = []
+    for prefix, tree in places:
+        for key in SIZE_KEYS:
+            if key in DOCUMENT_KEYS and "documents" in spec:
+                value = _get(tree, key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    pairs.append(f"{prefix}{key}={max(1, round(value * spec['documents']))}")
+            elif key in spec and (not prefix or _get(tree, key) is not None):
+                pairs.append(f"{prefix}{key}={spec[key]}")
+    return pairs
+
+
+def _value(exp, dotted: str):
+    node = exp
+    for key in dotted.split("."):
+        node = getattr(node, key, None)
+    return node
+
+
+def check_sizes(config: str | Path, overrides: list[str]) -> dict[str, dict[str, tuple]]:
+    """Refuse overrides that are not sizes or that enlarge one; ``{arm: {key: (shipped, new)}}`` of what changes.
+
+    Raises :class:`ValueError` naming the first offending pair; a config problem raises the
+    loader's :class:`~recursion.config.ConfigError`.
+    """
+    from recursion.config import load_config
+
+    bad = [p for p in overrides if not is_size(p)]
+    if bad:
+        raise ValueError(f"{bad[0]!r} is not a size: the demo runs the shipped config and may change only "
+                         f"{', '.join(SIZE_KEYS)} (also under arms.<arm>.)")
+    shipped, reduced = load_config(config), load_config(config, list(overrides))
+    changes: dict[str, dict[str, tuple]] = {}
+    for arm, exp in reduced.items():
+        for key in SIZE_KEYS:
+            old, new = _value(shipped[arm], key), _value(exp, key)
+            if old == new:
+                continue
+            if new is None or (old is not None and new > old):
+                raise ValueError(f"{Path(config).name} (arm {arm!r}): {key} {old} -> {new} is not a reduction; "
+                                 "the demo may only make sizes smaller")
+            changes.setdefault(arm, {})[key] = (old, new)
+    return changes
+
+
+def describe(changes: dict[str, dict[str, tuple]]) -> str:
+    """``generations 4 → 3; generate.num_docs 2000 → 1200 (surprise: 4000 → 2400)``, or ``none``."""
+    keys = list(dict.fromkeys(k for per_arm in changes.values() for k in per_arm))
+    if not keys:
+        return "none (as shipped)"
+    parts = []
+    for key in keys:
+        values = {arm: per_arm.get(key) for arm, per_arm in changes.items()}
+        seen = [v for v in values.values() if v is not None]
+        common = max(seen, key=lambda v: (seen.count(v), -seen.index(v)))  # the most frequent, then the first
+        text = f"{key} {_fmt(common[0])} → {_fmt(common[1])}"
+        others = [f"{arm}: {_fmt(v[0])} → {_fmt(v[1])}" for arm, v in values.items() if v is not None and v != common]
+        parts.append(text + (f" ({'; '.join(others)})" if others else ""))
+    return "; ".join(parts)
+
+
+def _fmt(value) -> str:
+    return "all" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def read_raw(config: str | Path) -> dict:
+    """A config YAML as a plain mapping (for :func:`size_overrides`)."""
+    return yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}

@@ -1,0 +1,56 @@
+"""The demo may only shrink a shipped config's sizes: anything else is refused before any work."""
+import pytest
+import yaml
+
+from lm_collapse import demo
+from lm_collapse.sizes import SIZE_KEYS, check_sizes, describe, is_size, read_raw, size_overrides
+
+
+@pytest.mark.parametrize("sizes", [demo.DEMO, demo.QUICK], ids=["demo", "quick"])
+def test_demo_sizes_are_sizes_of_the_shipped_configs(sizes):
+    for name, spec in sizes.items():
+        config = demo.configs_dir() / f"{name}.yaml"
+        raw = read_raw(config)
+        pairs = size_overrides(raw, spec)
+        assert all(is_size(p) for p in pairs)
+        changes = check_sizes(config, pairs)  # raises on a non-size or a larger size
+        for arm, over in (raw.get("arms") or {}).items():  # data-driven: an arm's own document count is scaled too
+            if "documents" in spec and (over or {}).get("generate", {}).get("num_docs"):
+                assert f"arms.{arm}.generate.num_docs=" in " ".join(pairs) and "generate.num_docs" in changes[arm]
+        assert describe(changes)
+
+
+@pytest.mark.parametrize("pair", ["model.alpha=0.000001", "generate.decoding.min_new_tokens=5",
+                                  "arms.accumulate.regime.name=accumulate", "filter.keep=0.1", "eval.gen_kwargs=max_gen_toks=16"])
+def test_a_setting_that_is_not_a_size_is_refused(pair):
+    assert not is_size(pair)
+    with pytest.raises(ValueError, match="is not a size"):
+        check_sizes(demo.configs_dir() / "lab1_bigram.yaml", ["generations=2", pair])
+
+
+def test_a_size_can_only_shrink(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "c", "generations": 4, "generate": {"num_docs": 100},
+                                      "arms": {"a": {}, "b": {"generate": {"num_docs": 300}}}}))
+    with pytest.raises(ValueError, match="generations 4 -> 9 is not a reduction"):
+        check_sizes(config, ["generations=9"])
+    with pytest.raises(ValueError, match="arm 'b'.*300 -> 400"):
+        check_sizes(config, ["arms.b.generate.num_docs=400"])
+    changes = check_sizes(config, size_overrides(read_raw(config), {"generations": 2, "documents": 0.5}))
+    assert changes == {"a": {"generations": (4, 2), "generate.num_docs": (100, 50)},
+                       "b": {"generations": (4, 2), "generate.num_docs": (300, 150)}}
+    assert describe(changes) == "generations 4 → 2; generate.num_docs 100 → 50 (b: 300 → 150)"
+    assert describe({}) == "none (as shipped)"
+
+
+def test_size_spec_names_only_sizes():
+    with pytest.raises(ValueError, match="not a size: 'model.alpha'"):
+        size_overrides({}, {"model.alpha": 1e-6})
+    assert "eval.limit" in SIZE_KEYS and "model.alpha" not in SIZE_KEYS
+
+
+def test_demo_refuses_a_non_size_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "DEMO", {"lab1_bigram": {"generations": 2}, "tiny_gpt2_regimes": {"model.n_layer": 1}})
+    with pytest.raises(ValueError, match="not a size: 'model.n_layer'"):
+        demo.run_demo(tmp_path / "out", log=lambda *_: None)
+    assert not (tmp_path / "out" / "lab1_bigram").exists()
