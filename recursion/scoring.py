@@ -17,17 +17,22 @@ from .config import EvalConfig
 
 
 @lru_cache(maxsize=4)
-def _task_manager(include_defaults: bool):
+def _task_manager(include_defaults: bool, pretrained: str | None = None):
     import collapse_tasks
 
-    return collapse_tasks.task_manager(include_defaults=include_defaults)
+    return collapse_tasks.task_manager(include_defaults=include_defaults,
+                                       metadata={"pretrained": pretrained} if pretrained else None)
 
 
-def task_manager_for(tasks: tuple[str, ...]):
-    """The process's TaskManager; lm-eval's built-in index only when a task is not ours."""
+def task_manager_for(tasks: tuple[str, ...], pretrained: str | None = None):
+    """The process's TaskManager; lm-eval's built-in index only when a task is not ours.
+
+    ``pretrained`` (the model folder scored) reaches the tasks' ``custom_dataset`` hooks as the
+    command line's ``--model_args pretrained=...`` does: ``collapse_ppl_wikitext2_blocks`` cuts its
+    blocks with that model's tokenizer."""
     import collapse_tasks
 
-    return _task_manager(not collapse_tasks.only_ours(tasks))
+    return _task_manager(not collapse_tasks.only_ours(tasks), pretrained)
 
 
 def check_tasks(tasks: tuple[str, ...]) -> None:
@@ -40,15 +45,15 @@ def check_tasks(tasks: tuple[str, ...]) -> None:
             raise ValueError(f"eval.tasks: no lm-eval task named {t!r}{hint}")
 
 
-def evaluate(model, cfg: EvalConfig, *, seed: int) -> dict:
-    """Run the configured tasks on ``model`` (a :class:`~recursion.backends.base.Model`)."""
+def evaluate(model, cfg: EvalConfig, *, seed: int, model_dir=None) -> dict:
+    """Run the configured tasks on ``model`` (a :class:`~recursion.backends.base.Model`) loaded from ``model_dir``."""
     import lm_eval
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     results = lm_eval.simple_evaluate(
         model=model.lm_eval_model(),
         tasks=list(cfg.tasks),
-        task_manager=task_manager_for(cfg.tasks),
+        task_manager=task_manager_for(cfg.tasks, str(model_dir) if model_dir is not None else None),
         limit=cfg.limit,
         num_fewshot=cfg.num_fewshot,
         batch_size=cfg.batch_size,

@@ -104,6 +104,10 @@ def test_scratch_config_rejects_bad_values(bad, match):
 
 def test_bad_train_and_engine_values():
     assert TrainConfig(warmup_ratio=1.0).problems() == [("warmup_ratio", "must be in [0, 1)")]
+    assert [k for k, _ in TrainConfig(warmup_ratio=0.1, warmup_steps=5).problems()] == ["warmup_steps"]
+    assert [k for k, _ in TrainConfig(min_learning_rate=1e-6).problems()] == ["min_learning_rate"]
+    assert [k for k, _ in TrainConfig(lr_scheduler="cosine_per_epoch", min_learning_rate=1e-3,
+                                      learning_rate=1e-4).problems()] == ["min_learning_rate"]
     assert LoraConfig(r=0).problems() == [("r", "must be >= 1")]
     for config in (tiny_scratch(engine="vllm"), HFFinetuneConfig(engine="vllm")):
         assert [key for key, _ in config.problems()] == ["engine"]
@@ -141,18 +145,36 @@ def test_tokenizer_round_trips_any_text(model):
 
 
 def test_documents_are_packed_bos_text_eos_and_padding_is_not_scored(model):
-    from recursion.backends.hf import _Blocks
+    from recursion.backends.hf import _pack, _Pad
 
     tok = model.tokenizer
     docs = ["To be, or not", "O", "the king is dead, long live the king"]
-    blocks = _Blocks(tok, docs, block_size=8)
+    rows = _pack(tok, docs, 8, "documents")
     expected = [i for d in model.encode(docs) for i in [tok.bos_token_id, *d, tok.eos_token_id]]
-    items = [blocks[i] for i in range(len(blocks))]
-    assert torch.cat([b["input_ids"] for b in items]).tolist()[:len(expected)] == expected
-    last = items[-1]
-    pad = len(blocks) * 8 - len(expected)
-    assert last["attention_mask"].tolist() == [1] * (8 - pad) + [0] * pad
-    assert last["labels"].tolist()[8 - pad:] == [-100] * pad
+    assert [t for i in range(len(rows)) for t in rows[i]] == expected
+    assert all(len(rows[i]) == 8 for i in range(len(rows) - 1)) and 1 <= len(rows[len(rows) - 1]) <= 8
+    batch = _Pad(tok.pad_token_id)([rows[0], rows[len(rows) - 1]])
+    short = len(rows[len(rows) - 1])
+    assert batch["attention_mask"][1].tolist() == [1] * short + [0] * (8 - short)
+    assert batch["labels"][1].tolist()[short:] == [-100] * (8 - short)
+
+
+def test_stream_packing_is_group_texts_and_none_is_one_row_per_document(model):
+    """``stream``: HF group_texts of the documents' own tokens (nothing added), exact blocks, remainder
+    dropped; ``none``: [start] + tokens + [eos] per document, cut at block_size."""
+    from collapse_tasks.blocks import group_texts
+    from recursion.backends.hf import _pack
+
+    tok = model.tokenizer
+    docs = ["To be, or not", "O", "the king is dead, long live the king", "</s> a b c"]
+    ids = model.encode(docs)
+    rows = _pack(tok, docs, 4, "stream")
+    assert [rows[i] for i in range(len(rows))] == group_texts(ids, 4)
+    assert tok.eos_token_id in rows[len(rows) - 1] or tok.eos_token_id in sum((rows[i] for i in range(len(rows))), [])
+    one = _pack(tok, docs, 6, "none")
+    assert [one[i] for i in range(len(one))] == [[tok.bos_token_id, *d, tok.eos_token_id][:6] for d in ids]
+    with pytest.raises(ValueError, match="exact blocks of 500 tokens"):
+        _pack(tok, docs, 500, "stream")
 
 
 def test_model_protocol(model):
