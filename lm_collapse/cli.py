@@ -59,8 +59,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from recursion.config import ConfigError
     from recursion.driver import run_experiment
 
+    as_json = args.dry_run and args.format == "json"
+    log = (lambda line: print(line, file=sys.stderr)) if as_json else print
     try:
-        folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run)
+        folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run,
+                                 log=log)
+        if as_json:  # every arm's resolved config, every default filled in
+            from recursion.config import load_config, to_dict
+
+            print(json.dumps({arm: to_dict(exp) for arm, exp in load_config(args.config, args.set).items()}, indent=2))
+            return 0
     except ConfigError as e:
         problems = e.problems
         if len(problems) == 1:
@@ -124,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set generations=3 --set model.alpha=0.1 (repeatable)")
     r.add_argument("--dry-run", action="store_true", help="validate the config and print the plan; run nothing")
+    r.add_argument("--format", choices=("text", "json"), default="text",
+                   help="with --dry-run: json prints every arm's fully resolved config (every default filled in)")
     r.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV), plots and samples of run folders")
