@@ -148,8 +148,8 @@ class GenerateConfig:
     """The synthetic corpus of each generation."""
 
     num_docs: int | None = None  # default: as many as real training documents
-    prompt: Literal["unconditional", "real_prefix", "task"] = "unconditional"
-    prefix_tokens: int = 64  # real_prefix: first P tokens of real documents
+    prompt: Literal["unconditional", "real_prefix", "train_prefix", "task"] = "unconditional"
+    prefix_tokens: int = 64  # real_prefix / train_prefix: first P tokens of real / this generation's training documents
     prompts_file: str | None = None  # task: JSONL of prompts (field ``text``); default: data's prompts
     keep_prompt: bool = False  # a synthetic document is prompt + continuation (else the continuation only)
     resample_prompts: bool = False  # draw the prompt documents at random each generation (else the first ones)

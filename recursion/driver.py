@@ -81,8 +81,9 @@ def num_docs(exp: Experiment, n_real: int) -> int:
     return n_real if exp.filter.top_k is not None else math.ceil(n_real / exp.filter.keep)
 
 
-def generation_prompts(exp: Experiment, model, real_train: list[str], n: int, rng: np.random.Generator) -> list[str] | None:
-    """Prompts of the synthetic documents: none (from BOS), real prefixes, or task prompts.
+def generation_prompts(exp: Experiment, model, docs: list[str], n: int, rng: np.random.Generator) -> list[str] | None:
+    """Prompts of the synthetic documents: none (from BOS), prefixes of ``docs`` (the real training
+    documents, or this generation's for ``train_prefix``), or task prompts.
 
     ``n`` prompts from the source documents in order (cycling), or, with ``generate.resample_prompts``,
     drawn at random by ``rng`` — without replacement while there are enough (Gambetta et al. draw
@@ -92,12 +93,10 @@ def generation_prompts(exp: Experiment, model, real_train: list[str], n: int, rn
         return None
     if mode == "task" and exp.generate.prompts_file:
         docs = read_texts(exp.generate.prompts_file)
-    else:
-        docs = real_train
     order = (rng.choice(len(docs), size=n, replace=n > len(docs)) if exp.generate.resample_prompts
              else np.arange(n) % len(docs))
     docs = [docs[i] for i in order]
-    if mode == "real_prefix":
+    if mode in ("real_prefix", "train_prefix"):
         return [model.truncate(t, exp.generate.prefix_tokens) for t in docs]
     return docs if exp.generate.prompts_file else [split_prompt(t, exp.data.prompt_end) for t in docs]
 
@@ -163,9 +162,9 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
         if todo(g, "generate"):
             with run.stage(f"{gdir.name}/generate"):
                 model = models.get(model_dir)
-                n = num_docs(exp, len(real.train))
-                prompts = generation_prompts(exp, model, real.train, n,
-                                             np.random.default_rng(stage_seed(seed, g, "generate")))
+                docs = read_texts(gdir / TRAIN) if exp.generate.prompt == "train_prefix" else real.train
+                n = num_docs(exp, len(docs))
+                prompts = generation_prompts(exp, model, docs, n, np.random.default_rng(stage_seed(seed, g, "generate")))
                 texts = model.generate(num=None if prompts else n, prompts=prompts, decoding=exp.generate.decoding,
                                        seed=stage_seed(seed, g, "generate"))
                 write_jsonl(gdir / SYNTHETIC, synthetic_records(prompts, texts, keep_prompt=exp.generate.keep_prompt))
