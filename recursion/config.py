@@ -172,10 +172,12 @@ class EvalConfig:
     num_fewshot: int | None = None
     gen_kwargs: str | None = None
     apply_chat_template: bool = False
+    metadata: dict[str, Any] | None = None  # task metadata, as lm-eval's --metadata (e.g. an offline embedder)
     enabled: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
         return failing(
+            (self.metadata is None or isinstance(self.metadata, dict), "metadata", "must be a mapping"),
             (len(self.tasks) >= 1 or not self.enabled, "tasks", "must list at least one task (or set enabled: false)"),
             (self.limit is None or self.limit > 0, "limit", "must be > 0 (a count, or a fraction < 1)"),
             (self.batch_size >= 1, "batch_size", "must be >= 1"),

@@ -542,6 +542,9 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
         raise ValueError("cannot train on no texts")
     if cfg.best_checkpoint and not validation:
         raise ValueError("train.best_checkpoint needs validation texts (data.validation_split)")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model: the model inside
+    if getattr(base, "loss_type", None) is None:  # GPT2LMHeadModel (no "ForCausalLM" in its name): the Trainer would
+        base.loss_type = "ForCausalLM"  # count each row's first label as a prediction and divide the loss sum by T, not T-1
     data = _pack(tokenizer, texts, cfg.block_size, cfg.packing)
     eval_data = _pack(tokenizer, list(validation), cfg.block_size, cfg.packing) if cfg.best_checkpoint else None
     precision = cfg.mixed_precision

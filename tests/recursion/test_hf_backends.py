@@ -385,3 +385,45 @@ def test_smollm2_gguf_lora_round_trip(tmp_path, texts):
     assert len(out) == 2 and all(isinstance(t, str) for t in out)
     ppl = m.perplexity(texts["heldout"][:2])
     assert np.all(np.isfinite(ppl)) and np.all(ppl > 1)
+
+
+# -- trainer options ----------------------------------------------------------------------------------------
+def logged(path: Path, key: str) -> list[dict]:
+    return [r for r in json.loads((path / "train_log.json").read_text()) if key in r]
+
+
+@pytest.mark.slow
+def test_cosine_per_epoch_schedule_and_best_validation_checkpoint(tmp_path, texts):
+    """The rate of every step is CosineAnnealingLR(T_max=epochs, eta_min) of its epoch; the folder saved
+    holds the weights of the epoch of lowest validation loss (here the first of six), not the last."""
+    from recursion.backends.hf import _pack, cosine_per_epoch
+
+    train = TrainConfig(epochs=6, batch_size=4, block_size=32, packing="stream", lr_scheduler="cosine_per_epoch",
+                        learning_rate=0.03, min_learning_rate=1e-4, best_checkpoint=True, logging_steps=1, max_grad_norm=0)
+    backend = HFScratchBackend(tiny_scratch(n_layer=1, vocab_size=300, train=train), RUNTIME)
+    backend.train(texts["gen0"][:16], tmp_path / "m", previous=None, seed=0, validation=texts["heldout"])
+    steps = logged(tmp_path / "m", "loss")
+    per_epoch = len(steps) // 6
+    assert per_epoch >= 2 and len(steps) == 6 * per_epoch
+    for r in steps:  # the rate logged at step s is the rate step s was taken with
+        assert r["learning_rate"] == pytest.approx(cosine_per_epoch((r["step"] - 1) // per_epoch, 6, 0.03, 1e-4))
+    evals = [r["eval_loss"] for r in logged(tmp_path / "m", "eval_loss")]
+    best = logged(tmp_path / "m", "best_eval_loss")[-1]
+    assert len(evals) == 6 and best["best_eval_loss"] == min(evals) and best["best_epoch"] == 1 + int(np.argmin(evals))
+    assert int(np.argmin(evals)) < 5 and min(evals) < evals[-1] - 0.1  # the last epoch is not the best here
+    m = backend.load(tmp_path / "m")
+    rows = _pack(m.tokenizer, texts["heldout"], 32, "stream")
+    with torch.no_grad():
+        losses = [m.model(input_ids=torch.tensor([r]), labels=torch.tensor([r])).loss.item() for r in map(rows.__getitem__,
+                                                                                                          range(len(rows)))]
+    # the mean loss of the T-1 predicted tokens per row (GPT-2's loss_type is set: see _fit)
+    assert float(np.mean(losses)) == pytest.approx(best["best_eval_loss"], rel=1e-4)
+
+
+def test_exact_warmup_steps(tmp_path, texts):
+    train = TrainConfig(max_steps=6, batch_size=4, block_size=32, warmup_steps=3, lr_scheduler="constant_with_warmup",
+                        learning_rate=0.01, logging_steps=1)
+    HFScratchBackend(tiny_scratch(n_layer=1, vocab_size=300, train=train), RUNTIME).train(
+        texts["gen0"][:40], tmp_path / "m", previous=None, seed=0)
+    rates = [r["learning_rate"] for r in logged(tmp_path / "m", "loss")]
+    assert rates == pytest.approx([0, 0.01 / 3, 0.02 / 3, 0.01, 0.01, 0.01])

@@ -138,3 +138,104 @@ def test_gerstgrasser_shapes_have_the_recorded_parameter_counts(name):
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     assert sum(p.numel() for p in model.parameters()) == RECORDED_PARAMETERS[name]
+
+
+# -- a reduced run of each paper config through the driver, on CPU --------------------------------------
+def hub_splits() -> dict[str, dict[str, list[dict]]]:
+    """Shipped Shakespeare dressed as each hub dataset the paper configs read: ``{path: {split: rows}}``."""
+    from collapse_tasks import corpus
+
+    lines, blocks = corpus.lines("heldout"), [b for b in corpus.blocks("heldout") if len(b.split()) >= 40]
+
+    def wikitext(chunk):  # wikitext-2-raw-v1 lines: headings, empty lines, paragraphs ending in " \n"
+        return [{"text": t} for i in range(0, len(chunk), 3) for t in ("", f" {' '.join(chunk[i:i + 3])} \n")]
+
+    pages = [{"page": " = T = \n " + " ".join(blocks[i:i + 4]) + " \n"} for i in range(0, 12, 4)]
+    return {
+        "Salesforce/wikitext": {"train": wikitext(lines[:60]), "validation": wikitext(lines[60:75]),
+                                "test": wikitext(lines[75:105])},
+        "EleutherAI/wikitext_document_level": {"test": pages},
+        "roneneldan/TinyStories": {"train": [{"text": " ".join(lines[i:i + 3])} for i in range(0, 90, 3)],
+                                   "validation": [{"text": " ".join(lines[i:i + 3])} for i in range(90, 120, 3)]},
+        "EdinburghNLP/xsum": {s: [{"document": blocks[i], "summary": lines[i], "id": str(i)} for i in r]
+                              for s, r in (("train", range(0, 30)), ("test", range(30, 40)))},
+        "aalksii/ml-arxiv-papers": {s: [{"title": lines[i], "abstract": blocks[i]} for i in r]
+                                    for s, r in (("train", range(0, 30)), ("test", range(30, 40)))},
+        "euclaise/writingprompts": {s: [{"prompt": f"[ WP ] {lines[i]}", "story": f"{lines[i + 1]} <newline> {lines[i + 2]}"}
+                                        for i in r] for s, r in (("train", range(0, 90, 3)), ("test", range(90, 120, 3)))},
+        "dgambettaphd/prompt_wxs_5000doc": {"train": [{"text": b, "dataset": "W"} for b in blocks[:30]]},
+    }
+
+
+@pytest.fixture
+def paper_hub(monkeypatch):
+    """``datasets.load_dataset`` answering the paper configs' hub datasets with local rows of the same shape."""
+    import datasets
+
+    rows, real = hub_splits(), datasets.load_dataset
+
+    def load_dataset(path, name=None, split=None, **kwargs):
+        if path not in rows:
+            return real(path, name, split=split, **kwargs)
+        splits = {s: datasets.Dataset.from_list(r) for s, r in rows[path].items()}
+        return splits[split] if split else datasets.DatasetDict(splits)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+
+
+def offline_metadata() -> dict:
+    from collapse_tasks.gen_utils import _embedder_options
+
+    return {"sentence_splitter": "punkt_untrained", "embedder": _embedder_options()["model_name"]}
+
+
+SMALL = ["generations=2", "seeds=[0]", "probes.num_prompts=3", "eval.limit=2", "eval.batch_size=8",
+         "runtime.threads=1", "model.train.max_steps=2"]
+TINY_SCRATCH = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_inner=64", "model.vocab_size=300",
+                "model.train.batch_size=8", "model.train.block_size=64", "generate.decoding.max_new_tokens=12",
+                "generate.decoding.batch_size=32", "eval.gen_kwargs=max_gen_toks=8"]
+
+
+def reduced(name: str, tiny_gpt2) -> list[str]:
+    """Size-only overrides (and the local stand-in model) for a CPU run of a paper config."""
+    tiny = str(tiny_gpt2)
+    if name.startswith("shumailov"):
+        return [f"model.pretrained={tiny}", f"data.tokens.tokenizer={tiny}", "generate.decoding.batch_size=16"]
+    if name.startswith("gerstgrasser"):
+        return TINY_SCRATCH
+    if name.startswith("guo"):
+        return [f"model.pretrained={tiny}", "data.num_train=20", "data.min_words=1", "model.train.block_size=128",
+                "generate.decoding.max_new_tokens=8", "eval.gen_kwargs=max_gen_toks=8",
+                f"eval.metadata={json.dumps(offline_metadata())}"]
+    return [f"model.pretrained={tiny}", f"data.tokens.tokenizer={tiny}", "data.tokens.size=40",
+            "model.lora.target_modules=[c_attn]", "model.train.block_size=128", "model.train.gradient_checkpointing=false",
+            "filter.top_k=6", "generate.num_docs=6", "generate.prefix_tokens=16", "generate.decoding.max_new_tokens=8",
+            "generate.decoding.min_new_tokens=6", "eval.tasks=[collapse_ppl_shakespeare]"]  # HellaSwag is hub-only
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PAPER_CONFIGS)
+def test_a_reduced_run_of_each_paper_config(name, tmp_path, tiny_gpt2, paper_hub):
+    from recursion.artifacts import read_jsonl, read_texts
+    from recursion.driver import run_experiment
+
+    arms = load_config(ROOT / "configs" / f"{name}.yaml")
+    first = next(iter(arms))
+    overrides = SMALL + reduced(name, tiny_gpt2)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text()),
+                                                     "arms": {first: yaml.safe_load((ROOT / "configs" / f"{name}.yaml")
+                                                                                    .read_text())["arms"][first]}}))
+    [folder] = run_experiment(tmp_path / "c.yaml", tmp_path / "run", overrides=overrides, log=lambda s: None)
+    exp = arms[first]
+    for g in range(2):
+        gen = folder / f"gen_{g:02d}"
+        results = json.loads((gen / "lm_eval.json").read_text())["results"]
+        assert set(results) >= set(exp.eval.tasks) - {"hellaswag"}, results.keys()
+        synthetic = read_jsonl(gen / "synthetic.jsonl")
+        assert synthetic and all(isinstance(r["text"], str) for r in synthetic)
+        if exp.generate.keep_prompt:
+            assert all(r["text"].startswith(r["prompt"]) for r in synthetic)
+        assert read_texts(gen / "train.jsonl")
+    if exp.model.train.best_checkpoint:
+        log = json.loads((folder / "gen_00/model/train_log.json").read_text())
+        assert "best_eval_loss" in log[-1]
