@@ -108,7 +108,7 @@ def test_xsum_article_is_cut():
 def test_hub_tasks_score_a_model_end_to_end(fake_hub, tiny_gpt2):
     import lm_eval
 
-    tm = collapse_tasks.task_manager(include_defaults=False)
+    tm = collapse_tasks.task_manager(include_defaults=False, metadata=offline_metadata(tiny_gpt2))
     results = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={tiny_gpt2}", tasks=list(HUB_TASKS), task_manager=tm,
         limit=2, device="cpu", batch_size=8, gen_kwargs="max_gen_toks=8", bootstrap_iters=0,
