@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -427,3 +428,13 @@ def test_exact_warmup_steps(tmp_path, texts):
         texts["gen0"][:40], tmp_path / "m", previous=None, seed=0)
     rates = [r["learning_rate"] for r in logged(tmp_path / "m", "loss")]
     assert rates == pytest.approx([0, 0.01 / 3, 0.02 / 3, 0.01, 0.01, 0.01])
+
+
+def test_per_step_cosine_decays_to_its_floor(tmp_path, texts):
+    train = TrainConfig(max_steps=5, batch_size=4, block_size=32, lr_scheduler="cosine", learning_rate=0.01,
+                        min_learning_rate=0.001, logging_steps=1)
+    HFScratchBackend(tiny_scratch(n_layer=1, vocab_size=300, train=train), RUNTIME).train(
+        texts["gen0"][:40], tmp_path / "m", previous=None, seed=0)
+    rates = [r["learning_rate"] for r in logged(tmp_path / "m", "loss")]
+    expected = [0.001 + 0.009 * (1 + math.cos(math.pi * s / 5)) / 2 for s in range(5)]  # HF cosine_with_min_lr
+    assert rates == pytest.approx(expected)
