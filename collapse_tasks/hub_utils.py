@@ -93,35 +93,72 @@ def tinystories_prompts(dataset):
     return _select(dataset, make)
 
 
-def writingprompts_prompts(dataset):
-    """``Prompt: <prompt without its [ WP ] tags>\\nStory:`` → the story."""
-
-    def make(row):
-        prompt = " ".join(_WP_TAG.sub("", row["prompt"]).split())
-        story = "\n".join(" ".join(p.split()) for p in row["story"].split("<newline>") if p.strip())
-        if prompt and story:
-            yield {"prompt": f"Prompt: {prompt}\nStory:", "reference": story}
-
-    return _select(dataset, make)
+def writingprompts_record(row: dict) -> dict | None:
+    """``Prompt: <prompt without its [ WP ] tags>\\nStory:`` → the story (None if either is empty)."""
+    prompt = " ".join(_WP_TAG.sub("", row["prompt"]).split())
+    story = "\n".join(" ".join(p.split()) for p in row["story"].split("<newline>") if p.strip())
+    return {"prompt": f"Prompt: {prompt}\nStory:", "reference": story} if prompt and story else None
 
 
-def xsum_prompts(dataset):
+def xsum_record(row: dict) -> dict | None:
     """``Article: <first 400 words of the document>\\nSummary:`` → the reference summary."""
-
-    def make(row):
-        article = _words(row["document"])[:XSUM_ARTICLE_WORDS]
-        if article and row["summary"].strip():
-            yield {"prompt": f"Article: {' '.join(article)}\nSummary:", "reference": " ".join(row["summary"].split())}
-
-    return _select(dataset, make)
+    article = _words(row["document"])[:XSUM_ARTICLE_WORDS]
+    if article and row["summary"].strip():
+        return {"prompt": f"Article: {' '.join(article)}\nSummary:", "reference": " ".join(row["summary"].split())}
+    return None
 
 
-def sciabs_prompts(dataset):
+def sciabs_record(row: dict) -> dict | None:
     """``Title: <title>\\nAbstract:`` → the abstract."""
+    title, abstract = " ".join(row["title"].split()), " ".join(row["abstract"].split())
+    return {"prompt": f"Title: {title}\nAbstract:", "reference": abstract} if title and abstract else None
 
-    def make(row):
-        title, abstract = " ".join(row["title"].split()), " ".join(row["abstract"].split())
-        if title and abstract:
-            yield {"prompt": f"Title: {title}\nAbstract:", "reference": abstract}
 
-    return _select(dataset, make)
+#: The (prompt, reference) of a hub record in each Guo et al. task's format. The recursion driver
+#: builds its training documents with the same functions (``data.template``), as
+#: ``prompt + " " + reference``, so a model is trained on the format it is evaluated on.
+TEMPLATES: dict[str, Callable[[dict], dict | None]] = {
+    "xsum": xsum_record, "sciabs": sciabs_record, "writingprompts": writingprompts_record}
+#: How each template's prompt ends (prompts hold no newline before it: whitespace is collapsed).
+PROMPT_END = {"xsum": "\nSummary:", "sciabs": "\nAbstract:", "writingprompts": "\nStory:"}
+
+
+def _records_of(make: Callable[[dict], dict | None]):
+    return lambda row: [r] if (r := make(row)) is not None else []
+
+
+def guo_dataset(name: str, template: str, *, full: bool):
+    """The ``custom_dataset`` hook of ``collapse_gen_<template>`` (``full``: ``..._full``).
+
+    Loads the split (the YAML's ``dataset_kwargs``: ``path``, ``name``, ``split``, ``revision``,
+    ``data_files``), builds the prompts of :data:`TEMPLATES` as the ``process_docs`` hooks do, and
+    attaches the task options of :data:`collapse_tasks.gen_utils.OPTION_DEFAULTS` found in the
+    metadata to every document (``metric_options``), checked — and, for ``full``, the sentence
+    splitter, embedder and parser loaded — before any generation.
+    """
+
+    def custom_dataset(**kwargs):
+        import json
+
+        import datasets
+
+        from .gen_utils import OPTION_DEFAULTS, check_options
+
+        options = {k: kwargs[k] for k in OPTION_DEFAULTS if k in kwargs}
+        check_options({**OPTION_DEFAULTS, **options}, full=full)
+        load = {k: kwargs[k] for k in ("revision", "data_files") if kwargs.get(k)}
+        rows = datasets.load_dataset(kwargs["path"], kwargs.get("name"), **load)[kwargs.get("split", "test")]
+        docs = _select(rows, _records_of(TEMPLATES[template]))
+        return datasets.DatasetDict({"test": docs.add_column("metric_options", [json.dumps(options)] * len(docs))})
+
+    custom_dataset.__name__ = custom_dataset.__qualname__ = name
+    custom_dataset.__doc__ = f"``custom_dataset`` of ``collapse_gen_{template}{'_full' if full else ''}`` (see guo_dataset)."
+    return custom_dataset
+
+
+xsum_dataset = guo_dataset("xsum_dataset", "xsum", full=False)
+xsum_dataset_full = guo_dataset("xsum_dataset_full", "xsum", full=True)
+sciabs_dataset = guo_dataset("sciabs_dataset", "sciabs", full=False)
+sciabs_dataset_full = guo_dataset("sciabs_dataset_full", "sciabs", full=True)
+writingprompts_dataset = guo_dataset("writingprompts_dataset", "writingprompts", full=False)
+writingprompts_dataset_full = guo_dataset("writingprompts_dataset_full", "writingprompts", full=True)

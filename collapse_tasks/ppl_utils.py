@@ -150,3 +150,74 @@ def tail_word_perplexity(items: list[tuple[float, int]], *, fraction: float = TA
     k = math.ceil(fraction * len(items))
     tail = np.argsort(-per_doc, kind="stable")[:k]
     return math.exp(-ll[tail].sum() / words[tail].sum())
+
+
+# ---------------------------------------------------------------- token blocks (Shumailov et al.)
+
+
+def _tokenizer(options: dict):
+    """The evaluated model's tokenizer: ``tokenizer=`` (``--metadata``) or ``pretrained=`` (``--model_args``)."""
+    name = options.get("tokenizer") or options.get("pretrained")
+    if not isinstance(name, str) or not name:
+        raise ValueError("collapse_ppl_wikitext2_blocks cuts its blocks with the evaluated model's tokenizer: run it "
+                         "with --model_args pretrained=NAME (or --metadata '{\"tokenizer\": \"NAME\"}')")
+    from transformers import AutoTokenizer
+
+    kwargs = {k: options[k] for k in ("revision", "trust_remote_code", "gguf_file") if options.get(k) is not None}
+    return AutoTokenizer.from_pretrained(name, **kwargs)
+
+
+def block_document(tokenizer, block: list[int]) -> dict:
+    """One block as a ``loglikelihood`` request: its first token as the context (more tokens while
+    that text is only whitespace, which lm-eval would move into the continuation), the rest scored.
+
+    ``num_tokens`` is the block's count of scored tokens (63 of a 64-token block). lm-eval encodes
+    the two texts again; where that encoding differs from the block's at its edges (a word cut by
+    the block boundary), the loglikelihood is that of the same text under the model's own
+    tokenization and the count stays the block's, so the perplexity per token of the paper's
+    blocks is what is measured.
+    """
+    def decode(ids):
+        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    j = 1
+    while j < len(block) - 1 and not decode(block[:j]).strip():
+        j += 1
+    return {"context": decode(block[:j]), "continuation": decode(block[j:]), "num_tokens": len(block) - j}
+
+
+def wikitext2_blocks(**options):
+    """``custom_dataset`` hook of ``collapse_ppl_wikitext2_blocks``: the test lines cut into blocks.
+
+    Every line of the split (``path``, ``name``, ``split`` of the YAML's ``dataset_kwargs``) is
+    tokenized as the evaluated model's tokenizer does by default (OPT: ``</s>`` first), and the
+    token lists are cut by :func:`collapse_tasks.blocks.group_texts` into exact ``block_size``-token
+    blocks with ``map_batch_size`` / ``map_num_proc`` (task metadata): the blocks
+    Shumailov et al.'s ``dataset.py`` builds. Each block is one document (:func:`block_document`).
+    """
+    import datasets
+
+    from .blocks import group_texts
+
+    tokenizer = _tokenizer(options)
+    lines = datasets.load_dataset(options["path"], options.get("name"))[options.get("split", "test")]["text"]
+    blocks = group_texts(tokenizer(list(lines))["input_ids"], int(options.get("block_size", 64)),
+                         batch_size=options.get("map_batch_size"), num_proc=int(options.get("map_num_proc", 1)))
+    if not blocks:
+        raise ValueError(f"{options['path']}: the {options.get('split', 'test')} split fills no block")
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list([block_document(tokenizer, b) for b in blocks])})
+
+
+def block_context(doc: dict) -> str:
+    return doc["context"]
+
+
+def block_continuation(doc: dict) -> str:
+    return doc["continuation"]
+
+
+def block_results(doc: dict, results: list) -> dict[str, tuple[float, int]]:
+    """Per block: ``(loglikelihood of the scored tokens, their number)`` for ``token_perplexity``
+    (lm-eval's ``weighted_perplexity``: ``exp(−Σ ll / Σ tokens)`` over the blocks)."""
+    ((loglikelihood, _is_greedy),) = results
+    return {"token_perplexity": (loglikelihood, doc["num_tokens"])}

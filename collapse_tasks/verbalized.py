@@ -10,8 +10,8 @@ Prompt forms (:data:`TEMPLATES`, plain ``str.format`` strings with ``{k}``, ``{t
 * ``direct`` — the plain request (the baseline; diversity comes from sampling several times).
 * ``standard`` — VS-Standard: JSON ``{"responses": [{"text": ..., "probability": ...}]}``.
 * ``cot`` — VS-CoT: the same JSON with a ``"reasoning"`` field first.
-* ``multi`` / ``multi_followup`` — VS-Multi: ``k`` answers per turn over several turns; the
-  follow-up turn asks for ``k`` more, different ones (a real conversation: ``lm-collapse vs-demo``).
+* ``multi`` / ``multi_followup`` — VS-Multi: ``total`` = k × turns answers, ``k`` per turn; the
+  follow-up turn asks for ``k`` alternative ones (a real conversation: ``lm-collapse vs-demo``).
 * ``multi_rounds`` — VS-Multi in one call, for harnesses that generate once per request (lm-eval's
   ``generate_until``): ``turns`` rounds of ``k`` answers, each round one JSON object written after
   the previous ones and asked to differ from all of them. Parse it with ``parse(text, every=True)``.
@@ -31,46 +31,43 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-_JSON_FORMAT = (
-    'Return the responses in JSON format with the key "responses" (a list of dicts). Each dict must have:\n'
-    '- "text": the response only, with no explanation;\n'
-    '- "probability": how likely this response is given the request, from 0.0 to 1.0, '
-    "relative to the full distribution of possible responses.\n"
-)
+# The authors' wording (CHATS-lab/verbalized-sampling, verbalized_sampling/methods/prompt.py at f986af6:
+# CreativityPromptTemplate and the "implicit" probability definition of get_format_prompt; the XML form
+# is their README's ready-to-use prompt). Their instructions are a system message and the request the
+# user message; here, as lm-eval renders one user turn, the instructions come first and the request after.
+_AIM = "Maximizing both creativity and diversity, while ensuring that each response remains high-quality to the input prompt."
+_ITEMS = ("- 'text': the response string only (no explanation or extra text).\n"
+          "- 'probability': how likely this response would be (from 0.0 to 1.0).\n")
+_SAMPLE = "Randomly sample the responses from the full distribution."
+_JSON_FORMAT = ('Return the responses in JSON format with the key: "responses" (list of dicts). Each dictionary must include:\n'
+                + _ITEMS + "\n" + _SAMPLE + " Return ONLY the JSON object, with no additional explanations or text.")
+_REQUEST = "\n\nInput prompt: {prompt}"
 
 TEMPLATES: dict[str, str] = {
     "direct": "{prompt}",
-    "standard": (
-        "Generate {k} responses to the request below.\n" + _JSON_FORMAT
-        + "Give ONLY the JSON object, with no other text.\n\nRequest: {prompt}"
-    ),
+    "standard": "Generate {k} responses to the input prompt.\n" + _AIM + "\n\n" + _JSON_FORMAT + _REQUEST,
     "cot": (
-        "Generate {k} responses to the request below. First think step by step about the different kinds of "
-        'responses that are possible, and write that reasoning as a string in a "reasoning" field; then give the '
-        "responses.\n" + _JSON_FORMAT.replace('the key "responses"', 'the keys "reasoning" (a string) and "responses"')
-        + "Give ONLY the JSON object, with no other text.\n\nRequest: {prompt}"
+        "Generate {k} responses to the input prompt using chain-of-thought reasoning.\n\n"
+        'First, provide a single "reasoning" field as a string, detailing your step-by-step thought process.\n'
+        'Then, return the output in JSON format with the key "responses" (list of dicts). Each dictionary must include:\n'
+        + _ITEMS + "\n" + _SAMPLE + " Return ONLY the JSON object, with no additional explanations or text." + _REQUEST
     ),
-    "multi": (
-        "Generate {k} responses to the request below. You will be asked for more responses afterwards.\n"
-        + _JSON_FORMAT + "Give ONLY the JSON object, with no other text.\n\nRequest: {prompt}"
-    ),
-    "multi_followup": (
-        "Generate {k} more responses to the same request, different from all the previous ones, in the same JSON format."
-    ),
+    "multi": "Generate {total} responses to the input prompt.\n" + _AIM + "\n\nFirst, sample {k} responses.\n"
+             + _JSON_FORMAT + _REQUEST,
+    "multi_followup": "Sample {k} alternative responses to the original input prompt.",
     "multi_rounds": (
-        "Generate responses to the request below in {turns} rounds of {k} responses ({total} in all). In each round "
-        "after the first, the {k} new responses must be different from all the responses of the previous rounds.\n"
-        + _JSON_FORMAT.replace(
-            'Return the responses in JSON format with the key "responses" (a list of dicts)',
-            'Write each round as its own JSON object with the key "responses" (a list of dicts), '
-            "the objects one after the other",
-        )
-        + "Give ONLY the {turns} JSON objects, with no other text.\n\nRequest: {prompt}"
+        "Generate {total} responses to the input prompt, in {turns} rounds of {k} responses ({total} in all): "
+        "first sample {k} responses, then, in each later round, {k} alternative responses, different from all "
+        "the responses of the previous rounds.\n" + _AIM + "\n\n"
+        + _JSON_FORMAT.replace("Return the responses in JSON format with the key",
+                               "Write each round as its own JSON object, one after the other, with the key")
+        .replace("Return ONLY the JSON object", "Return ONLY the {turns} JSON objects") + _REQUEST
     ),
     "xml": (
-        "Generate {k} responses to the request below, each inside its own <response> tag. Each <response> must "
-        "contain a <text> and a numeric <probability>. Sample at random from the tails of the distribution, so "
-        "that the probability of each response is below {threshold}.\n\nRequest: {prompt}"
+        "<instructions>\nGenerate {k} responses to the user query, each within a separate <response> tag. "
+        "Each <response> must include a <text> and a numeric <probability>.\nPlease sample at random from the "
+        "tails of the distribution, such that the probability of each response is less than {threshold}.\n"
+        "</instructions>\n\n{prompt}"
     ),
 }
 

@@ -71,7 +71,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from recursion.driver import run_experiment
 
-    folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run)
+    if args.format == "json" and not args.dry_run:
+        raise ValueError("--format json prints the resolved configs of a --dry-run; add --dry-run")
+    as_json = args.format == "json"
+    log = (lambda line: print(line, file=sys.stderr)) if as_json else print
+    folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run,
+                             log=log)
+    if as_json:  # every arm's resolved config, every default filled in
+        from recursion.config import load_config, to_dict
+
+        print(json.dumps({arm: to_dict(exp) for arm, exp in load_config(args.config, args.set).items()}, indent=2))
+        return 0
     print(("ready to run (config, data, tasks and folders checked); would write " if args.dry_run else "finished: ")
           + ", ".join(map(str, folders)))
     return 0
@@ -154,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config key, e.g. --set generations=3 --set model.alpha=0.1 (repeatable)")
     r.add_argument("--dry-run", action="store_true",
                    help="check everything a run needs (config, data, tasks, run folders) and print the plan; run nothing")
+    r.add_argument("--format", choices=("text", "json"), default="text",
+                   help="with --dry-run: json prints every arm's fully resolved config (every default filled in)")
     r.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV), plots and samples of run folders")

@@ -166,7 +166,7 @@ def run(
     direct = [t.strip() for t in _generate(lm, [context] * num_direct, direct_kwargs)]
 
     if form == "multi":  # a real conversation: the model sees its own earlier turns
-        messages = [{"role": "user", "content": render("multi", prompt, k=k)}]
+        messages = [{"role": "user", "content": render("multi", prompt, k=k, turns=turns)}]
         answers = []
         for turn in range(turns):
             if turn:

@@ -38,6 +38,35 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class TokensConfig:
+    """Documents cut by a model's tokenizer (see :func:`recursion.data.token_documents`).
+
+    ``mode: group`` is HF ``group_texts`` (Shumailov et al.'s ``dataset.py``): every record tokenized
+    as the tokenizer does by default (its special tokens included, ``</s>`` first for OPT), the token
+    stream cut into exact ``size``-token blocks, the remainder dropped; a block is one document, its
+    special tokens written out. ``map_batch_size`` / ``map_num_proc`` reproduce ``datasets.map(
+    batched=True, batch_size=..., num_proc=...)``: the records split into ``map_num_proc`` contiguous
+    shards, each cut in batches of ``map_batch_size`` records, each batch's remainder dropped.
+    ``mode: truncate`` keeps each record's first ``size`` tokens (special tokens included in the
+    count, dropped from the text), as Gambetta et al. cut their human documents.
+    """
+
+    tokenizer: str = ""  # hub id or folder of the tokenizer (the fine-tuned model's)
+    size: int = 64
+    mode: Literal["group", "truncate"] = "group"
+    map_batch_size: int | None = None  # group: records per datasets.map batch (None: all records at once)
+    map_num_proc: int = 1  # group: contiguous shards of datasets.map(num_proc=...)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return failing(
+            (bool(self.tokenizer), "tokenizer", "must name a tokenizer (a hub id or a model folder)"),
+            (self.size >= 1, "size", "must be >= 1"),
+            (self.map_batch_size is None or self.map_batch_size >= 1, "map_batch_size", "must be >= 1"),
+            (self.map_num_proc >= 1, "map_num_proc", "must be >= 1"),
+        )
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """The real corpus. ``source``: ``shakespeare`` (shipped), ``jsonl:PATH`` or ``hf:NAME[:CONFIG]``."""
 
@@ -49,7 +78,10 @@ class DataConfig:
     field: str = "text"  # text field of jsonl / hub records
     prompt_field: str | None = None  # (prompt, text) pairs: a document is prompt + separator + text
     separator: str = "\n\n"
-    chunk_words: int | None = None  # cut documents into blocks of this many words (Shumailov's blocks)
+    chunk_words: int | None = None  # cut documents into blocks of this many words
+    tokens: TokensConfig | None = None  # cut documents by a tokenizer: exact token blocks, or a token prefix
+    template: Literal["xsum", "sciabs", "writingprompts"] | None = None  # (prompt, text) in the eval task's format
+    validation_split: str | None = None  # a split of the same source, processed alike (train.best_checkpoint)
     num_train: int | None = None  # real documents in generation 0's training set (None: all)
     count_words: WordTokenizer = "whitespace"  # the words min_words counts (recursion.words; the text is unchanged)
     min_chars: int = 0  # a document needs at least this many characters, surrounding whitespace stripped
@@ -70,15 +102,32 @@ class DataConfig:
             (self.chunk_words is None or self.chunk_words >= 1, "chunk_words", "must be >= 1"),
             (self.num_train is None or self.num_train >= 1, "num_train", "must be >= 1"),
             (bool(self.field), "field", "must name a field of the records"),
+            (self.tokens is None or self.chunk_words is None, "tokens", "and chunk_words both cut documents; give one"),
+            (self.template is None or kind == "hf" or kind == "jsonl", "template",
+             "needs hub or jsonl records with the task's fields"),
+            (self.template is None or self.prompt_field is None, "template", "and prompt_field both build (prompt, "
+             "text) documents; give one"),
+            (self.validation_split is None or kind in ("hf", "shakespeare"), "validation_split",
+             "needs a source with splits (shakespeare or hf:NAME)"),
         )
+
+    @property
+    def prompt_end(self) -> str:
+        """What ends the prompt of a (prompt, text) document: the template's marker, else ``separator``."""
+        if self.template is not None:
+            from collapse_tasks.hub_utils import PROMPT_END
+
+            return PROMPT_END[self.template]
+        return self.separator
 
 
 @dataclass(frozen=True)
 class RegimeConfig:
     """How generation g's training set is built (see :mod:`recursion.regimes`)."""
 
-    name: Literal["replace", "accumulate", "accumulate_subsample", "mix", "keep_real"] = "replace"
+    name: Literal["replace", "accumulate", "accumulate_subsample", "mix", "keep_real", "accumulate_select"] = "replace"
     fraction: float = 0.1  # share of real data for mix (fresh real) and keep_real (original real)
+    pool: Literal["all", "real", "synthetic", "last"] = "all"  # accumulate_select: where filter.top_k are chosen
 
     def problems(self) -> list[tuple[str, str]]:
         return failing((0.0 <= self.fraction <= 1.0, "fraction", "must be in [0, 1]"))
@@ -109,9 +158,11 @@ class GenerateConfig:
     """The synthetic corpus of each generation."""
 
     num_docs: int | None = None  # default: as many as real training documents
-    prompt: Literal["unconditional", "real_prefix", "task"] = "unconditional"
-    prefix_tokens: int = 64  # real_prefix: first P tokens of real documents
+    prompt: Literal["unconditional", "real_prefix", "train_prefix", "task"] = "unconditional"
+    prefix_tokens: int = 64  # real_prefix / train_prefix: first P tokens of real / this generation's training documents
     prompts_file: str | None = None  # task: JSONL of prompts (field ``text``); default: data's prompts
+    keep_prompt: bool = False  # a synthetic document is prompt + continuation (else the continuation only)
+    resample_prompts: bool = False  # draw the prompt documents at random each generation (else the first ones)
     decoding: Decoding = field(default_factory=Decoding)
 
     def problems(self) -> list[tuple[str, str]]:
@@ -131,10 +182,12 @@ class EvalConfig:
     num_fewshot: int | None = None
     gen_kwargs: str | None = None
     apply_chat_template: bool = False
+    metadata: dict[str, Any] | None = None  # task metadata, as lm-eval's --metadata (e.g. an offline embedder)
     enabled: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
         return failing(
+            (self.metadata is None or isinstance(self.metadata, dict), "metadata", "must be a mapping"),
             (len(self.tasks) >= 1 or not self.enabled, "tasks", "must list at least one task (or set enabled: false)"),
             (self.limit is None or self.limit > 0, "limit", "must be > 0 (a count, or a fraction < 1)"),
             (self.batch_size >= 1, "batch_size", "must be >= 1"),
@@ -198,8 +251,22 @@ class Experiment:
             (self.generations >= 1, "generations", "must be >= 1"),
             (len(self.seeds) >= 1, "seeds", "must list at least one seed"),
             (len(set(self.seeds)) == len(self.seeds), "seeds", f"= {list(self.seeds)} lists a seed twice"),
-            (self.generate.prompt != "task" or bool(self.generate.prompts_file or self.data.prompt_field),
-             "generate.prompt", "= task needs generate.prompts_file or data.prompt_field"),
+            (self.generate.prompt != "task" or bool(self.generate.prompts_file or self.data.prompt_field
+                                                    or self.data.template),
+             "generate.prompt", "= task needs generate.prompts_file, data.prompt_field or data.template"),
+            (self.generate.prompt != "task" or self.generate.keep_prompt
+             or not (self.data.prompt_field or self.data.template), "generate.keep_prompt",
+             "must be true with generate.prompt: task on (prompt, text) data (a document keeps its prompt)"),
+            (self.generate.prompt != "unconditional" or not self.generate.keep_prompt, "generate.keep_prompt",
+             "has no prompt to keep with generate.prompt: unconditional"),
+            (self.generate.prompt != "unconditional" or not self.generate.resample_prompts, "generate.resample_prompts",
+             "has no prompts to draw with generate.prompt: unconditional"),
+            (self.regime.name != "accumulate_select" or self.filter.top_k is not None, "filter.top_k",
+             "must be set with regime accumulate_select (the number of documents chosen from the pool)"),
+            (self.regime.name == "accumulate_select" or self.regime.pool == "all", "regime.pool",
+             "is read only by regime accumulate_select"),
+            (self.data.validation_split is None or self.backend != "ngram", "data.validation_split",
+             "is read only by the hf back ends (model.train.best_checkpoint)"),
             (self.probes.split is None or self.data.source.startswith("hf:"), "probes.split",
              f"= {self.probes.split!r} needs an hf: data.source (for {self.data.source!r} give probes.prompts_file)"),
         )

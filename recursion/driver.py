@@ -41,11 +41,11 @@ from .artifacts import (
     write_jsonl,
 )
 from .backends import backend_class
-from .config import Experiment, experiment_from_dict, load_config, to_dict
-from .data import Source, load_pool, prepare, real_data, split_prompt
+from .config import Experiment, FilterConfig, experiment_from_dict, load_config, to_dict
+from .data import Source, load_pool, prepare, real_data, split_prompt, validation_texts
 from .filters import select
 from .probes import run_probes
-from .regimes import training_set
+from .regimes import selection_pool, training_set
 from .rundir import RunDir, RunLock, check_compatible, check_folder
 from .runtime import set_threads
 
@@ -58,10 +58,11 @@ def stage_inputs(name: str) -> list[str]:
     gen, _, stage = name.partition("/")
     g = int(gen.removeprefix("gen_"))
     reads = {
-        "data": [(k, "select") for k in range(g)],  # regimes hand on earlier generations' selections
+        # regimes hand on earlier generations' selections; accumulate_select scores them with the last model
+        "data": [(k, "select") for k in range(g)] + ([(g - 1, "train")] if g else []),
         "train": [(g, "data")] + ([(g - 1, "train")] if g else []),  # the previous model (vocabulary, init)
         "eval": [(g, "train")],
-        "generate": [(g, "train")],
+        "generate": [(g, "train"), (g, "data")],  # train_prefix prompts come from the training set
         "select": [(g, "generate"), (g, "train")],
         "probes": [(g, "train"), (0, "train"), (g, "generate")],
     }[stage]
@@ -97,18 +98,36 @@ def num_docs(exp: Experiment, n_real: int) -> int:
     return n_real if exp.filter.top_k is not None else math.ceil(n_real / exp.filter.keep)
 
 
-def generation_prompts(exp: Experiment, model, real_train: list[str], n: int) -> list[str] | None:
-    """Prompts of the synthetic documents: none (from BOS), real prefixes, or task prompts."""
+def generation_prompts(exp: Experiment, model, docs: list[str], n: int, rng: np.random.Generator) -> list[str] | None:
+    """Prompts of the synthetic documents: none (from BOS), prefixes of ``docs`` (the real training
+    documents, or this generation's for ``train_prefix``), or task prompts.
+
+    ``n`` prompts from the source documents in order (cycling), or, with ``generate.resample_prompts``,
+    drawn at random by ``rng`` — without replacement while there are enough (Gambetta et al. draw
+    each generation's prompts anew)."""
     mode = exp.generate.prompt
     if mode == "unconditional":
         return None
-    if mode == "real_prefix":
-        source = [model.truncate(t, exp.generate.prefix_tokens) for t in real_train]
-    elif exp.generate.prompts_file:
-        source = read_texts(exp.generate.prompts_file)
-    else:
-        source = [split_prompt(t, exp.data.separator) for t in real_train]
-    return [source[i % len(source)] for i in range(n)]
+    if mode == "task" and exp.generate.prompts_file:
+        docs = read_texts(exp.generate.prompts_file)
+    order = (rng.choice(len(docs), size=n, replace=n > len(docs)) if exp.generate.resample_prompts
+             else np.arange(n) % len(docs))
+    docs = [docs[i] for i in order]
+    if mode in ("real_prefix", "train_prefix"):
+        return [model.truncate(t, exp.generate.prefix_tokens) for t in docs]
+    return docs if exp.generate.prompts_file else [split_prompt(t, exp.data.prompt_end) for t in docs]
+
+
+def synthetic_records(prompts: list[str] | None, texts: list[str], *, keep_prompt: bool) -> list[dict]:
+    """The synthetic documents of one generation: ``{"text"}`` from BOS, or ``{"text", "prompt"}`` where
+    the text is the continuation alone or, with ``keep_prompt``, prompt + continuation."""
+    if prompts is None:
+        return [{"text": t} for t in texts]
+    return [{"text": p + t if keep_prompt else t, "prompt": p} for t, p in zip(texts, prompts)]
+
+
+def _needs_model(name: str) -> bool:
+    return name in ("surprise", "low_surprise")
 
 
 def replica_config(exp: Experiment, seed: int, arm: str, overrides=()) -> dict:
@@ -141,6 +160,7 @@ def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, 
     backend = make_backend(exp)
     models = _Models(backend)
     real = real_data(source, seed=seed)
+    validation = validation_texts(exp.data) if exp.data.validation_split else None
 
     def todo(g: int, stage: str) -> bool:
         return not run.done(f"{gen_name(g)}/{stage}")
@@ -150,12 +170,19 @@ def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, 
         model_dir = gdir / MODEL
 
         if todo(g, "data"):
-            with run.stage(f"{gdir.name}/data", [gdir / TRAIN]):
-                texts = training_set(
-                    exp.regime.name, g, real=real.train, fresh=real.fresh, fraction=exp.regime.fraction,
-                    selected=lambda k: read_texts(run.gen(k) / SELECTED),
-                    rng=np.random.default_rng(stage_seed(seed, g, "data")),
-                )
+            outputs = [gdir / TRAIN] + ([run.path / HELDOUT] if g == 0 and real.heldout else [])
+            with run.stage(f"{gdir.name}/data", outputs):
+                rng = np.random.default_rng(stage_seed(seed, g, "data"))
+                selected = lambda k: read_texts(run.gen(k) / SELECTED)  # noqa: E731
+                if exp.regime.name == "accumulate_select":  # the filter chooses top_k of the accumulated pool
+                    pool = selection_pool(exp.regime.pool, g, real=real.train, selected=selected) if g else real.train
+                    name = exp.filter.name if g else "random"
+                    kept = select(name, pool, keep=1.0, top_k=exp.filter.top_k, rng=rng,
+                                  model=models.get(run.gen(g - 1) / MODEL) if _needs_model(name) else None)
+                    texts = [pool[i] for i in kept]
+                else:
+                    texts = training_set(exp.regime.name, g, real=real.train, fresh=real.fresh,
+                                         fraction=exp.regime.fraction, selected=selected, rng=rng)
                 write_jsonl(gdir / TRAIN, ({"text": t} for t in texts))
                 if g == 0 and real.heldout:
                     write_jsonl(run.path / HELDOUT, ({"text": t} for t in real.heldout))
@@ -165,34 +192,31 @@ def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, 
                 tmp = gdir / "model.tmp"
                 shutil.rmtree(tmp, ignore_errors=True)
                 backend.train(read_texts(gdir / TRAIN), tmp, previous=run.gen(g - 1) / MODEL if g else None,
-                              seed=stage_seed(seed, g, "train"))
+                              seed=stage_seed(seed, g, "train"), **({"validation": validation} if validation else {}))
                 shutil.rmtree(model_dir, ignore_errors=True)
                 os.replace(tmp, model_dir)
 
         if exp.eval.enabled and todo(g, "eval"):
             with run.stage(f"{gdir.name}/eval", [gdir / LM_EVAL]):
-                results = scoring.evaluate(models.get(model_dir), exp.eval, seed=stage_seed(seed, g, "eval"))
+                results = scoring.evaluate(models.get(model_dir), exp.eval, seed=stage_seed(seed, g, "eval"),
+                                           model_dir=model_dir)
                 scoring.write_results(gdir / LM_EVAL, results)
 
         if todo(g, "generate"):
             with run.stage(f"{gdir.name}/generate", [gdir / SYNTHETIC]):
                 model = models.get(model_dir)
-                n = num_docs(exp, len(real.train))
-                prompts = generation_prompts(exp, model, real.train, n)
+                docs = read_texts(gdir / TRAIN) if exp.generate.prompt == "train_prefix" else real.train
+                n = num_docs(exp, len(docs))
+                prompts = generation_prompts(exp, model, docs, n, np.random.default_rng(stage_seed(seed, g, "generate")))
                 texts = model.generate(num=None if prompts else n, prompts=prompts, decoding=exp.generate.decoding,
                                        seed=stage_seed(seed, g, "generate"))
-                if prompts is None:
-                    records = [{"text": t} for t in texts]
-                elif exp.data.prompt_field:  # (prompt, text) documents keep their shape
-                    records = [{"text": p + t, "prompt": p} for t, p in zip(texts, prompts)]
-                else:
-                    records = [{"text": t, "prompt": p} for t, p in zip(texts, prompts)]
-                write_jsonl(gdir / SYNTHETIC, records)
+                write_jsonl(gdir / SYNTHETIC, synthetic_records(prompts, texts, keep_prompt=exp.generate.keep_prompt))
 
         if todo(g, "select"):
             with run.stage(f"{gdir.name}/select", [gdir / SELECTED]):
                 pool = read_jsonl(gdir / SYNTHETIC)
-                kept = select(exp.filter.name, [r["text"] for r in pool], keep=exp.filter.keep, top_k=exp.filter.top_k,
+                f = exp.filter if exp.regime.name != "accumulate_select" else FilterConfig()  # it filters at data
+                kept = select(f.name, [r["text"] for r in pool], keep=f.keep, top_k=f.top_k,
                               model=models.get(model_dir), rng=np.random.default_rng(stage_seed(seed, g, "select")))
                 write_jsonl(gdir / SELECTED, ({**pool[i], "index": int(i)} for i in kept))
 

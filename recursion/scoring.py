@@ -43,17 +43,22 @@ def quiet_expected_warnings() -> None:
 
 
 @lru_cache(maxsize=4)
-def _task_manager(include_defaults: bool):
+def _task_manager(include_defaults: bool, metadata: str = "{}"):
     import collapse_tasks
 
-    return collapse_tasks.task_manager(include_defaults=include_defaults)
+    return collapse_tasks.task_manager(include_defaults=include_defaults, metadata=json.loads(metadata) or None)
 
 
-def task_manager_for(tasks: tuple[str, ...]):
-    """The process's TaskManager; lm-eval's built-in index only when a task is not ours."""
+def task_manager_for(tasks: tuple[str, ...], metadata: dict | None = None):
+    """The process's TaskManager; lm-eval's built-in index only when a task is not ours.
+
+    ``metadata`` reaches every task as lm-eval's ``--metadata`` does: the driver passes the model
+    folder scored as ``pretrained`` (as the command line's ``--model_args pretrained=...`` reaches
+    the tasks' ``custom_dataset`` hooks: ``collapse_ppl_wikitext2_blocks`` cuts its blocks with that
+    model's tokenizer), with ``eval.metadata``."""
     import collapse_tasks
 
-    return _task_manager(not collapse_tasks.only_ours(tasks))
+    return _task_manager(not collapse_tasks.only_ours(tasks), json.dumps(metadata or {}, sort_keys=True))
 
 
 def check_tasks(tasks: tuple[str, ...]) -> None:
@@ -86,8 +91,8 @@ def _unknown(task: str, names) -> None:
     raise ValueError(f"eval.tasks: no lm-eval task named {task!r}{hint}")
 
 
-def evaluate(model, cfg: EvalConfig, *, seed: int) -> dict:
-    """Run the configured tasks on ``model`` (a :class:`~recursion.backends.base.Model`)."""
+def evaluate(model, cfg: EvalConfig, *, seed: int, model_dir=None) -> dict:
+    """Run the configured tasks on ``model`` (a :class:`~recursion.backends.base.Model`) loaded from ``model_dir``."""
     import lm_eval
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
@@ -95,7 +100,8 @@ def evaluate(model, cfg: EvalConfig, *, seed: int) -> dict:
     results = lm_eval.simple_evaluate(
         model=model.lm_eval_model(),
         tasks=list(cfg.tasks),
-        task_manager=task_manager_for(cfg.tasks),
+        task_manager=task_manager_for(cfg.tasks, {**({"pretrained": str(model_dir)} if model_dir is not None else {}),
+                                                  **(cfg.metadata or {})}),
         limit=cfg.limit,
         num_fewshot=cfg.num_fewshot,
         batch_size=cfg.batch_size,

@@ -57,7 +57,8 @@ class Model(Protocol):
     def generate(
         self, *, num: int | None = None, prompts: Sequence[str] | None = None, decoding: Decoding, seed: int
     ) -> list[str]:
-        """``num`` documents from BOS, or one continuation per prompt (the new text only), batched."""
+        """``num`` documents from BOS, or one continuation per prompt (the new text only, as it reads
+        after the prompt: ``prompt + continuation`` is the document), batched."""
 
     def perplexity(self, texts: Sequence[str]) -> np.ndarray:
         """Per-document perplexity (exp of the mean negative log-likelihood per token)."""

@@ -8,11 +8,26 @@
   pretrained weights (Shumailov et al. 2024, Guo et al. 2024); ``init: previous`` continues from the
   last generation's weights or adapter (Gambetta et al.).
 
-Training uses the ``transformers`` :class:`~transformers.Trainer`: each document is
-``[start] + tokens (+ [eos])`` — ``start`` is the tokenizer's BOS token, else its EOS token, and the
-EOS is appended only when it differs from ``start`` — the documents are concatenated and cut into
-``block_size`` blocks (the last one padded, its padding not scored). Nothing but the final
-``save_pretrained`` is written to the model folder.
+Training uses the ``transformers`` :class:`~transformers.Trainer` on token rows built by
+``train.packing`` (``start`` is the tokenizer's BOS token, else its EOS token; the EOS is appended
+only when it differs from ``start``):
+
+* ``documents`` — each document is ``[start] + tokens (+ [eos])``; the documents are concatenated and
+  cut into ``block_size`` blocks (the last one shorter, padded in its batch, padding not scored);
+* ``stream`` — HF ``run_clm``'s ``group_texts`` (Shumailov et al.'s ``dataset.py``): the documents'
+  tokens, with nothing added (special tokens written in the text are read as themselves),
+  concatenated and cut into exact ``block_size`` blocks, the remainder dropped;
+* ``none`` — one row per document, ``[start] + tokens (+ [eos])`` cut at ``block_size`` and padded
+  in its batch (TRL ``SFTTrainer`` without packing: Gambetta et al., Gerstgrasser et al.).
+
+The optimizer is the Trainer's AdamW (``weight_decay`` on every weight but biases and norms);
+``lr_scheduler: cosine_per_epoch`` holds the rate constant within an epoch and anneals it per
+epoch to ``min_learning_rate`` — ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=epochs,
+eta_min=min_learning_rate)`` stepped once per epoch, as Shumailov et al.'s Lightning module does.
+``best_checkpoint: true`` evaluates the loss on the validation texts (``data.validation_split``)
+after every epoch and ends training with the weights of the epoch where it was lowest (Lightning's
+``ModelCheckpoint(monitor="val_loss", mode="min")``). Nothing but the final ``save_pretrained`` is
+written to the model folder.
 
 Every stage of the :class:`HFModel` sees a document the same way: it starts from ``start``, so
 unconditional generation starts from BOS, prompts are prefixed with it, and the perplexity of a
@@ -62,11 +77,16 @@ class TrainConfig:
     learning_rate: float | None = None
     batch_size: int = 8  # per device
     grad_accum: int = 1
-    block_size: int = 128  # tokens per packed training block
+    block_size: int = 128  # tokens per training row (packing: none cuts each document here)
+    packing: Literal["documents", "stream", "none"] = "documents"  # see the module docstring
     warmup_ratio: float = 0.0
+    warmup_steps: int = 0  # an exact number of warmup steps instead of a ratio (not both)
     weight_decay: float = 0.0
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "inverse_sqrt"] = "linear"
-    max_grad_norm: float = 1.0
+    lr_scheduler: Literal["linear", "cosine", "cosine_per_epoch", "constant", "constant_with_warmup",
+                          "inverse_sqrt"] = "linear"
+    min_learning_rate: float = 0.0  # floor of cosine (per step) and cosine_per_epoch
+    max_grad_norm: float = 1.0  # 0: no clipping
+    best_checkpoint: bool = False  # keep the epoch of lowest loss on data.validation_split
     logging_steps: int = 50
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that has it
     gradient_checkpointing: bool = False
@@ -79,8 +99,15 @@ class TrainConfig:
             *((getattr(self, name) >= 1, name, "must be >= 1") for name in ("batch_size", "grad_accum", "block_size",
                                                                           "logging_steps")),
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)"),
+            (self.warmup_steps >= 0, "warmup_steps", "must be >= 0"),
+            (not (self.warmup_steps and self.warmup_ratio), "warmup_steps", "and warmup_ratio are both set; give one"),
             (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
             (self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0: no clipping)"),
+            (self.min_learning_rate >= 0, "min_learning_rate", "must be >= 0"),
+            (self.min_learning_rate == 0 or self.lr_scheduler in ("cosine", "cosine_per_epoch"), "min_learning_rate",
+             f"is the floor of a cosine schedule; lr_scheduler is {self.lr_scheduler!r}"),
+            (self.learning_rate is None or self.min_learning_rate < self.learning_rate, "min_learning_rate",
+             "must be below learning_rate"),
         )
 
 
@@ -114,6 +141,7 @@ class HFScratchConfig:
     n_positions: int = 512  # context length
     dropout: float = 0.0
     vocab_size: int = 8192  # BPE tokenizer size (with the 3 special tokens)
+    tie_embeddings: bool = True  # the output layer shares the input embedding matrix
     eval_batch_size: int = 16  # perplexity / probes / lm-eval
     engine: Literal["hf", "vllm"] = "hf"
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -382,31 +410,54 @@ def _context_length(config, tokenizer) -> int:
 
 
 # -- training --------------------------------------------------------------------------------------
-class _Blocks:
-    """Documents packed into ``block_size`` token blocks (a torch map-style dataset)."""
+class _Rows:
+    """Token rows for the Trainer (a torch map-style dataset): one flat int32 array and row offsets."""
 
-    def __init__(self, tokenizer, texts: Sequence[str], block_size: int):
-        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        tail = [] if tokenizer.eos_token_id == start else [tokenizer.eos_token_id]
-        parts = []
-        for lo in range(0, len(texts), 10_000):  # token lists of one chunk at a time, then int32 arrays
-            docs = tokenizer(list(texts[lo:lo + 10_000]), add_special_tokens=False)["input_ids"]
-            parts.append(np.fromiter((t for d in docs for t in [start, *d, *tail]), dtype=np.int32))
-        stream = np.concatenate(parts)
-        n = math.ceil(len(stream) / block_size)
-        self.ids = np.full(n * block_size, tokenizer.pad_token_id, dtype=np.int32)
-        self.ids[:len(stream)] = stream
-        self.ids = self.ids.reshape(n, block_size)
-        self.num_tokens = len(stream)
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray):
+        self.ids, self.offsets = ids, offsets
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.offsets) - 1
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int) -> list[int]:
+        return self.ids[self.offsets[i]:self.offsets[i + 1]].tolist()
+
+
+def _pack(tokenizer, texts: Sequence[str], block_size: int, packing: str) -> _Rows:
+    """The training rows of ``texts`` under ``packing`` (see the module docstring)."""
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    tail = [] if tokenizer.eos_token_id == start else [tokenizer.eos_token_id]
+    docs: list[np.ndarray] = []
+    for lo in range(0, len(texts), 10_000):  # token lists of one chunk at a time, then int32 arrays
+        for d in tokenizer(list(texts[lo:lo + 10_000]), add_special_tokens=False)["input_ids"]:
+            ids = d if packing == "stream" else [start, *d, *tail]
+            docs.append(np.asarray(ids[:block_size] if packing == "none" else ids, dtype=np.int32))
+    if packing == "none":
+        return _Rows(np.concatenate(docs), np.cumsum([0] + [len(d) for d in docs]))
+    stream = np.concatenate(docs)
+    if packing == "stream":
+        stream = stream[:len(stream) // block_size * block_size]
+        if not len(stream):
+            raise ValueError(f"packing: stream cuts exact blocks of {block_size} tokens and the training texts "
+                             f"hold fewer ({sum(len(d) for d in docs)})")
+    return _Rows(stream, np.append(np.arange(0, len(stream), block_size), len(stream)))
+
+
+class _Pad:
+    """Collator: right-pads the rows of a batch to the longest; padding is masked and not scored."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[list[int]]) -> dict:
         import torch
 
-        ids = torch.from_numpy(self.ids[i]).long()
-        mask = (torch.arange(len(ids)) + i * len(ids) < self.num_tokens).long()  # only the last block has padding
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+            mask[i, :len(r)] = 1
         return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
 
 
@@ -435,33 +486,128 @@ def warmup_steps(cfg: TrainConfig, num_blocks: int, *, world_size: int = 1) -> i
     return math.ceil(cfg.warmup_ratio * total)
 
 
-def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int, device: str, default_lr: float) -> list:
-    """Train ``model`` in place with the HF Trainer; returns the Trainer's log history."""
+def cosine_per_epoch(epoch: int, epochs: int, lr: float, min_lr: float) -> float:
+    """The learning rate of epoch ``epoch`` (0-based) of ``epochs``: ``CosineAnnealingLR(T_max=epochs,
+    eta_min=min_lr)`` stepped once per epoch, ``min_lr + (lr − min_lr)(1 + cos(π · epoch / epochs)) / 2``.
+
+    Examples
+    --------
+    >>> [round(cosine_per_epoch(e, 5, 2e-5, 1e-6), 9) for e in range(5)]
+    [2e-05, 1.8186e-05, 1.3436e-05, 7.564e-06, 2.814e-06]
+    """
+    return min_lr + (lr - min_lr) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def _trainer_class():
+    """The Trainer with the per-epoch cosine schedule (and the Trainer's own schedules otherwise)."""
+    from torch.optim.lr_scheduler import LambdaLR
+    from transformers import Trainer
+
+    class CollapseTrainer(Trainer):
+        def __init__(self, *args, train_config: TrainConfig, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.train_config = train_config
+
+        def create_scheduler(self, num_training_steps: int, optimizer=None):
+            cfg = self.train_config
+            if cfg.lr_scheduler != "cosine_per_epoch" or self.lr_scheduler is not None:
+                return super().create_scheduler(num_training_steps, optimizer)
+            per_epoch = max(math.ceil(len(self.get_train_dataloader()) / self.args.gradient_accumulation_steps), 1)
+            epochs = max(math.ceil(num_training_steps / per_epoch), 1)
+            warmup = self.args.get_warmup_steps(num_training_steps)
+            lr = self.args.learning_rate
+
+            def factor(step: int) -> float:
+                ramp = step / warmup if step < warmup else 1.0
+                return ramp * cosine_per_epoch(step // per_epoch, epochs, lr, cfg.min_learning_rate) / lr
+
+            self.lr_scheduler = LambdaLR(optimizer or self.optimizer, factor)
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+
+    return CollapseTrainer
+
+
+class _KeepBest:
+    """Trainer callback: a copy of the trainable weights at the lowest ``eval_loss``, restored at the end."""
+
+    def __init__(self, model):
+        self.model, self.best, self.epoch, self.saved = model, math.inf, None, None
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        loss = (metrics or {}).get("eval_loss")
+        if loss is not None and loss < self.best:
+            self.best, self.epoch = float(loss), state.epoch
+            self.saved = {n: p.detach().to("cpu", copy=True) for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def restore(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                if name in (self.saved or {}):
+                    p.copy_(self.saved[name].to(p.device))
+
+
+def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int, device: str, default_lr: float,
+         validation: Sequence[str] | None = None) -> list:
+    """Train ``model`` in place with the HF Trainer; returns the Trainer's log history (with the best
+    epoch's validation loss last when ``cfg.best_checkpoint``)."""
     import torch
-    from transformers import Trainer, TrainingArguments, default_data_collator
+    from transformers import TrainerCallback, TrainingArguments
 
     texts = list(texts)
     if not texts:
         raise ValueError("cannot train on no texts")
-    data = _Blocks(tokenizer, texts, cfg.block_size)
+    if cfg.best_checkpoint and not validation:
+        raise ValueError("train.best_checkpoint needs validation texts (data.validation_split)")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model: the model inside
+    if getattr(base, "loss_type", None) is None:  # GPT2LMHeadModel (no "ForCausalLM" in its name): the Trainer would
+        base.loss_type = "ForCausalLM"  # count each row's first label as a prediction and divide the loss sum by T, not T-1
+    data = _pack(tokenizer, texts, cfg.block_size, cfg.packing)
+    eval_data = _pack(tokenizer, list(validation), cfg.block_size, cfg.packing) if cfg.best_checkpoint else None
     precision = cfg.mixed_precision
     if precision == "auto":
         precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    scheduler = {"cosine_per_epoch": "constant", "cosine": "cosine_with_min_lr" if cfg.min_learning_rate else "cosine"}
+    # the Trainer calls every event of a callback: _KeepBest's with TrainerCallback's no-ops for the rest
+    keep = type("KeepBest", (_KeepBest, TrainerCallback), {})(model) if cfg.best_checkpoint else None
     with tempfile.TemporaryDirectory(prefix="lm-collapse-trainer-") as tmp:
         args = TrainingArguments(
             output_dir=tmp, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
             learning_rate=cfg.learning_rate or default_lr, per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.grad_accum, weight_decay=cfg.weight_decay,
-            warmup_steps=warmup_steps(cfg, len(data), world_size=int(os.environ.get("WORLD_SIZE", "1"))),
-            lr_scheduler_type=cfg.lr_scheduler, max_grad_norm=cfg.max_grad_norm, logging_steps=cfg.logging_steps,
+            per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+            warmup_steps=cfg.warmup_steps or warmup_steps(cfg, len(data), world_size=int(os.environ.get("WORLD_SIZE", "1"))),
+            weight_decay=cfg.weight_decay,
+            lr_scheduler_type=scheduler.get(cfg.lr_scheduler, cfg.lr_scheduler),
+            lr_scheduler_kwargs={"min_lr": cfg.min_learning_rate} if cfg.lr_scheduler == "cosine" and cfg.min_learning_rate
+            else {},
+            max_grad_norm=cfg.max_grad_norm, logging_steps=cfg.logging_steps,
             bf16=precision == "bf16", fp16=precision == "fp16",
+            eval_strategy="epoch" if cfg.best_checkpoint else "no", prediction_loss_only=True,
             seed=seed, data_seed=seed, report_to=[], save_strategy="no", disable_tqdm=False,
             use_cpu=device == "cpu", remove_unused_columns=False, dataloader_num_workers=0,
             **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
         )
-        trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=default_data_collator)
+        trainer = _trainer_class()(model=model, args=args, train_dataset=data, eval_dataset=eval_data,
+                                   data_collator=_Pad(tokenizer.pad_token_id), callbacks=[keep] if keep else None,
+                                   train_config=cfg)
         trainer.train()
-        return trainer.state.log_history if trainer.is_world_process_zero() else []
+        history = list(trainer.state.log_history)
+    if keep is not None:
+        keep.restore()
+        history.append({"best_eval_loss": keep.best, "best_epoch": keep.epoch})
+    return history if trainer.is_world_process_zero() else []
+
+
+def _validation_problems(exp) -> list[tuple[str, str]]:
+    """``best_checkpoint`` and ``data.validation_split`` go together."""
+    best, split = exp.model.train.best_checkpoint, exp.data.validation_split
+    return failing(
+        (not best or split is not None, "model.train.best_checkpoint", "needs data.validation_split (the texts "
+         "the best epoch is chosen on)"),
+        (best or split is None, "data.validation_split", "is read only for model.train.best_checkpoint: true"),
+    )
 
 
 def _is_main_process() -> bool:
@@ -523,30 +669,35 @@ class HFScratchBackend:
 
     @classmethod
     def experiment_problems(cls, exp) -> list[tuple[str, str]]:
-        return []
+        return _validation_problems(exp)
 
     def __init__(self, cfg: HFScratchConfig, runtime=None):
         self.cfg, self.runtime = cfg, runtime
         set_threads(getattr(runtime, "threads", None))
 
-    def build_model(self, tokenizer):
-        """An untrained model of the configured shape for ``tokenizer`` (seed it first)."""
-        from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+    def model_config(self, vocab_size: int, **special_ids):
+        """The ``transformers`` config of the configured shape for a vocabulary of ``vocab_size``."""
+        from transformers import GPT2Config, LlamaConfig
 
         c = self.cfg
-        ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
         if c.arch == "gpt2":
-            config = GPT2Config(vocab_size=len(tokenizer), n_positions=c.n_positions, n_embd=c.n_embd, n_layer=c.n_layer,
-                                n_head=c.n_head, n_inner=c.n_inner, resid_pdrop=c.dropout, embd_pdrop=c.dropout,
-                                attn_pdrop=c.dropout, **ids)
-        else:
-            config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=c.n_positions, hidden_size=c.n_embd,
-                                 intermediate_size=c.n_inner or 4 * c.n_embd, num_hidden_layers=c.n_layer,
-                                 num_attention_heads=c.n_head, num_key_value_heads=c.n_head, attention_dropout=c.dropout,
-                                 tie_word_embeddings=True, **ids)
-        return AutoModelForCausalLM.from_config(config)
+            return GPT2Config(vocab_size=vocab_size, n_positions=c.n_positions, n_embd=c.n_embd, n_layer=c.n_layer,
+                              n_head=c.n_head, n_inner=c.n_inner, resid_pdrop=c.dropout, embd_pdrop=c.dropout,
+                              attn_pdrop=c.dropout, tie_word_embeddings=c.tie_embeddings, **special_ids)
+        return LlamaConfig(vocab_size=vocab_size, max_position_embeddings=c.n_positions, hidden_size=c.n_embd,
+                           intermediate_size=c.n_inner or 4 * c.n_embd, num_hidden_layers=c.n_layer,
+                           num_attention_heads=c.n_head, num_key_value_heads=c.n_head, attention_dropout=c.dropout,
+                           tie_word_embeddings=c.tie_embeddings, **special_ids)
 
-    def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int) -> None:
+    def build_model(self, tokenizer):
+        """An untrained model of the configured shape for ``tokenizer`` (seed it first)."""
+        from transformers import AutoModelForCausalLM
+
+        ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        return AutoModelForCausalLM.from_config(self.model_config(len(tokenizer), **ids))
+
+    def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int,
+              validation: Sequence[str] | None = None) -> None:
         from transformers import AutoTokenizer, set_seed
 
         texts = list(texts)
@@ -560,7 +711,7 @@ class HFScratchBackend:
         set_seed(seed)
         model = self.build_model(tokenizer)
         history = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=_device(self.runtime),
-                       default_lr=DEFAULT_LR["scratch"])
+                       default_lr=DEFAULT_LR["scratch"], validation=validation)
         if _is_main_process():
             out_dir = Path(out_dir)
             model.save_pretrained(out_dir)
@@ -612,7 +763,7 @@ class HFFinetuneBackend:
 
     @classmethod
     def experiment_problems(cls, exp) -> list[tuple[str, str]]:
-        return []
+        return _validation_problems(exp)
 
     def __init__(self, cfg: HFFinetuneConfig, runtime=None):
         self.cfg, self.runtime = cfg, runtime
@@ -631,7 +782,8 @@ class HFFinetuneBackend:
     def _dtype(self, device: str):
         return _torch_dtype(self.cfg.dtype, device=device, lora=self.cfg.lora is not None)
 
-    def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int) -> None:
+    def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int,
+              validation: Sequence[str] | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
         texts = list(texts)
@@ -655,7 +807,8 @@ class HFFinetuneBackend:
             tokenizer.pad_token = tokenizer.eos_token
         if self.kind == "lora":
             model = self._adapter(model, previous if resume else None)
-        history = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=device, default_lr=DEFAULT_LR[self.kind])
+        history = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=device, default_lr=DEFAULT_LR[self.kind],
+                       validation=validation)
         if _is_main_process():
             out_dir = Path(out_dir)
             model.save_pretrained(out_dir)

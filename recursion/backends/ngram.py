@@ -651,11 +651,13 @@ class NgramModel:
     def generate(self, *, num=None, prompts=None, decoding, seed: int) -> list[str]:
         if NgramBackend.decoding_problems(decoding):
             raise ValueError("the n-gram back end samples or decodes greedily: num_beams=1, repetition_penalty=1")
-        return self.lm.generate(
+        texts = self.lm.generate(
             num, prompts=prompts, max_new_tokens=decoding.max_new_tokens, min_new_tokens=decoding.min_new_tokens,
             temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p,
             do_sample=decoding.do_sample, seed=seed,
         )
+        # a continuation reads after its prompt: the next word follows a space (prompt + text is the document)
+        return texts if prompts is None else [f" {t}" if t and p.strip() else t for t, p in zip(texts, prompts)]
 
     def perplexity(self, texts):
         return self.lm.perplexity(texts)

@@ -45,7 +45,7 @@ def test_task_manager_without_builtins_knows_every_task():
     assert tm.all_groups == ["collapse"]
     tags = ["collapse_gen", "collapse_ppl", "collapse_vs"]
     assert tm.all_tags == tags
-    assert tm.all_subtasks == sorted(TASKS + VS_TASKS) and len(TASKS) == 10
+    assert tm.all_subtasks == sorted(TASKS + VS_TASKS) and len(TASKS) == 14
     assert collapse_tasks.our_task_names() == tuple(sorted(["collapse", *tags, *TASKS, *VS_TASKS]))
 
 
@@ -157,11 +157,14 @@ def test_metric_list_is_what_process_results_returns(task):
     cfg = config(task)
     listed = [m["metric"] for m in cfg["metric_list"]]
     assert len(set(listed)) == len(listed)
-    if task in PPL_TASKS:
+    if task == "collapse_ppl_wikitext2_blocks":  # loglikelihood of a block after its first token
+        returned = cfg["process_results"]({"num_tokens": 63}, [(-1.0, False)])
+        assert returned == {"token_perplexity": (-1.0, 63)}
+    elif task in PPL_TASKS:
         doc = {"text": "a b", "page": "a b"}
         returned = cfg["process_results"](doc, [-1.0])
-    else:
-        returned = cfg["process_results"]({}, [["a b c", "d e f"]])
+    else:  # the Guo et al. tasks' documents carry their task options
+        returned = cfg["process_results"]({"metric_options": "{}"}, [["a b c", "d e f"]])
         assert cfg["repeats"] == 4 and cfg["filter_list"][0]["name"] == "none"
         assert cfg["generation_kwargs"]["do_sample"] is True
     assert set(returned) == set(listed)

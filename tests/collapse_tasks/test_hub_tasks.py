@@ -10,6 +10,7 @@ from collapse_tasks import gen_utils, hub_utils
 
 HUB_TASKS = {
     "collapse_ppl_wikitext2": "EleutherAI/wikitext_document_level",
+    "collapse_ppl_wikitext2_blocks": "Salesforce/wikitext",
     "collapse_ppl_tinystories": "roneneldan/TinyStories",
     "collapse_gen_wikitext": "EleutherAI/wikitext_document_level",
     "collapse_gen_tinystories": "roneneldan/TinyStories",
@@ -17,23 +18,32 @@ HUB_TASKS = {
     "collapse_gen_xsum": "EdinburghNLP/xsum",
     "collapse_gen_sciabs": "aalksii/ml-arxiv-papers",
 }
+GUO_FULL = {f"{t}_full": HUB_TASKS[t] for t in ("collapse_gen_xsum", "collapse_gen_sciabs", "collapse_gen_writingprompts")}
 
 
-@pytest.fixture
-def loaded(fake_hub):
+def offline_metadata(tiny_gpt2) -> dict:
+    """What the hub-backed tasks need from --model_args / --metadata, answered by local stand-ins."""
+    from collapse_tasks.gen_utils import _embedder_options
+
+    return {"pretrained": str(tiny_gpt2), "sentence_splitter": "punkt_untrained", "embedder": _embedder_options()["model_name"]}
+
+
+@pytest.fixture(scope="module")
+def loaded(fake_hub_module, tiny_gpt2):
     """Every ``collapse_*`` task built by lm-eval from the glob, the hub answered locally."""
-    tm = collapse_tasks.task_manager(include_defaults=False)
+    tm = collapse_tasks.task_manager(include_defaults=False, metadata=offline_metadata(tiny_gpt2))
     return tm.load(tm.match_tasks(["collapse_*"]))["tasks"]
 
 
 def test_the_glob_loads_every_task_once(loaded):
     tm = collapse_tasks.task_manager(include_defaults=False)
-    assert sorted(loaded) == tm.all_subtasks and len(loaded) == 15  # 10 + the 5 collapse_vs_* (a tag, no group)
-    for name, path in HUB_TASKS.items():
+    assert sorted(loaded) == tm.all_subtasks and len(loaded) == 19  # 14 + the 5 collapse_vs_* (a tag, no group)
+    for name, path in {**HUB_TASKS, **GUO_FULL}.items():
         assert loaded[name].config.dataset_path == path
 
 
-def test_ppl_hub_tasks(loaded, fake_hub):
+def test_ppl_hub_tasks(loaded, fake_hub_module):
+    fake_hub = fake_hub_module
     wiki = loaded["collapse_ppl_wikitext2"]
     page = fake_hub[HUB_TASKS["collapse_ppl_wikitext2"]][1][0]
     doc = wiki.eval_docs[0]
@@ -84,14 +94,13 @@ def test_prompt_selection_is_even_and_capped(monkeypatch):
 
 def test_writingprompts_cleaning():
     row = {"prompt": "[ WP ] [ EU ]  A dragon   asks for help", "story": "One.  <newline> <newline> Two."}
-    rows = datasets.Dataset.from_list([row])
-    (doc,) = hub_utils.writingprompts_prompts(rows)
-    assert doc == {"prompt": "Prompt: A dragon asks for help\nStory:", "reference": "One.\nTwo."}
+    assert hub_utils.writingprompts_record(row) == {"prompt": "Prompt: A dragon asks for help\nStory:",
+                                                    "reference": "One.\nTwo."}
+    assert hub_utils.writingprompts_record({"prompt": "[ WP ]", "story": "x"}) is None
 
 
 def test_xsum_article_is_cut():
-    rows = datasets.Dataset.from_list([{"document": "w " * 1000, "summary": " s ", "id": "1"}])
-    (doc,) = hub_utils.xsum_prompts(rows)
+    doc = hub_utils.xsum_record({"document": "w " * 1000, "summary": " s ", "id": "1"})
     assert len(doc["prompt"].split()) == hub_utils.XSUM_ARTICLE_WORDS + 2 and doc["reference"] == "s"
 
 
@@ -99,7 +108,7 @@ def test_xsum_article_is_cut():
 def test_hub_tasks_score_a_model_end_to_end(fake_hub, tiny_gpt2):
     import lm_eval
 
-    tm = collapse_tasks.task_manager(include_defaults=False)
+    tm = collapse_tasks.task_manager(include_defaults=False, metadata=offline_metadata(tiny_gpt2))
     results = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={tiny_gpt2}", tasks=list(HUB_TASKS), task_manager=tm,
         limit=2, device="cpu", batch_size=8, gen_kwargs="max_gen_toks=8", bootstrap_iters=0,

@@ -27,8 +27,15 @@ def test_templates():
         text = render(form, "Tell me a joke about cats.", k=4, threshold=0.1)
         assert "{" not in text.replace('{"', "").replace("{k}", "") or form != "direct"
     assert render("direct", "Tell me a joke.") == "Tell me a joke."
-    assert "4 responses" in render("standard", "x", k=4) and '"probability"' in render("standard", "x")
-    assert '"reasoning"' in render("cot", "x") and "below 0.1" in render("xml", "x", threshold=0.1)
+    assert "4 responses" in render("standard", "x", k=4) and "'probability'" in render("standard", "x")
+    assert '"reasoning"' in render("cot", "x") and "less than 0.1." in render("xml", "x", threshold=0.1)
+    # the authors' wording (methods/prompt.py; the README's XML prompt)
+    assert "- 'probability': how likely this response would be (from 0.0 to 1.0)." in render("standard", "x")
+    assert "Randomly sample the responses from the full distribution." in render("cot", "x")
+    assert render("xml", "Tell me a joke.", k=5, threshold=0.1).startswith(
+        "<instructions>\nGenerate 5 responses to the user query, each within a separate <response> tag.")
+    assert render("multi", "x", k=5, turns=3).startswith("Generate 15 responses") and "First, sample 5 responses." in (
+        render("multi", "x", k=5, turns=3))
     with pytest.raises(ValueError, match="choose one of"):
         render("vs_plus", "x")
 

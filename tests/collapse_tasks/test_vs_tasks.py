@@ -58,10 +58,10 @@ def test_shipped_prompts():
 def test_documents_render_each_form_with_the_metadata():
     assert doc("direct")["text"] == vs_utils.load_prompts()[0]["prompt"]
     assert "5 responses" in doc("standard")["text"] and '"reasoning"' in doc("cot")["text"]
-    assert "below 0.1" in doc("xml")["text"] and "2 rounds of 5" in doc("multi_rounds")["text"]
+    assert "less than 0.1." in doc("xml")["text"] and "2 rounds of 5" in doc("multi_rounds")["text"]
     custom = vs_utils.docs("multi_rounds", vs_k=3, vs_turns=4, vs_threshold="0.05", pretrained="ignored")[0]
     assert "4 rounds of 3 responses (12 in all)" in custom["text"] and (custom["k"], custom["turns"]) == (3, 4)
-    assert "below 0.05" in vs_utils.docs("xml", vs_threshold=0.05)[0]["text"]
+    assert "less than 0.05." in vs_utils.docs("xml", vs_threshold=0.05)[0]["text"]
     for bad in ({"vs_k": 0}, {"vs_k": 2.5}, {"vs_turns": "two"}, {"vs_turns": None}):
         with pytest.raises(ValueError, match="must be a positive integer"):
             vs_utils.docs("standard", **bad)
@@ -199,7 +199,8 @@ def test_vs_demo_multi_is_a_real_conversation():
     result = vs_demo.run(lm, "Tell me a joke about coffee.", form="multi", k=2, num_direct=2, turns=3)
     assert len(result.vs_answers) == 3 and result.parsed.candidates and len(result.parsed.candidates) == 6
     last = lm.contexts[-1]  # the third turn sees both earlier answers and two follow-up requests
-    assert last.count("<assistant>" + lm.vs_answer) == 2 and last.count("Generate 2 more responses") == 2
+    assert last.count("<assistant>" + lm.vs_answer) == 2 and last.count("Sample 2 alternative responses") == 2
+    assert last.startswith("<user>Generate 6 responses")  # k × turns in all, k per turn
 
 
 def test_vs_demo_reports_a_failed_parse_and_prompt_ids():

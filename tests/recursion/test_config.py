@@ -51,6 +51,17 @@ def test_set_overrides(tmp_path):
         ("generate: {decoding: {num_beams: 5}}", r"generate.decoding.num_beams must be 1: the ngram back end"),
         ("model: {backend: ngram, alpha: -1}", r"model.alpha must be > 0"),
         ("eval: {limit: 0}", r"eval.limit must be > 0"),
+        ("generate: {prompt: task}\ndata: {prompt_field: title}", r"generate.keep_prompt must be true with generate.prompt: task on \(prompt, text\) data"),
+        ("generate: {keep_prompt: true}", r"generate.keep_prompt has no prompt to keep"),
+        ("regime: {name: accumulate_select}", r"filter.top_k must be set with regime accumulate_select"),
+        ("regime: {pool: real}", r"regime.pool is read only by regime accumulate_select"),
+        ("data: {validation_split: validation}", r"data.validation_split is read only by the hf back ends"),
+        ("data: {source: 'jsonl:x', validation_split: v}", r"data.validation_split needs a source with splits"),
+        ("data: {chunk_words: 4, tokens: {tokenizer: t}}", r"data.tokens and chunk_words both cut documents"),
+        ("data: {tokens: {size: 0}}", r"data.tokens.tokenizer must name a tokenizer"),
+        ("data: {source: 'jsonl:x', template: xsum, prompt_field: p}", r"data.template and prompt_field"),
+        ("data: {template: xsum}", r"data.template needs hub or jsonl records"),
+        ("eval: {metadata: [1]}", r"eval.metadata must be a mapping"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, extra, match):
@@ -84,3 +95,26 @@ def test_a_problem_of_one_arm_names_the_arm(tmp_path):
         load_config(write(tmp_path, BASE + "generations: 0\narms:\n  a: {}\n  x: {regime: {name: nope}}\n"))
     assert info.value.problems[0].endswith(": generations must be >= 1")  # shared by both arms: said once
     assert "(arm 'x'): regime.name = 'nope'" in info.value.problems[1] and len(info.value.problems) == 2
+
+
+def test_hf_best_checkpoint_and_validation_split_go_together(tmp_path):
+    hf = "name: t\nmodel: {backend: hf_scratch, train: {best_checkpoint: true}}\n"
+    with pytest.raises(ConfigError, match="model.train.best_checkpoint needs data.validation_split"):
+        load_config(write(tmp_path, hf))
+    with pytest.raises(ConfigError, match="data.validation_split is read only for model.train.best_checkpoint"):
+        load_config(write(tmp_path, "name: t\nmodel: {backend: hf_finetune}\ndata: {validation_split: validation}\n"))
+    [exp] = load_config(write(tmp_path, hf + "data: {validation_split: heldout}\n")).values()
+    assert exp.model.train.best_checkpoint and exp.data.validation_split == "heldout"
+
+
+def test_dry_run_json_prints_every_arm_resolved(tmp_path, capsys):
+    import json
+
+    from lm_collapse.cli import main
+
+    path = write(tmp_path, BASE + "eval: {enabled: false}\narms:\n  a: {}\n  b: {regime: {name: accumulate}}\n")
+    assert main(["run", str(path), "--dry-run", "--format", "json", "--set", "generations=3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == ["a", "b"] and out["b"]["regime"] == {"name": "accumulate", "fraction": 0.1, "pool": "all"}
+    assert out["a"]["generations"] == 3 and out["a"]["generate"]["decoding"]["top_p"] == 1.0  # defaults filled in
+    assert out == {arm: json.loads(json.dumps(to_dict(exp))) for arm, exp in load_config(path, ["generations=3"]).items()}

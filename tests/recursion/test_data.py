@@ -118,3 +118,57 @@ def test_offline_hub_source_is_one_clear_line(monkeypatch):
                                          r"\(offline\? .*\); give a local copy") as err:
         load_pool(DataConfig(source="hf:nobody/no_such_dataset"))
     assert "\n" not in str(err.value)
+
+
+# -- tokens, templates, validation ----------------------------------------------------------------------
+def test_token_blocks_are_group_texts_of_the_model_tokenizer(tmp_path, tiny_gpt2):
+    from transformers import AutoTokenizer
+
+    from collapse_tasks.blocks import group_texts
+    from recursion.config import TokensConfig
+    from recursion.data import token_documents
+
+    tok = AutoTokenizer.from_pretrained(tiny_gpt2)
+    lines = ["", " = A heading = \n", "", " The first line of a page , with words . \n", " and another one \n"] * 6
+    docs = token_documents(lines, TokensConfig(tokenizer=str(tiny_gpt2), size=8, map_batch_size=4, map_num_proc=2))
+    blocks = group_texts(tok(lines)["input_ids"], 8, batch_size=4, num_proc=2)
+    assert docs == [tok.decode(b, clean_up_tokenization_spaces=False) for b in blocks]
+    heads = token_documents(["one two three four five six seven", "a b"], TokensConfig(tokenizer=str(tiny_gpt2), size=3,
+                                                                                     mode="truncate"))
+    assert heads == [tok.decode(tok("one two three four five six seven")["input_ids"][:3]), "a b"]
+    path = write_jsonl(tmp_path / "w.jsonl", [{"text": t} for t in lines])
+    pool = load_pool(DataConfig(source=f"jsonl:{path}", min_words=0, tokens=TokensConfig(tokenizer=str(tiny_gpt2), size=8)))
+    assert pool == [tok.decode(b, clean_up_tokenization_spaces=False) for b in group_texts(tok(lines)["input_ids"], 8)]
+
+
+def test_validation_split_is_loaded_and_cut_alike(tmp_path):
+    from recursion.data import validation_texts
+
+    for split, n in (("train", 12), ("validation", 5)):
+        write_jsonl(tmp_path / f"{split}.jsonl", [{"text": f"{split} words number {i} " * 3} for i in range(n)])
+    cfg = DataConfig(source=f"hf:{tmp_path}", validation_split="validation", chunk_words=4, min_words=1)
+    val = validation_texts(cfg)
+    assert val and all(t.startswith("validation") or len(t.split()) <= 4 for t in val) and len(val) == 5 * 3
+    assert not set(val) & set(load_pool(cfg))
+
+
+@pytest.mark.parametrize("template, fields", [
+    ("xsum", lambda i: {"document": f"Article text {i}. " * 20, "summary": f"A summary of article {i}.", "id": str(i)}),
+    ("sciabs", lambda i: {"title": f"On thing {i}", "abstract": f"We study thing {i}. It works well."}),
+    ("writingprompts", lambda i: {"prompt": f"[ WP ] A prompt {i}", "story": f"Once {i}. <newline> Then."}),
+])
+def test_training_documents_and_the_task_prompts_agree(tmp_path, monkeypatch, template, fields):
+    """One format: the generation prompt of every training document (its part up to the template's
+    marker) is exactly a prompt the lm-eval task builds from the same records."""
+    import datasets
+
+    from collapse_tasks import hub_utils
+
+    rows = [fields(i) for i in range(12)]
+    cfg = DataConfig(source=f"jsonl:{write_jsonl(tmp_path / 'x.jsonl', rows)}", template=template, min_words=1)
+    pool = load_pool(cfg)
+    local = datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: local)
+    task_docs = getattr(hub_utils, f"{template}_dataset")(path="hub/name")["test"]
+    assert sorted(split_prompt(doc, cfg.prompt_end) for doc in pool) == sorted(task_docs["prompt"])
+    assert sorted(pool) == sorted(f"{d['prompt']} {d['reference']}" for d in task_docs)

@@ -111,3 +111,68 @@ def test_sigkill_at_any_stage_then_resume_gives_identical_results(config, tmp_pa
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert snapshot(killed) == snapshot(reference)
+
+
+SELECT = """
+name: sel
+generations: 3
+seeds: [0]
+model: {backend: ngram, n: 2, alpha: 0.05}
+data: {num_train: 40}
+regime: {name: accumulate_select}
+filter: {name: surprise, top_k: 10}
+generate: {prompt: real_prefix, prefix_tokens: 3, keep_prompt: true, resample_prompts: true, num_docs: 15,
+           decoding: {max_new_tokens: 6, min_new_tokens: 2}}
+eval: {enabled: false}
+probes: {num_prompts: 5}
+arms:
+  surplexity: {}
+  fresh: {regime: {pool: real}, filter: {name: random}}
+  synlast: {regime: {pool: last}, filter: {name: random}}
+"""
+
+
+def test_accumulate_select_chooses_top_k_of_the_accumulated_pool(tmp_path):
+    """Gambetta et al.'s loop: every generation's documents (prompt + continuation) join the pool; the
+    filter chooses top_k of the pool (all / real / last generation) under the last model."""
+    import numpy as np
+
+    from recursion.backends.ngram import NgramBackend, NgramConfig
+    from recursion.config import DataConfig, ProbesConfig
+    from recursion.data import prepare, real_data
+
+    (tmp_path / "c.yaml").write_text(SELECT)
+    folders = dict(zip(("surplexity", "fresh", "synlast"), run_experiment(tmp_path / "c.yaml", tmp_path / "run",
+                                                                          log=lambda s: None)))
+    real = real_data(prepare(DataConfig(num_train=40), ProbesConfig(num_prompts=5)), seed=0).train
+    for arm, folder in folders.items():
+        first = read_texts(folder / "gen_00/train.jsonl")
+        assert set(first) <= set(real) and len(first) == 10  # generation 0: top_k random real documents
+        for g in range(3):
+            synthetic = read_jsonl(folder / f"gen_{g:02d}/synthetic.jsonl")
+            assert len(synthetic) == 15 and all(r["text"].startswith(r["prompt"]) and r["text"] != r["prompt"]
+                                                for r in synthetic)
+            assert read_texts(folder / f"gen_{g:02d}/selected.jsonl") == [r["text"] for r in synthetic]  # all kept
+        train = read_texts(folder / "gen_02/train.jsonl")
+        assert len(train) == 10
+        if arm == "fresh":
+            assert set(train) <= set(real)
+        if arm == "synlast":
+            assert set(train) <= set(read_texts(folder / "gen_01/synthetic.jsonl"))
+    folder = folders["surplexity"]
+    pool = real + read_texts(folder / "gen_00/synthetic.jsonl")
+    ppl = NgramBackend(NgramConfig(n=2, alpha=0.05)).load(folder / "gen_00/model").perplexity(pool)
+    top = sorted(np.argsort(-np.asarray(ppl), kind="stable")[:10])
+    assert read_texts(folder / "gen_01/train.jsonl") == [pool[i] for i in top]
+    prompts = [{r["prompt"] for r in read_jsonl(folder / f"gen_{g:02d}/synthetic.jsonl")} for g in range(2)]
+    assert prompts[0] != prompts[1]  # drawn anew each generation
+
+
+def test_train_prefix_prompts_with_the_documents_the_generation_trained_on(tmp_path):
+    (tmp_path / "c.yaml").write_text(CONFIG.replace("generate: {num_docs: 200,", "generate: {prompt: train_prefix, "
+                                                    "prefix_tokens: 2, num_docs: 200,").split("arms:")[0])
+    [folder, _] = run_experiment(tmp_path / "c.yaml", tmp_path / "run", log=lambda s: None)
+    for g in (0, 1):
+        heads = {" ".join(t.split()[:2]) for t in read_texts(folder / f"gen_{g:02d}/train.jsonl")}
+        records = read_jsonl(folder / f"gen_{g:02d}/synthetic.jsonl")
+        assert {r["prompt"] for r in records} <= heads  # gen 1: prefixes of gen 0's synthetic lines, not real ones

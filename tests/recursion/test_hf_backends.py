@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,10 @@ def test_scratch_config_rejects_bad_values(bad, match):
 
 def test_bad_train_and_engine_values():
     assert TrainConfig(warmup_ratio=1.0).problems() == [("warmup_ratio", "must be in [0, 1)")]
+    assert [k for k, _ in TrainConfig(warmup_ratio=0.1, warmup_steps=5).problems()] == ["warmup_steps"]
+    assert [k for k, _ in TrainConfig(min_learning_rate=1e-6).problems()] == ["min_learning_rate"]
+    assert [k for k, _ in TrainConfig(lr_scheduler="cosine_per_epoch", min_learning_rate=1e-3,
+                                      learning_rate=1e-4).problems()] == ["min_learning_rate"]
     assert LoraConfig(r=0).problems() == [("r", "must be >= 1")]
     for config in (tiny_scratch(engine="vllm"), HFFinetuneConfig(engine="vllm")):
         assert [key for key, _ in config.problems()] == ["engine"]
@@ -141,18 +146,36 @@ def test_tokenizer_round_trips_any_text(model):
 
 
 def test_documents_are_packed_bos_text_eos_and_padding_is_not_scored(model):
-    from recursion.backends.hf import _Blocks
+    from recursion.backends.hf import _pack, _Pad
 
     tok = model.tokenizer
     docs = ["To be, or not", "O", "the king is dead, long live the king"]
-    blocks = _Blocks(tok, docs, block_size=8)
+    rows = _pack(tok, docs, 8, "documents")
     expected = [i for d in model.encode(docs) for i in [tok.bos_token_id, *d, tok.eos_token_id]]
-    items = [blocks[i] for i in range(len(blocks))]
-    assert torch.cat([b["input_ids"] for b in items]).tolist()[:len(expected)] == expected
-    last = items[-1]
-    pad = len(blocks) * 8 - len(expected)
-    assert last["attention_mask"].tolist() == [1] * (8 - pad) + [0] * pad
-    assert last["labels"].tolist()[8 - pad:] == [-100] * pad
+    assert [t for i in range(len(rows)) for t in rows[i]] == expected
+    assert all(len(rows[i]) == 8 for i in range(len(rows) - 1)) and 1 <= len(rows[len(rows) - 1]) <= 8
+    batch = _Pad(tok.pad_token_id)([rows[0], rows[len(rows) - 1]])
+    short = len(rows[len(rows) - 1])
+    assert batch["attention_mask"][1].tolist() == [1] * short + [0] * (8 - short)
+    assert batch["labels"][1].tolist()[short:] == [-100] * (8 - short)
+
+
+def test_stream_packing_is_group_texts_and_none_is_one_row_per_document(model):
+    """``stream``: HF group_texts of the documents' own tokens (nothing added), exact blocks, remainder
+    dropped; ``none``: [start] + tokens + [eos] per document, cut at block_size."""
+    from collapse_tasks.blocks import group_texts
+    from recursion.backends.hf import _pack
+
+    tok = model.tokenizer
+    docs = ["To be, or not", "O", "the king is dead, long live the king", "</s> a b c"]
+    ids = model.encode(docs)
+    rows = _pack(tok, docs, 4, "stream")
+    assert [rows[i] for i in range(len(rows))] == group_texts(ids, 4)
+    assert tok.eos_token_id in rows[len(rows) - 1] or tok.eos_token_id in sum((rows[i] for i in range(len(rows))), [])
+    one = _pack(tok, docs, 6, "none")
+    assert [one[i] for i in range(len(one))] == [[tok.bos_token_id, *d, tok.eos_token_id][:6] for d in ids]
+    with pytest.raises(ValueError, match="exact blocks of 500 tokens"):
+        _pack(tok, docs, 500, "stream")
 
 
 def test_model_protocol(model):
@@ -363,3 +386,55 @@ def test_smollm2_gguf_lora_round_trip(tmp_path, texts):
     assert len(out) == 2 and all(isinstance(t, str) for t in out)
     ppl = m.perplexity(texts["heldout"][:2])
     assert np.all(np.isfinite(ppl)) and np.all(ppl > 1)
+
+
+# -- trainer options ----------------------------------------------------------------------------------------
+def logged(path: Path, key: str) -> list[dict]:
+    return [r for r in json.loads((path / "train_log.json").read_text()) if key in r]
+
+
+@pytest.mark.slow
+def test_cosine_per_epoch_schedule_and_best_validation_checkpoint(tmp_path, texts):
+    """The rate of every step is CosineAnnealingLR(T_max=epochs, eta_min) of its epoch; the folder saved
+    holds the weights of the epoch of lowest validation loss (here the first of six), not the last."""
+    from recursion.backends.hf import _pack, cosine_per_epoch
+
+    train = TrainConfig(epochs=6, batch_size=4, block_size=32, packing="stream", lr_scheduler="cosine_per_epoch",
+                        learning_rate=0.03, min_learning_rate=1e-4, best_checkpoint=True, logging_steps=1, max_grad_norm=0)
+    backend = HFScratchBackend(tiny_scratch(n_layer=1, vocab_size=300, train=train), RUNTIME)
+    backend.train(texts["gen0"][:16], tmp_path / "m", previous=None, seed=0, validation=texts["heldout"])
+    steps = logged(tmp_path / "m", "loss")
+    per_epoch = len(steps) // 6
+    assert per_epoch >= 2 and len(steps) == 6 * per_epoch
+    for r in steps:  # the rate logged at step s is the rate step s was taken with
+        assert r["learning_rate"] == pytest.approx(cosine_per_epoch((r["step"] - 1) // per_epoch, 6, 0.03, 1e-4))
+    evals = [r["eval_loss"] for r in logged(tmp_path / "m", "eval_loss")]
+    best = logged(tmp_path / "m", "best_eval_loss")[-1]
+    assert len(evals) == 6 and best["best_eval_loss"] == min(evals) and best["best_epoch"] == 1 + int(np.argmin(evals))
+    assert int(np.argmin(evals)) < 5 and min(evals) < evals[-1] - 0.1  # the last epoch is not the best here
+    m = backend.load(tmp_path / "m")
+    rows = _pack(m.tokenizer, texts["heldout"], 32, "stream")
+    with torch.no_grad():
+        losses = [m.model(input_ids=torch.tensor([r]), labels=torch.tensor([r])).loss.item() for r in map(rows.__getitem__,
+                                                                                                          range(len(rows)))]
+    # the mean loss of the T-1 predicted tokens per row (GPT-2's loss_type is set: see _fit)
+    assert float(np.mean(losses)) == pytest.approx(best["best_eval_loss"], rel=1e-4)
+
+
+def test_exact_warmup_steps(tmp_path, texts):
+    train = TrainConfig(max_steps=6, batch_size=4, block_size=32, warmup_steps=3, lr_scheduler="constant_with_warmup",
+                        learning_rate=0.01, logging_steps=1)
+    HFScratchBackend(tiny_scratch(n_layer=1, vocab_size=300, train=train), RUNTIME).train(
+        texts["gen0"][:40], tmp_path / "m", previous=None, seed=0)
+    rates = [r["learning_rate"] for r in logged(tmp_path / "m", "loss")]
+    assert rates == pytest.approx([0, 0.01 / 3, 0.02 / 3, 0.01, 0.01, 0.01])
+
+
+def test_per_step_cosine_decays_to_its_floor(tmp_path, texts):
+    train = TrainConfig(max_steps=5, batch_size=4, block_size=32, lr_scheduler="cosine", learning_rate=0.01,
+                        min_learning_rate=0.001, logging_steps=1)
+    HFScratchBackend(tiny_scratch(n_layer=1, vocab_size=300, train=train), RUNTIME).train(
+        texts["gen0"][:40], tmp_path / "m", previous=None, seed=0)
+    rates = [r["learning_rate"] for r in logged(tmp_path / "m", "loss")]
+    expected = [0.001 + 0.009 * (1 + math.cos(math.pi * s / 5)) / 2 for s in range(5)]  # HF cosine_with_min_lr
+    assert rates == pytest.approx(expected)

@@ -12,8 +12,8 @@ from recursion.backends.hf import (  # noqa: E402
     HFScratchBackend,
     HFScratchConfig,
     TrainConfig,
-    _Blocks,
     _fit,
+    _pack,
     train_tokenizer,
     warmup_steps,
 )
@@ -40,7 +40,7 @@ def test_the_trainer_warms_up_for_that_many_steps():
     texts = corpus.lines("train")[:60]
     tokenizer = train_tokenizer(texts, vocab_size=300, model_max_length=32)
     model = backend.build_model(tokenizer)
-    steps = warmup_steps(train, len(_Blocks(tokenizer, texts, 32)))
+    steps = warmup_steps(train, len(_pack(tokenizer, texts, 32, "documents")))
     log = _fit(model, tokenizer, texts, train, seed=0, device="cpu", default_lr=1e-3)
     # the rate logged at step s is the one step s used: after s - 1 scheduler steps
     rates = [(r["step"], r["learning_rate"]) for r in log if r.get("learning_rate") is not None]
