@@ -20,6 +20,8 @@ import numpy as np
 
 from . import scoring
 from .artifacts import (
+    EDITED,
+    EDITS,
     LM_EVAL,
     MODEL,
     PROBES,
@@ -37,9 +39,10 @@ from .backends import backend_class
 from .config import Experiment, load_config, to_dict
 from .data import real_data, split_prompt
 from .filters import select
-from .probes import run_probes
+from .probes import embedding_diagnostics, run_probes
 from .regimes import training_set
 from .rundir import RunDir
+from .transforms import summary, toedit
 
 STAGES = ("data", "train", "eval", "generate", "select", "probes")
 
@@ -48,9 +51,10 @@ def make_backend(exp: Experiment):
     return backend_class(exp.backend)(exp.model, exp.runtime)
 
 
-def stage_seed(seed: int, g: int, stage: str) -> int:
-    """The seed of one stage of one generation: a function of (seed, g, stage) only."""
-    return int(np.random.SeedSequence([seed, g, STAGES.index(stage)]).generate_state(1)[0])
+def stage_seed(seed: int, g: int, stage: str, *stream: int) -> int:
+    """The seed of one stage of one generation: a function of (seed, g, stage) only; ``stream``
+    gives a stage further independent seeds."""
+    return int(np.random.SeedSequence([seed, g, STAGES.index(stage), *stream]).generate_state(1)[0])
 
 
 def set_threads(threads: int | None) -> None:
@@ -65,13 +69,22 @@ class _Models:
     """Loads each model folder once; keeps generation 0's (for the probes) and the current one."""
 
     def __init__(self, backend):
-        self.backend, self.cache = backend, {}
+        self.backend, self.cache, self.fixed = backend, {}, {}
 
     def get(self, path: Path):
         if path not in self.cache:
             keep = {p: m for p, m in self.cache.items() if p.parent.name == gen_name(0)}
             self.cache = {**keep, path: self.backend.load(path)}
         return self.cache[path]
+
+    def prior(self, name: str, run: RunDir, g: int):
+        """ToEdit's ``transform.prior``: generation 0's model, this generation's, the pretrained base
+        (``hf_finetune``), or a checkpoint folder (both loaded once per run)."""
+        if name in ("gen0", "current"):
+            return self.get(run.gen(0 if name == "gen0" else g) / MODEL)
+        if name not in self.fixed:
+            self.fixed[name] = self.backend.load_base() if name == "base" else self.backend.load(Path(name).expanduser())
+        return self.fixed[name]
 
 
 def num_docs(exp: Experiment, n_real: int) -> int:
@@ -93,6 +106,20 @@ def generation_prompts(exp: Experiment, model, real_train: list[str], n: int) ->
     else:
         source = [split_prompt(t, exp.data.separator) for t in real_train]
     return [source[i % len(source)] for i in range(n)]
+
+
+def edit_real(exp: Experiment, models: _Models, run: RunDir, real_train: list[str], g: int, seed: int) -> list[dict]:
+    """ToEdit's pool for generation ``g``'s select stage (``transform: toedit``): ``transform.input``
+    edited by ``transform.prior``, written to ``edited.jsonl`` (text, source index, token counts)
+    with the shares of edited tokens in ``edits.json``."""
+    cfg, gdir = exp.transform, run.gen(g)
+    docs = real_train if cfg.input == "real" or g == 0 else read_texts(run.gen(g - 1) / SELECTED)
+    edited = toedit(models.prior(cfg.prior, run, g), docs, cfg, seed=stage_seed(seed, g, "select", 1))
+    records = [{"text": e.text, "source": i, "tokens": e.tokens, "resampled": e.resampled, "changed": e.changed,
+                "dropped": e.dropped} for i, e in enumerate(edited)]
+    write_jsonl(gdir / EDITED, records)
+    atomic_write_text(gdir / EDITS, json.dumps({"prior": cfg.prior, "input": cfg.input, **summary(edited)}))
+    return records
 
 
 def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", log=print) -> RunDir:
@@ -150,9 +177,12 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
 
         if todo(g, "select"):
             with run.stage(f"{gdir.name}/select"):
-                pool = read_jsonl(gdir / SYNTHETIC)
+                gen0, model = models.get(run.gen(0) / MODEL), models.get(model_dir)
+                pool = edit_real(exp, models, run, real.train, g, seed) if exp.transform.name == "toedit" \
+                    else read_jsonl(gdir / SYNTHETIC)
                 kept = select(exp.filter.name, [r["text"] for r in pool], keep=exp.filter.keep, top_k=exp.filter.top_k,
-                              model=models.get(model_dir), rng=np.random.default_rng(stage_seed(seed, g, "select")))
+                              model=model, gen0_model=gen0, config=exp.filter,
+                              rng=np.random.default_rng(stage_seed(seed, g, "select")))
                 write_jsonl(gdir / SELECTED, ({**pool[i], "index": int(i)} for i in kept))
 
         if exp.probes.enabled and todo(g, "probes"):
@@ -160,6 +190,10 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
                 model = models.get(model_dir)
                 prompts = [model.truncate(p, exp.probes.prompt_tokens) for p in real.probe_prompts]
                 result = run_probes(model, models.get(run.gen(0) / MODEL), read_texts(gdir / SYNTHETIC), prompts)
+                if exp.probes.embedding_diagnostics:
+                    result.update(embedding_diagnostics(
+                        read_texts(gdir / TRAIN), read_texts(gdir / SYNTHETIC), embedder=exp.probes.embedder,
+                        sample_size=exp.probes.embedding_sample, rng=np.random.default_rng(stage_seed(seed, g, "probes"))))
                 atomic_write_text(gdir / PROBES, json.dumps(result))
     return run
 

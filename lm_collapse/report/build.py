@@ -58,6 +58,8 @@ def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, f
         figures += plots.perplexity_density(col, out)
         top1 = [m for m in metrics if m == "probe/top1_mass_mean"]
         figures += plots.metric_lines(cells, col, top1, out, stem="top1_mass")
+        shi = [m for m in metrics if m in ("probe/train_knn_entropy", "probe/nn_distance_to_train")]
+        figures += plots.metric_lines(cells, col, shi, out, stem="entropy_memorization")
     files += figures
 
     md = ["# lm-collapse report", ""]

@@ -4,7 +4,9 @@ A replica is any folder holding a ``manifest.json`` (written by the recursion dr
 the ``arm`` of its ``config.yaml`` (else the parent folder's name) and its seed the manifest's.
 Numbers come from ``gen_XX/lm_eval.json`` (every numeric ``results`` entry except standard errors,
 named ``<task>/<metric>`` without the ``collapse_`` prefix and ``,none`` filter) and from
-``gen_XX/probes.json`` (``probe/<name>`` for the scalar summaries). Anything unreadable is
+``gen_XX/probes.json`` (``probe/<name>`` for the scalar summaries, Shi et al.'s embedding
+diagnostics included) and, for ToEdit runs, ``gen_XX/edits.json`` (``toedit/<share>``: the shares
+of tokens resampled, changed and dropped). Anything unreadable is
 recorded as a problem and skipped: a half-finished or damaged run still reports what it has.
 """
 from __future__ import annotations
@@ -18,7 +20,9 @@ import yaml
 
 from recursion import artifacts
 
-PROBE_SCALARS = ("gen0_perplexity_median", "top1_mass_mean", "next_token_entropy_mean")
+PROBE_SCALARS = ("gen0_perplexity_median", "top1_mass_mean", "next_token_entropy_mean",
+                 "train_knn_entropy", "nn_distance_to_train")
+EDIT_SHARES = ("resampled_share", "changed_share", "dropped_share")
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,8 @@ def collect(paths: list[str | Path]) -> Collection:
             if replica.scored:
                 out.rows += _lm_eval_rows(replica, g, gdir / artifacts.LM_EVAL, out.problems)
             out.rows += _probe_rows(replica, g, gdir / artifacts.PROBES, out.problems)
+            if (gdir / artifacts.EDITS).exists():
+                out.rows += _edit_rows(replica, g, gdir / artifacts.EDITS, out.problems)
         if replica.planned is not None and len(replica.generations) < replica.planned:
             out.problems.append(f"{path}: {len(replica.generations)} of {replica.planned} generations present (unfinished run)")
     return out
@@ -154,6 +160,14 @@ def _probe_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list[R
         return []
     return [Row(rep.arm, rep.seed, g, f"probe/{k}", v, str(path))
             for k in PROBE_SCALARS if (v := _number(doc.get(k))) is not None]
+
+
+def _edit_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list[Row]:
+    doc = _read_json(path, problems, "ToEdit")
+    if not isinstance(doc, dict):
+        return []
+    return [Row(rep.arm, rep.seed, g, f"toedit/{k}", v, str(path))
+            for k in EDIT_SHARES if (v := _number(doc.get(k))) is not None]
 
 
 def read_probe_series(replica: Replica, g: int, key: str = "gen0_perplexity") -> list[float]:
