@@ -211,7 +211,8 @@ def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, ove
             scoring.check_tasks(exp.eval.tasks)
     plan = [(arm, exp, seed, replica_dir(root, arm, seed)) for arm, exp in arms.items() for seed in exp.seeds]
     for arm, exp, seed, path in plan:
-        log(f"{arm} seed {seed}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}, "
+        edit = f", transform {exp.transform.name}" if exp.transform.name != "none" else ""
+        log(f"{arm} seed {seed}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}{edit}, "
             f"filter {exp.filter.name} -> {path}")
     if dry_run:
         return [p for *_, p in plan]

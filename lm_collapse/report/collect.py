@@ -99,9 +99,11 @@ def collect(paths: list[str | Path]) -> Collection:
             replica.generations.append(g)
             if replica.scored:
                 out.rows += _lm_eval_rows(replica, g, gdir / artifacts.LM_EVAL, out.problems)
-            out.rows += _probe_rows(replica, g, gdir / artifacts.PROBES, out.problems)
+            out.rows += _scalar_rows(replica, g, gdir / artifacts.PROBES, out.problems, what="probes", prefix="probe",
+                                     keys=PROBE_SCALARS)
             if (gdir / artifacts.EDITS).exists():
-                out.rows += _edit_rows(replica, g, gdir / artifacts.EDITS, out.problems)
+                out.rows += _scalar_rows(replica, g, gdir / artifacts.EDITS, out.problems, what="ToEdit", prefix="toedit",
+                                         keys=EDIT_SHARES)
         if replica.planned is not None and len(replica.generations) < replica.planned:
             out.problems.append(f"{path}: {len(replica.generations)} of {replica.planned} generations present (unfinished run)")
     return out
@@ -154,20 +156,14 @@ def _lm_eval_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list
     return rows
 
 
-def _probe_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list[Row]:
-    doc = _read_json(path, problems, "probes")
+def _scalar_rows(rep: Replica, g: int, path: Path, problems: list[str], *, what: str, prefix: str,
+                 keys: tuple[str, ...]) -> list[Row]:
+    """``<prefix>/<key>`` rows of the numeric ``keys`` of one JSON file (``probes.json``, ``edits.json``)."""
+    doc = _read_json(path, problems, what)
     if not isinstance(doc, dict):
         return []
-    return [Row(rep.arm, rep.seed, g, f"probe/{k}", v, str(path))
-            for k in PROBE_SCALARS if (v := _number(doc.get(k))) is not None]
-
-
-def _edit_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list[Row]:
-    doc = _read_json(path, problems, "ToEdit")
-    if not isinstance(doc, dict):
-        return []
-    return [Row(rep.arm, rep.seed, g, f"toedit/{k}", v, str(path))
-            for k in EDIT_SHARES if (v := _number(doc.get(k))) is not None]
+    return [Row(rep.arm, rep.seed, g, f"{prefix}/{k}", v, str(path))
+            for k in keys if (v := _number(doc.get(k))) is not None]
 
 
 def read_probe_series(replica: Replica, g: int, key: str = "gen0_perplexity") -> list[float]:

@@ -49,6 +49,27 @@ def config(tmp_path):
     return path
 
 
+def test_toedit_with_a_named_checkpoint_as_prior(tmp_path):
+    """``transform.prior: FOLDER`` edits with that checkpoint (here a bigram of other text)."""
+    from recursion.backends.ngram import NgramLM
+
+    prior = tmp_path / "prior"
+    NgramLM(n=2, alpha=0.0001).fit(["the king is dead"] * 50).save(prior)
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG[:CONFIG.index("arms:")].replace("generations: 2", "generations: 1")
+                    + f"transform: {{name: toedit, prior: {prior}, threshold: 0.9}}\n")
+    [rep] = run_experiment(path, tmp_path / "run", log=lambda s: None)
+    edited = read_jsonl(rep / "gen_00/edited.jsonl")
+    real = read_texts(rep / "gen_00/train.jsonl")
+    # only the words of "the king is dead" ever pass 0.9 under that prior, and they are redrawn among its 4 words
+    for r in edited:
+        assert r["tokens"] == len(real[r["source"]].split())
+        if r["changed"]:
+            new = set(r["text"].split()) - set(real[r["source"]].split())
+            assert new <= {"the", "king", "is", "dead"}
+    assert json.loads((rep / "gen_00/edits.json").read_text())["prior"] == str(prior)
+
+
 def entropy_config(path):
     """The same experiment with Shi et al.'s filters and diagnostics (embeddings: slow on 2 cores)."""
     text = CONFIG[:CONFIG.index("probes:")] + "runtime: {threads: 1}\n" + ENTROPY_ARMS
@@ -90,6 +111,34 @@ def test_toedit_and_acceptability_through_the_driver(config, tmp_path):
 
 
 @pytest.mark.slow
+def test_toedit_and_acceptability_on_hf_models(tmp_path, tiny_gpt2):
+    """The HF back ends: ToEdit with the pretrained base as the prior (``hf_finetune``), the
+    acceptability filter by generation 0's perplexity; every checkpoint scored by lm-eval."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"""
+name: hf
+generations: 2
+model: {{backend: hf_finetune, pretrained: {tiny_gpt2}, init: base, train: {{max_steps: 4, batch_size: 8, block_size: 64}}}}
+data: {{num_train: 60}}
+generate: {{num_docs: 30, decoding: {{max_new_tokens: 10, batch_size: 30}}}}
+eval: {{tasks: [collapse], limit: 2, batch_size: 8, gen_kwargs: "max_gen_toks=8"}}
+probes: {{num_prompts: 4, prompt_tokens: 4}}
+runtime: {{threads: 1}}
+arms:
+  toedit: {{transform: {{name: toedit, prior: base, threshold: 0.1, drop_below: 0.0005}}}}
+  acceptability: {{filter: {{name: acceptability, keep: 0.8}}}}
+""")
+    toedit, acceptability = run_experiment(path, tmp_path / "run", log=lambda s: None)
+    stats = json.loads((toedit / "gen_01/edits.json").read_text())
+    assert stats["prior"] == "base" and stats["documents"] == 60 and stats["resampled_share"] > 0
+    assert read_texts(toedit / "gen_01/train.jsonl") == [r["text"] for r in read_jsonl(toedit / "gen_00/edited.jsonl")]
+    assert len(read_jsonl(acceptability / "gen_00/selected.jsonl")) == 24  # 80% of the 30 generated
+    for rep in (toedit, acceptability):
+        results = json.loads((rep / "gen_01/lm_eval.json").read_text())["results"]
+        assert results["collapse_ppl_shakespeare"]["word_perplexity,none"] > 1
+
+
+@pytest.mark.slow
 def test_entropy_filters_and_diagnostics_through_the_driver(tmp_path):
     run_experiment(entropy_config(tmp_path / "c.yaml"), tmp_path / "run", log=lambda s: None)
     for arm in ("farthest_point", "threshold_decay"):
@@ -105,36 +154,45 @@ def test_entropy_filters_and_diagnostics_through_the_driver(tmp_path):
             assert probes["embedding_sample"] == 30
 
 
-def _run_and_kill(config, run_dir, kill_after_stages):
-    proc = subprocess.Popen([sys.executable, "-m", "lm_collapse.cli", "run", str(config), "--run-dir", str(run_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
-    done = 0
-    for line in proc.stdout:
-        done += "done in" in line
-        if done >= kill_after_stages:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait()
-    return proc.returncode
-
-
-@pytest.mark.slow
-def test_sigkill_then_resume_gives_identical_results(config, tmp_path):
+def _test_driver():
+    """``tests/recursion/test_driver.py`` (tests are not a package): its ``snapshot`` (every artifact
+    byte for byte, timings aside) and ``_run_and_kill`` (SIGKILL `lm-collapse run` after k stages)."""
     import importlib.util
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("test_driver", Path(__file__).with_name("test_driver.py"))
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # its snapshot(): every artifact byte for byte, timings aside
-    snapshot = module.snapshot
+    spec.loader.exec_module(module)
+    return module
 
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_identical_results(config, tmp_path):
+    driver_tests = _test_driver()
+    snapshot, run_and_kill = driver_tests.snapshot, driver_tests._run_and_kill
     config = entropy_config(config)  # farthest_point, threshold_decay, toedit: 3 arms × 2 generations × 5 stages
     reference = tmp_path / "reference"
     run_experiment(config, reference, log=lambda s: None)
     killed = tmp_path / "killed"
     for k in (2, 5, 9, 14, 21):
-        assert _run_and_kill(config, killed, k) in (-signal.SIGKILL, 0)
+        assert run_and_kill(config, killed, k) in (-signal.SIGKILL, 0)
     done = subprocess.run([sys.executable, "-m", "lm_collapse.cli", "run", str(config), "--run-dir", str(killed), "--resume"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert snapshot(killed) == snapshot(reference)
+
+
+def test_shipped_mitigation_configs_validate():
+    from pathlib import Path
+
+    from recursion.config import load_config
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    tiny = load_config(configs / "mitigations_tiny.yaml")
+    assert list(tiny) == ["replace", "surprise", "farthest_point", "threshold_decay", "acceptability", "toedit"]
+    assert tiny["toedit"].transform.name == "toedit" and tiny["acceptability"].filter.keep == 0.8
+    assert all(exp.backend == "hf_scratch" and exp.probes.embedding_diagnostics for exp in tiny.values())
+    gpu = load_config(configs / "mitigations_smollm2.yaml")
+    assert gpu["toedit"].transform.prior == "base" and gpu["toedit_drop"].transform.drop_below == 0.001
+    assert all(exp.model.pretrained == "HuggingFaceTB/SmolLM2-135M" for exp in gpu.values())
+    assert run_experiment(configs / "mitigations_smollm2.yaml", dry_run=True, log=lambda s: None)

@@ -203,15 +203,21 @@ def test_filter_options_are_validated(tmp_path):
     from recursion.config import ConfigError, load_config
 
     path = tmp_path / "c.yaml"
-    path.write_text("name: t\nfilter: {name: threshold_decay, keep: 0.5, tau: 0, decay: 1.5, embedder: ./nowhere}\n"
-                    "transform: {name: toedit, threshold: 1.2, prior: base, drop_below: 0}\n"
-                    "probes: {embedding_sample: 1}\n")
+    path.write_text("name: t\nfilter: {name: threshold_decay, keep: 0.5, tau: 0, decay: 1.5, embedder: ./nowhere, "
+                    "classifier: ~/no/classifier, acceptable_label: -1, batch_size: 0}\n"
+                    "transform: {name: toedit, threshold: 1.2, prior: base, drop_below: 0, beta: 0, candidates: -1, "
+                    "input: last}\n"
+                    "probes: {embedding_sample: 1, embedder: /no/embedder, embedding_diagnostics: maybe}\n")
     with pytest.raises(ConfigError) as err:
         load_config(path)
     text = str(err.value)
     for key in ("filter.tau must be > 0", "filter.decay must be in (0, 1)", "filter.embedder = './nowhere': no such folder",
-                "transform.threshold must be in (0, 1)", "transform.drop_below must be in (0, threshold)",
-                "transform.prior = base needs model.backend: hf_finetune", "probes.embedding_sample must be >= 2"):
+                "filter.classifier = '~/no/classifier': no such folder", "filter.acceptable_label must be >= 0",
+                "filter.batch_size must be >= 1", "transform.threshold must be in (0, 1)", "transform.beta must be > 0",
+                "transform.candidates must be >= 0", "transform.input = 'last' is not valid; choose one of: real, previous",
+                "transform.drop_below must be in (0, threshold)", "transform.prior = base needs model.backend: hf_finetune",
+                "probes.embedding_sample must be >= 2", "probes.embedder = '/no/embedder': no such folder",
+                "probes.embedding_diagnostics must be bool"):
         assert key in text, key
     path.write_text("name: t\ntransform: {name: toedit, prior: ./no/such/checkpoint}\nfilter: {name: acceptability, "
                     "keep: 0.8, scorer: clasifier}\n")
@@ -219,3 +225,7 @@ def test_filter_options_are_validated(tmp_path):
         load_config(path)
     assert "transform.prior = './no/such/checkpoint' is not valid" in str(err.value)
     assert "filter.scorer = 'clasifier' is not valid; choose one of: gen0_perplexity, classifier" in str(err.value)
+    path.write_text("name: t\nmodel: {backend: hf_finetune, pretrained: x}\ntransform: {name: toedit, prior: base}\n"
+                    f"filter: {{name: farthest_point, keep: 0.5, embedder: {tmp_path}}}\n")
+    [exp] = load_config(path).values()
+    assert exp.transform.prior == "base" and exp.filter.embedder == str(tmp_path)
