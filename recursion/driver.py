@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ from .artifacts import (
 from .backends import backend_class
 from .config import Experiment, load_config, to_dict
 from .data import real_data, split_prompt
-from .filters import select
+from .filters import Lazy, select
 from .probes import embedding_diagnostics, run_probes
 from .regimes import training_set
 from .rundir import RunDir
@@ -177,11 +178,11 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
 
         if todo(g, "select"):
             with run.stage(f"{gdir.name}/select"):
-                gen0, model = models.get(run.gen(0) / MODEL), models.get(model_dir)
                 pool = edit_real(exp, models, run, real.train, g, seed) if exp.transform.name == "toedit" \
                     else read_jsonl(gdir / SYNTHETIC)
                 kept = select(exp.filter.name, [r["text"] for r in pool], keep=exp.filter.keep, top_k=exp.filter.top_k,
-                              model=model, gen0_model=gen0, config=exp.filter,
+                              model=Lazy(partial(models.get, model_dir)), config=exp.filter,
+                              gen0_model=Lazy(partial(models.get, run.gen(0) / MODEL)),
                               rng=np.random.default_rng(stage_seed(seed, g, "select")))
                 write_jsonl(gdir / SELECTED, ({**pool[i], "index": int(i)} for i in kept))
 

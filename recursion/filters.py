@@ -286,11 +286,18 @@ def keep_acceptable(texts: Sequence[str], *, n_keep: int, model, gen0_model, con
     return _top(acceptability_scores(texts, config=config, gen0_model=gen0_model, device=device), n_keep)
 
 
+class Lazy:
+    """A resource of :func:`select` built (``load()``) only when the filter declares it."""
+
+    def __init__(self, load: Callable[[], object]):
+        self.load = load
+
+
 def select(name: str, texts: Sequence[str], *, keep: float, top_k: int | None, **resources) -> np.ndarray:
     """Run filter ``name``; returns the kept indices in pool order.
 
     ``resources`` (``model``, ``gen0_model``, ``rng``, ``config``) are handed to the filter when
-    its signature declares them.
+    its signature declares them (a :class:`Lazy` one is built only then).
     """
     if name not in FILTERS:
         raise ValueError(f"unknown filter {name!r}; choose one of: {', '.join(FILTERS)}")
@@ -302,5 +309,5 @@ def select(name: str, texts: Sequence[str], *, keep: float, top_k: int | None, *
     fn = FILTERS[name]
     declared = inspect.signature(fn).parameters
     everything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in declared.values())
-    wanted = {k: v for k, v in resources.items() if everything or k in declared}
+    wanted = {k: v.load() if isinstance(v, Lazy) else v for k, v in resources.items() if everything or k in declared}
     return np.asarray(fn(list(texts), n_keep=max(n_keep, 1) if texts else 0, **wanted), dtype=int)

@@ -53,9 +53,11 @@ def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem:
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
+    ncol = min(len(labels), 4) or 1
+    top = 1 - 0.3 * -(-len(labels) // ncol) / fig.get_figheight()  # room for the legend's rows (0.3 in each)
     if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4), bbox_to_anchor=(0.5, 1.02))
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+        fig.legend(handles, labels, loc="upper center", ncol=ncol, bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, top))
     paths = _save(fig, out, stem)
     plt.close(fig)
     return paths

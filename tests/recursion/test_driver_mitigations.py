@@ -189,7 +189,7 @@ def test_shipped_mitigation_configs_validate():
 
     configs = Path(__file__).resolve().parents[2] / "configs"
     tiny = load_config(configs / "mitigations_tiny.yaml")
-    assert list(tiny) == ["replace", "surprise", "farthest_point", "threshold_decay", "acceptability", "toedit"]
+    assert list(tiny) == ["replace", "surprise", "farthest_point", "threshold_decay", "acceptability", "toedit", "toedit_drop"]
     assert tiny["toedit"].transform.name == "toedit" and tiny["acceptability"].filter.keep == 0.8
     assert all(exp.backend == "hf_scratch" and exp.probes.embedding_diagnostics for exp in tiny.values())
     gpu = load_config(configs / "mitigations_smollm2.yaml")
