@@ -88,7 +88,7 @@ class FilterConfig:
     keep: float = 1.0  # fraction of the synthetic pool kept
     top_k: int | None = None  # or an exact number of documents
     embedder: str | None = None  # sentence embedder: hub id or folder; null: all-MiniLM-L6-v2 (offline package if installed)
-    tau: float = 1.0  # threshold_decay: initial distance threshold, in embedding units
+    tau: float = 1.4  # threshold_decay: initial distance threshold, in embedding units
     decay: float = 0.95  # threshold_decay: tau is multiplied by this after every pass
     scorer: Literal["gen0_perplexity", "classifier"] = "gen0_perplexity"  # acceptability: the quality score
     classifier: str = "textattack/roberta-base-CoLA"  # acceptability (scorer: classifier): hub id or folder

@@ -37,7 +37,7 @@ ENTROPY_ARMS = """
 probes: {num_prompts: 10, embedding_diagnostics: true, embedding_sample: 30}
 arms:
   farthest_point: {filter: {name: farthest_point, keep: 0.5}}
-  threshold_decay: {filter: {name: threshold_decay, keep: 0.5, tau: 1.2, decay: 0.9}}
+  threshold_decay: {filter: {name: threshold_decay, keep: 0.5, tau: 1.4, decay: 0.9}}
   toedit: {model: {alpha: 0.0001}, transform: {name: toedit, threshold: 0.5}}
 """
 
