@@ -39,7 +39,7 @@ from .artifacts import (
 from .backends import backend_class
 from .config import Experiment, load_config, to_dict
 from .data import real_data, split_prompt
-from .filters import Lazy, select
+from .filters import Lazy, check_embeddings, select
 from .probes import embedding_diagnostics, run_probes
 from .regimes import training_set
 from .rundir import RunDir
@@ -210,6 +210,7 @@ def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, ove
     for exp in arms.values():
         if exp.eval.enabled:
             scoring.check_tasks(exp.eval.tasks)
+        check_embeddings(exp)
     plan = [(arm, exp, seed, replica_dir(root, arm, seed)) for arm, exp in arms.items() for seed in exp.seeds]
     for arm, exp, seed, path in plan:
         edit = f", transform {exp.transform.name}" if exp.transform.name != "none" else ""

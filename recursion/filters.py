@@ -106,6 +106,20 @@ def _pool_embeddings(texts: Sequence[str], config) -> np.ndarray:
     return embed_texts(texts, embedder=config.embedder, batch_size=config.batch_size).astype(np.float32)
 
 
+EMBEDDING_FILTERS = ("farthest_point", "threshold_decay")
+
+
+def check_embeddings(exp) -> None:
+    """Fail before any work when the experiment embeds text (an entropy-based filter, or
+    ``probes.embedding_diagnostics``) and sentence-transformers is not installed."""
+    import importlib.util
+
+    users = ([f"filter.name = {exp.filter.name}"] if exp.filter.name in EMBEDDING_FILTERS else []) + \
+        (["probes.embedding_diagnostics"] if exp.probes.enabled and exp.probes.embedding_diagnostics else [])
+    if users and importlib.util.find_spec("sentence_transformers") is None:
+        raise ValueError(f"{' and '.join(users)} need sentence embeddings: pip install 'lm-collapse[embeddings]'")
+
+
 def _sq_distances(X: np.ndarray, sq: np.ndarray, i: int) -> np.ndarray:
     """Squared Euclidean distance of every row of ``X`` to row ``i`` (``sq``: the rows' squared norms),
     ‖x‖² + ‖x_i‖² − 2 x·x_i clipped at 0: one matrix-vector product, O(N·d)."""

@@ -229,3 +229,19 @@ def test_filter_options_are_validated(tmp_path):
                     f"filter: {{name: farthest_point, keep: 0.5, embedder: {tmp_path}}}\n")
     [exp] = load_config(path).values()
     assert exp.transform.prior == "base" and exp.filter.embedder == str(tmp_path)
+
+
+def test_a_missing_embeddings_extra_fails_before_any_work(tmp_path, monkeypatch):
+    import importlib.util
+
+    from recursion.driver import run_experiment
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sentence_transformers" else real(name, *a))
+    path = tmp_path / "c.yaml"
+    path.write_text("name: t\neval: {enabled: false}\nfilter: {name: farthest_point, keep: 0.5}\n"
+                    "probes: {embedding_diagnostics: true}\n")
+    with pytest.raises(ValueError, match=r"filter.name = farthest_point and probes.embedding_diagnostics need sentence "
+                                         r"embeddings: pip install 'lm-collapse\[embeddings\]'"):
+        run_experiment(path, tmp_path / "run", log=lambda s: None)
+    assert not (tmp_path / "run").exists()
