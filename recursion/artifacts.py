@@ -17,6 +17,8 @@ and readers. Layout of an experiment run ``RUN/``::
             model/             the model (save_pretrained / ngram.json)   MODEL
             lm_eval.json       lm-eval results of this checkpoint  LM_EVAL
             synthetic.jsonl    generated documents                 SYNTHETIC
+            edited.jsonl       ToEdit's edited real documents      EDITED  (transform: toedit)
+            edits.json         shares of edited tokens             EDITS   (transform: toedit)
             selected.jsonl     documents kept by the filter        SELECTED
             probes.json        probe results                       PROBES
         gen_01/ ...
@@ -45,6 +47,8 @@ MODEL = "model"
 LM_EVAL = "lm_eval.json"
 SYNTHETIC = "synthetic.jsonl"
 SELECTED = "selected.jsonl"
+EDITED = "edited.jsonl"
+EDITS = "edits.json"
 PROBES = "probes.json"
 GEN_GLOB = "gen_[0-9]*"
 _GEN = re.compile(r"gen_(\d+)")

@@ -135,11 +135,24 @@ class RegimeConfig:
 
 @dataclass(frozen=True)
 class FilterConfig:
-    """Which synthetic documents are handed on (see :mod:`recursion.filters`)."""
+    """Which synthetic documents are handed on (see :mod:`recursion.filters`).
+
+    ``keep`` / ``top_k`` size every filter; the other fields are the options of the filters that
+    use them (each filter's docstring names its own): ``embedder`` for ``farthest_point`` and
+    ``threshold_decay``; ``tau`` and ``decay`` for ``threshold_decay``; ``scorer``, ``classifier``
+    and ``acceptable_label`` for ``acceptability``.
+    """
 
     name: str = "none"
     keep: float = 1.0  # fraction of the synthetic pool kept
     top_k: int | None = None  # or an exact number of documents
+    embedder: str | None = None  # sentence embedder: hub id or folder; null: all-MiniLM-L6-v2 (offline package if installed)
+    tau: float = 1.4  # threshold_decay: initial distance threshold, in embedding units
+    decay: float = 0.95  # threshold_decay: tau is multiplied by this after every pass
+    scorer: Literal["gen0_perplexity", "classifier"] = "gen0_perplexity"  # acceptability: the quality score
+    classifier: str = "textattack/roberta-base-CoLA"  # acceptability (scorer: classifier): hub id or folder
+    acceptable_label: int = 1  # acceptability: the classifier's label meaning "acceptable"
+    batch_size: int = 64  # embedding / classifier batch size
 
     def problems(self) -> list[tuple[str, str]]:
         from .filters import FILTERS
@@ -150,6 +163,50 @@ class FilterConfig:
             (self.top_k is None or self.top_k >= 1, "top_k", "must be >= 1"),
             (self.name != "none" or (self.keep == 1.0 and self.top_k is None), "name",
              "= 'none' keeps every document; use 'random' (or another filter) with keep / top_k"),
+            (self.tau > 0, "tau", "must be > 0"),
+            (0.0 < self.decay < 1.0, "decay", "must be in (0, 1)"),
+            (self.acceptable_label >= 0, "acceptable_label", "must be >= 0 (a label index of the classifier)"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            _folder_check(self.embedder, "embedder"),
+            _folder_check(self.classifier, "classifier"),
+        )
+
+
+def _folder_check(name: str | None, key: str) -> tuple[bool, str, str]:
+    """A name written as a path (``./x``, ``/x``, ``~/x``) must be an existing folder; anything else is a hub id."""
+    path = None if name is None or not name.startswith((".", "/", "~")) else Path(name).expanduser()
+    return (path is None or path.is_dir(), key, f"= {name!r}: no such folder")
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """A transform of real documents that replaces the synthetic pool (see :mod:`recursion.transforms`).
+
+    ``toedit`` (Zhu et al., 2025): each generation, the documents of ``input`` (``real``: generation
+    0's real training set; ``previous``: the documents the previous generation handed on) are
+    token-edited by the ``prior`` model (``gen0``: generation 0's model; ``current``: this
+    generation's; ``base``: the pretrained model of ``hf_finetune``; or a checkpoint folder) and are
+    the pool the filter selects from, instead of the generated documents.
+    """
+
+    name: Literal["none", "toedit"] = "none"
+    input: Literal["real", "previous"] = "real"
+    prior: str = "gen0"
+    threshold: float = 0.99  # resample tokens whose probability exceeds this
+    beta: float = 1.5  # ... from softmax(log p / beta) over the candidates
+    candidates: int = 64  # the prior's top tokens sampled from (0: the whole vocabulary)
+    drop_below: float | None = None  # the drop variant: remove tokens whose probability is below this (0.001)
+
+    def problems(self) -> list[tuple[str, str]]:
+        keyword = self.prior in ("gen0", "current", "base")
+        return failing(
+            (0.0 < self.threshold < 1.0, "threshold", "must be in (0, 1)"),
+            (self.beta > 0, "beta", "must be > 0"),
+            (self.candidates >= 0, "candidates", "must be >= 0 (0: the whole vocabulary)"),
+            (self.drop_below is None or 0.0 < self.drop_below < self.threshold, "drop_below",
+             "must be in (0, threshold)"),
+            (keyword or Path(self.prior).expanduser().is_dir(), "prior",
+             f"= {self.prior!r} is not valid; choose one of: gen0, current, base, or an existing checkpoint folder"),
         )
 
 
@@ -197,7 +254,9 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class ProbesConfig:
-    """Probes stored beside lm-eval results: Gen-0 perplexity of synthetic data, top-1 mass.
+    """Probes stored beside lm-eval results: Gen-0 perplexity of synthetic data, top-1 mass; with
+    ``embedding_diagnostics``, Shi et al.'s kNN entropy of the training set and nearest-neighbour
+    distance of the generated data to it, on ``embedding_sample`` seeded documents of each.
 
     The probe prompts are never trained on. They come from ``prompts_file`` (one prompt per line,
     or JSONL with a ``text`` field), or from ``split`` (another split of an ``hf:`` source, e.g.
@@ -210,12 +269,17 @@ class ProbesConfig:
     prompt_tokens: int = 16
     prompts_file: str | None = None
     split: str | None = None
+    embedding_diagnostics: bool = False  # needs the embeddings extra (sentence-transformers)
+    embedding_sample: int = 1000  # documents embedded per set (fixed N: the kNN entropy moves with N)
+    embedder: str | None = None  # hub id or folder; null: all-MiniLM-L6-v2 (offline package if installed)
 
     def problems(self) -> list[tuple[str, str]]:
         return failing(
             (self.num_prompts >= 1, "num_prompts", "must be >= 1"),
             (self.prompt_tokens >= 1, "prompt_tokens", "must be >= 1"),
             (self.prompts_file is None or self.split is None, "prompts_file", "and probes.split both given; choose one"),
+            (self.embedding_sample >= 2, "embedding_sample", "must be >= 2 (the kNN entropy needs two points)"),
+            _folder_check(self.embedder, "embedder"),
         )
 
 
@@ -239,6 +303,7 @@ class Experiment:
     data: DataConfig = field(default_factory=DataConfig)
     regime: RegimeConfig = field(default_factory=RegimeConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
+    transform: TransformConfig = field(default_factory=TransformConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
@@ -269,6 +334,8 @@ class Experiment:
              "is read only by the hf back ends (model.train.best_checkpoint)"),
             (self.probes.split is None or self.data.source.startswith("hf:"), "probes.split",
              f"= {self.probes.split!r} needs an hf: data.source (for {self.data.source!r} give probes.prompts_file)"),
+            (self.transform.prior != "base" or self.backend == "hf_finetune", "transform.prior",
+             "= base needs model.backend: hf_finetune (its pretrained model); use gen0, current or a checkpoint folder"),
         )
 
 

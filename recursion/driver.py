@@ -20,12 +20,15 @@ import json
 import math
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from . import scoring
 from .artifacts import (
+    EDITED,
+    EDITS,
     HELDOUT,
     LM_EVAL,
     MODEL,
@@ -43,11 +46,12 @@ from .artifacts import (
 from .backends import backend_class
 from .config import Experiment, FilterConfig, experiment_from_dict, load_config, to_dict
 from .data import Source, load_pool, prepare, real_data, split_prompt, validation_texts
-from .filters import select
-from .probes import run_probes
+from .filters import Lazy, check_embeddings, select
+from .probes import embedding_diagnostics, run_probes
 from .regimes import selection_pool, training_set
 from .rundir import RunDir, RunLock, check_compatible, check_folder
 from .runtime import set_threads
+from .transforms import summary, toedit
 
 STAGES = ("data", "train", "eval", "generate", "select", "probes")
 
@@ -63,8 +67,9 @@ def stage_inputs(name: str) -> list[str]:
         "train": [(g, "data")] + ([(g - 1, "train")] if g else []),  # the previous model (vocabulary, init)
         "eval": [(g, "train")],
         "generate": [(g, "train"), (g, "data")],  # train_prefix prompts come from the training set
-        "select": [(g, "generate"), (g, "train")],
-        "probes": [(g, "train"), (0, "train"), (g, "generate")],
+        # ToEdit edits with generation 0's model (or this one), the previous selection as input
+        "select": [(g, "generate"), (g, "train"), (0, "train")] + ([(g - 1, "select")] if g else []),
+        "probes": [(g, "train"), (0, "train"), (g, "generate"), (g, "data"), (0, "data")],  # held out, train set
     }[stage]
     return [f"{gen_name(k)}/{s}" for k, s in reads]
 
@@ -73,22 +78,32 @@ def make_backend(exp: Experiment):
     return backend_class(exp.backend)(exp.model, exp.runtime)
 
 
-def stage_seed(seed: int, g: int, stage: str) -> int:
-    """The seed of one stage of one generation: a function of (seed, g, stage) only."""
-    return int(np.random.SeedSequence([seed, g, STAGES.index(stage)]).generate_state(1)[0])
+def stage_seed(seed: int, g: int, stage: str, *stream: int) -> int:
+    """The seed of one stage of one generation: a function of (seed, g, stage) only; ``stream``
+    gives a stage further independent seeds."""
+    return int(np.random.SeedSequence([seed, g, STAGES.index(stage), *stream]).generate_state(1)[0])
 
 
 class _Models:
     """Loads each model folder once; keeps generation 0's (for the probes) and the current one."""
 
     def __init__(self, backend):
-        self.backend, self.cache = backend, {}
+        self.backend, self.cache, self.fixed = backend, {}, {}
 
     def get(self, path: Path):
         if path not in self.cache:
             keep = {p: m for p, m in self.cache.items() if p.parent.name == gen_name(0)}
             self.cache = {**keep, path: self.backend.load(path)}
         return self.cache[path]
+
+    def prior(self, name: str, run: RunDir, g: int):
+        """ToEdit's ``transform.prior``: generation 0's model, this generation's, the pretrained base
+        (``hf_finetune``), or a checkpoint folder (both loaded once per run)."""
+        if name in ("gen0", "current"):
+            return self.get(run.gen(0 if name == "gen0" else g) / MODEL)
+        if name not in self.fixed:
+            self.fixed[name] = self.backend.load_base() if name == "base" else self.backend.load(Path(name).expanduser())
+        return self.fixed[name]
 
 
 def num_docs(exp: Experiment, n_real: int) -> int:
@@ -126,8 +141,20 @@ def synthetic_records(prompts: list[str] | None, texts: list[str], *, keep_promp
     return [{"text": p + t if keep_prompt else t, "prompt": p} for t, p in zip(texts, prompts)]
 
 
-def _needs_model(name: str) -> bool:
-    return name in ("surprise", "low_surprise")
+
+
+def edit_real(exp: Experiment, models: _Models, run: RunDir, real_train: list[str], g: int, seed: int) -> list[dict]:
+    """ToEdit's pool for generation ``g``'s select stage (``transform: toedit``): ``transform.input``
+    edited by ``transform.prior``, written to ``edited.jsonl`` (text, source index, token counts)
+    with the shares of edited tokens in ``edits.json``."""
+    cfg, gdir = exp.transform, run.gen(g)
+    docs = real_train if cfg.input == "real" or g == 0 else read_texts(run.gen(g - 1) / SELECTED)
+    edited = toedit(models.prior(cfg.prior, run, g), docs, cfg, seed=stage_seed(seed, g, "select", 1))
+    records = [{"text": e.text, "source": i, "tokens": e.tokens, "resampled": e.resampled, "changed": e.changed,
+                "dropped": e.dropped} for i, e in enumerate(edited)]
+    write_jsonl(gdir / EDITED, records)
+    atomic_write_text(gdir / EDITS, json.dumps({"prior": cfg.prior, "input": cfg.input, **summary(edited)}))
+    return records
 
 
 def replica_config(exp: Experiment, seed: int, arm: str, overrides=()) -> dict:
@@ -177,8 +204,9 @@ def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, 
                 if exp.regime.name == "accumulate_select":  # the filter chooses top_k of the accumulated pool
                     pool = selection_pool(exp.regime.pool, g, real=real.train, selected=selected) if g else real.train
                     name = exp.filter.name if g else "random"
-                    kept = select(name, pool, keep=1.0, top_k=exp.filter.top_k, rng=rng,
-                                  model=models.get(run.gen(g - 1) / MODEL) if _needs_model(name) else None)
+                    kept = select(name, pool, keep=1.0, top_k=exp.filter.top_k, rng=rng, config=exp.filter,
+                                  model=Lazy(partial(models.get, run.gen(g - 1) / MODEL)) if g else None,
+                                  gen0_model=Lazy(partial(models.get, run.gen(0) / MODEL)) if g else None)
                     texts = [pool[i] for i in kept]
                 else:
                     texts = training_set(exp.regime.name, g, real=real.train, fresh=real.fresh,
@@ -213,11 +241,15 @@ def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, 
                 write_jsonl(gdir / SYNTHETIC, synthetic_records(prompts, texts, keep_prompt=exp.generate.keep_prompt))
 
         if todo(g, "select"):
-            with run.stage(f"{gdir.name}/select", [gdir / SELECTED]):
-                pool = read_jsonl(gdir / SYNTHETIC)
+            toedit_on = exp.transform.name == "toedit"
+            outputs = [gdir / SELECTED] + ([gdir / EDITED, gdir / EDITS] if toedit_on else [])
+            with run.stage(f"{gdir.name}/select", outputs):
+                pool = edit_real(exp, models, run, real.train, g, seed) if toedit_on else read_jsonl(gdir / SYNTHETIC)
                 f = exp.filter if exp.regime.name != "accumulate_select" else FilterConfig()  # it filters at data
                 kept = select(f.name, [r["text"] for r in pool], keep=f.keep, top_k=f.top_k,
-                              model=models.get(model_dir), rng=np.random.default_rng(stage_seed(seed, g, "select")))
+                              model=Lazy(partial(models.get, model_dir)), config=f,
+                              gen0_model=Lazy(partial(models.get, run.gen(0) / MODEL)),
+                              rng=np.random.default_rng(stage_seed(seed, g, "select")))
                 write_jsonl(gdir / SELECTED, ({**pool[i], "index": int(i)} for i in kept))
 
         if exp.probes.enabled and todo(g, "probes"):
@@ -226,6 +258,10 @@ def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, 
                 prompts = [model.truncate(p, exp.probes.prompt_tokens) for p in real.probe_prompts]
                 result = run_probes(model, models.get(run.gen(0) / MODEL), read_texts(gdir / SYNTHETIC), prompts,
                                     heldout=real.heldout)
+                if exp.probes.embedding_diagnostics:
+                    result.update(embedding_diagnostics(
+                        read_texts(gdir / TRAIN), read_texts(gdir / SYNTHETIC), embedder=exp.probes.embedder,
+                        sample_size=exp.probes.embedding_sample, rng=np.random.default_rng(stage_seed(seed, g, "probes"))))
                 atomic_write_text(gdir / PROBES, json.dumps(result))
     return run
 
@@ -244,13 +280,16 @@ def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, ove
         raise FileNotFoundError(f"--resume: no run folder {root} to resume")
     for tasks in dict.fromkeys(exp.eval.tasks for exp in arms.values() if exp.eval.enabled):
         scoring.check_tasks(tasks)
+    for exp in arms.values():
+        check_embeddings(exp)
     sources = prepare_sources(arms)
     plan = [(arm, exp, seed, replica_dir(root, arm, seed)) for arm, exp in arms.items() for seed in exp.seeds]
     RunLock(root, log).check()
     for arm, exp, seed, path in plan:
         RunLock(path, log).check()
         extends = check_compatible(path, replica_config(exp, seed, arm), defaults=default_config(exp, arm))
-        log(f"{arm} seed {seed}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}, "
+        edit = f", transform {exp.transform.name}" if exp.transform.name != "none" else ""
+        log(f"{arm} seed {seed}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}{edit}, "
             f"filter {exp.filter.name}, {sources[arm].num_train} real training documents -> {path}"
             + (f" ({extends})" if extends else ""))
     if dry_run:

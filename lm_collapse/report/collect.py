@@ -5,7 +5,9 @@ the ``arm`` of its ``config.yaml`` (else the parent folder's name), its seed the
 ``overrides`` of the config file it ran with (``--set`` pairs, the demo's size reductions) its ``config.yaml``'s.
 Numbers come from ``gen_XX/lm_eval.json`` (every numeric ``results`` entry except standard errors,
 named ``<task>/<metric>`` without the ``collapse_`` prefix and ``,none`` filter) and from
-``gen_XX/probes.json`` (``probe/<name>`` for the scalar summaries). Anything unreadable is
+``gen_XX/probes.json`` (``probe/<name>`` for the scalar summaries, Shi et al.'s embedding
+diagnostics included) and, for ToEdit runs, ``gen_XX/edits.json`` (``toedit/<share>``: the shares
+of tokens resampled, changed and dropped). Anything unreadable is
 recorded as a problem and skipped: a half-finished or damaged run still reports what it has.
 """
 from __future__ import annotations
@@ -19,7 +21,9 @@ import yaml
 
 from recursion import artifacts
 
-PROBE_SCALARS = ("gen0_perplexity_median", "top1_mass_mean", "next_token_entropy_mean", "heldout_perplexity")
+PROBE_SCALARS = ("gen0_perplexity_median", "top1_mass_mean", "next_token_entropy_mean", "heldout_perplexity",
+                 "train_knn_entropy", "nn_distance_to_train")
+EDIT_SHARES = ("resampled_share", "changed_share", "dropped_share")
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,11 @@ def collect(paths: list[str | Path]) -> Collection:
             replica.generations.append(g)
             if replica.scored:
                 out.rows += _lm_eval_rows(replica, g, gdir / artifacts.LM_EVAL, out.problems)
-            out.rows += _probe_rows(replica, g, gdir / artifacts.PROBES, out.problems)
+            out.rows += _scalar_rows(replica, g, gdir / artifacts.PROBES, out.problems, what="probes", prefix="probe",
+                                     keys=PROBE_SCALARS)
+            if (gdir / artifacts.EDITS).exists():
+                out.rows += _scalar_rows(replica, g, gdir / artifacts.EDITS, out.problems, what="ToEdit", prefix="toedit",
+                                         keys=EDIT_SHARES)
         if replica.planned is not None and len(replica.generations) < replica.planned:
             out.problems.append(f"{path}: {len(replica.generations)} of {replica.planned} generations present (unfinished run)")
     return out
@@ -151,12 +159,14 @@ def _lm_eval_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list
     return rows
 
 
-def _probe_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list[Row]:
-    doc = _read_json(path, problems, "probes")
+def _scalar_rows(rep: Replica, g: int, path: Path, problems: list[str], *, what: str, prefix: str,
+                 keys: tuple[str, ...]) -> list[Row]:
+    """``<prefix>/<key>`` rows of the numeric ``keys`` of one JSON file (``probes.json``, ``edits.json``)."""
+    doc = _read_json(path, problems, what)
     if not isinstance(doc, dict):
         return []
-    return [Row(rep.arm, rep.seed, g, f"probe/{k}", v, str(path))
-            for k in PROBE_SCALARS if (v := _number(doc.get(k))) is not None]
+    return [Row(rep.arm, rep.seed, g, f"{prefix}/{k}", v, str(path))
+            for k in keys if (v := _number(doc.get(k))) is not None]
 
 
 def read_probe_series(replica: Replica, g: int, key: str = "gen0_perplexity") -> list[float]:

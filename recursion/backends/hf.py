@@ -332,32 +332,87 @@ class HFModel:
         The windows are lm-eval's (``get_rolling_token_windows`` + ``make_disjoint_window`` with
         context length :attr:`context`), scored in right-padded batches of ``batch_size``.
         """
-        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
-
         ids = self.encode(list(texts))
-        windows = [(d, make_disjoint_window(w)) for d, toks in enumerate(ids)
-                   for w in get_rolling_token_windows(toks, prefix_token=self.start_id, max_seq_len=self.context, context_len=1)]
+        windows = self._rolling_windows(ids)
         total = np.zeros(len(ids))
         sums = self._score([w for _, w in windows])
         np.add.at(total, np.array([d for d, _ in windows], dtype=np.int64), sums)
         return total, np.array([len(t) for t in ids], dtype=np.int64)
 
+    def _rolling_windows(self, ids: list[list[int]]) -> list[tuple[int, tuple[list[int], list[int]]]]:
+        """``(document, (context, continuation))`` of every disjoint rolling window of every document."""
+        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+        return [(d, make_disjoint_window(w)) for d, toks in enumerate(ids)
+                for w in get_rolling_token_windows(toks, prefix_token=self.start_id, max_seq_len=self.context, context_len=1)]
+
+    def _continuation_logits(self, windows: list[tuple[list[int], list[int]]]):
+        """Yield ``(i, logits)`` per (context, continuation) window, ``logits`` (float32, one row per
+        continuation token) predicting it; right-padded batches of ``batch_size``, longest first.
+        Call under ``torch.inference_mode()``."""
+        inputs = [(ctx + cont)[-(self.context + 1):][:-1] for ctx, cont in windows]
+        order = sorted(range(len(windows)), key=lambda i: -len(inputs[i]))
+        for lo in range(0, len(order), self.batch_size):
+            rows = order[lo:lo + self.batch_size]
+            ids, mask = self._pad([inputs[i] for i in rows], side="right")
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
+            for r, i in enumerate(rows):
+                n = len(inputs[i])
+                yield i, logits[r, n - len(windows[i][1]):n].float()
+
     def _score(self, windows: list[tuple[list[int], list[int]]]) -> np.ndarray:
         """Σ log p(continuation | context) of each (context, continuation) window."""
         import torch
 
-        inputs = [(ctx + cont)[-(self.context + 1):][:-1] for ctx, cont in windows]
-        order = sorted(range(len(windows)), key=lambda i: -len(inputs[i]))
         out = np.zeros(len(windows))
         with torch.inference_mode():
-            for lo in range(0, len(order), self.batch_size):
-                rows = order[lo:lo + self.batch_size]
-                ids, mask = self._pad([inputs[i] for i in rows], side="right")
-                logits = self.model(input_ids=ids, attention_mask=mask).logits
-                for r, i in enumerate(rows):  # log-softmax of the scored positions only, in float32
-                    cont, n = windows[i][1], len(inputs[i])
-                    logp = torch.log_softmax(logits[r, n - len(cont):n].float(), dim=-1)
-                    out[i] = logp.gather(1, torch.tensor(cont, device=logp.device)[:, None]).sum().item()
+            for i, logits in self._continuation_logits(windows):  # log-softmax of the scored positions only
+                logp = torch.log_softmax(logits, dim=-1)
+                out[i] = logp.gather(1, torch.tensor(windows[i][1], device=logp.device)[:, None]).sum().item()
+        return out
+
+    def toedit(self, texts: Sequence[str], *, rule, seed: int) -> list:
+        """ToEdit (:mod:`recursion.transforms`): every document edited by ``rule`` after one
+        teacher-forced pass of this model, in the disjoint rolling windows of
+        :meth:`loglikelihood_rolling` (each token predicted from ``start`` and up to a context of
+        preceding tokens), batched like it. Candidates are the ``rule.candidates`` most probable
+        non-special tokens (all of them for 0). A document left unchanged keeps its exact text."""
+        import torch
+
+        from ..transforms import RESAMPLE, EditedDoc, apply_edits, uniforms
+
+        ids = self.encode(list(texts))
+        windows = self._rolling_windows(ids)
+        starts, seen = [], {}
+        for d, (_, cont) in windows:  # where each window's continuation starts in its document
+            starts.append(seen.get(d, 0))
+            seen[d] = starts[-1] + len(cont)
+        p = [np.zeros(len(t)) for t in ids]
+        drawn: list[dict[int, int]] = [{} for _ in ids]
+        u = [uniforms(seed, d, len(t)) for d, t in enumerate(ids)]
+        special = sorted(set(self.tokenizer.all_special_ids))
+        with torch.inference_mode():
+            for i, logits in self._continuation_logits([w for _, w in windows]):
+                d, start, cont = windows[i][0], starts[i], windows[i][1][1]
+                logp = torch.log_softmax(logits, dim=-1)
+                actual = logp.gather(1, torch.tensor(cont, device=logp.device)[:, None])[:, 0].exp().double().cpu().numpy()
+                p[d][start:start + len(cont)] = actual
+                rows = np.flatnonzero(rule.actions(actual) == RESAMPLE)
+                if not rows.size:
+                    continue
+                cand = logp[torch.as_tensor(rows, device=logp.device)]
+                cand[:, special] = -torch.inf
+                k = rule.candidates if 0 < rule.candidates < cand.shape[1] - len(special) else cand.shape[1]
+                values, index = torch.topk(cand, k, dim=-1)
+                new = rule.resample(index.cpu().numpy(), values.double().cpu().numpy(), u[d][start + rows])
+                drawn[d].update(zip((start + rows).tolist(), new.tolist()))
+        out = []
+        for d, (text, toks) in enumerate(zip(texts, ids)):
+            actions = rule.actions(p[d])
+            new, changed, dropped = apply_edits(toks, actions, [drawn[d][j] for j in np.flatnonzero(actions == RESAMPLE)])
+            if changed or dropped:
+                text = self.tokenizer.decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            out.append(EditedDoc(text, len(toks), int(np.sum(actions == RESAMPLE)), changed, dropped))
         return out
 
     def perplexity(self, texts: Sequence[str]) -> np.ndarray:
@@ -834,6 +889,12 @@ class HFFinetuneBackend:
     def load(self, path: Path) -> HFModel:
         return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size,
                     dtype=self._dtype(_device(self.runtime)), trust_remote_code=self.trust_remote_code)
+
+    def load_base(self) -> HFModel:
+        """The pretrained model itself, untouched (ToEdit's ``transform.prior: base``)."""
+        device = _device(self.runtime)
+        model, tokenizer = load_pretrained(**self._base(), dtype=self._dtype(device))
+        return HFModel(model.to(device), tokenizer, batch_size=self.cfg.eval_batch_size)
 
 
 # -- loading a model folder ------------------------------------------------------------------------

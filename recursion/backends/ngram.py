@@ -672,6 +672,40 @@ class NgramModel:
     def truncate(self, text: str, num_tokens: int) -> str:
         return " ".join(self.lm.tokens(text)[:num_tokens])
 
+    def toedit(self, texts: Sequence[str], *, rule, seed: int) -> list:
+        """ToEdit (:mod:`recursion.transforms`) with the exact n-gram probabilities, through the public
+        :meth:`NgramLM.logprobs` only: one call scores every word given its prefix (its last n − 1
+        words, ``<s>``-padded); one more gives, for each distinct history of a resampled position, the
+        probability of every word of the vocabulary (never ``<s>``, ``</s>``, ``<unk>``), of which the
+        ``rule.candidates`` most probable are the candidates (ties: vocabulary order). Words are
+        the model's tokens (``model.tokenizer``); a document left unchanged keeps its exact text."""
+        from ..transforms import RESAMPLE, EditedDoc, apply_edits, uniforms
+
+        lm, h = self.lm, self.lm.n - 1
+        docs = [lm.tokens(t) for t in texts]
+        history = [" ".join(d[max(0, i - h):i]) if h else "" for d in docs for i in range(len(d))]
+        flat = [w for d in docs for w in d]
+        p = np.exp(np.asarray(lm.logprobs(flat, contexts=history), dtype=float)) if flat else np.zeros(0)
+        actions = rule.actions(p)
+        flagged = list(dict.fromkeys(history[i] for i in np.flatnonzero(actions == RESAMPLE)))
+        vocab = [w for w in lm.vocab if w not in (BOS, EOS, UNK)]
+        k = rule.candidates if 0 < rule.candidates < len(vocab) else len(vocab)
+        lp = np.asarray(lm.logprobs(vocab * len(flagged), contexts=[c for c in flagged for _ in vocab]), dtype=float)
+        top = np.argsort(-lp.reshape(len(flagged), len(vocab)), axis=1, kind="stable")[:, :k]
+        cand = {c: (top[j], lp[j * len(vocab) + top[j]]) for j, c in enumerate(flagged)}
+        out, at = [], 0
+        for d, (text, toks) in enumerate(zip(texts, docs)):
+            n = len(toks)
+            rows = np.flatnonzero(actions[at:at + n] == RESAMPLE)
+            drawn = []
+            if rows.size:
+                ids, logp = zip(*(cand[history[at + j]] for j in rows))
+                drawn = [vocab[i] for i in rule.resample(np.stack(ids), np.stack(logp), uniforms(seed, d, n)[rows])]
+            new, changed, dropped = apply_edits(toks, actions[at:at + n], drawn)
+            out.append(EditedDoc(" ".join(new) if changed or dropped else text, n, int(rows.size), changed, dropped))
+            at += n
+        return out
+
     def lm_eval_model(self):
         return NgramLMEval(model=self.lm)
 

@@ -174,3 +174,24 @@ def test_shorter_generations_with_rising_distinct2_are_flagged(tmp_path):
     [note] = build_report([run], tmp_path / "out", plots_on=False).notes
     assert note.startswith("**Generations getting shorter while distinct-2 rises** (`replace`: mean length 24 → 13 words, "
                            "distinct-2 0.7 → 0.76)")
+
+
+def test_shi_diagnostics_and_toedit_shares_are_reported(tmp_path):
+    run = make_run(tmp_path / "run", seeds=(0,))
+    for g in range(3):
+        gen = run / "replace/seed_0" / f"gen_{g:02d}"
+        probes = json.loads((gen / "probes.json").read_text())
+        probes.update({"train_knn_entropy": -10.0 - g, "nn_distance_to_train": 0.5 - 0.1 * g, "embedding_sample": 100})
+        (gen / "probes.json").write_text(json.dumps(probes))
+        (gen / "edits.json").write_text(json.dumps({"prior": "gen0", "resampled_share": 0.1, "changed_share": 0.01 * g,
+                                                    "dropped_share": 0.0, "tokens": 100}))
+    col = collect([run])
+    cells = aggregate(col)
+    assert cells[("replace", "probe/train_knn_entropy", 2)].mean == -12.0
+    assert cells[("replace", "probe/nn_distance_to_train", 1)].mean == pytest.approx(0.4)
+    assert cells[("replace", "toedit/changed_share", 2)].mean == 0.02
+    assert cells[("replace", "toedit/resampled_share", 0)].sources[0].endswith("edits.json")
+    assert ("accumulate", "toedit/changed_share", 0) not in cells and not col.problems
+    rep = build_report([run], tmp_path / "out")
+    assert "probes.png" in {f.name for f in rep.files}  # Shi's diagnostics are probes
+    assert "probe/train_knn_entropy" in (tmp_path / "out/tables.md").read_text()
