@@ -277,7 +277,7 @@ def _sentence_splitter(name: str):
     try:
         nltk.sent_tokenize("A sentence.")
     except LookupError as err:
-        raise LookupError("sentence_splitter: punkt needs NLTK's model: python -c \"import nltk; "
+        raise ValueError("sentence_splitter: punkt needs NLTK's model: python -c \"import nltk; "
                           "nltk.download('punkt_tab')\" (or set it to punkt_untrained, offline)") from err
     return nltk.sent_tokenize
 

@@ -278,8 +278,9 @@ def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, ove
     root = check_folder(Path(run_dir) if run_dir is not None else Path("runs") / first.name, "--run-dir")
     if resume and not root.exists():
         raise FileNotFoundError(f"--resume: no run folder {root} to resume")
-    for tasks in dict.fromkeys(exp.eval.tasks for exp in arms.values() if exp.eval.enabled):
-        scoring.check_tasks(tasks)
+    checks = {(exp.eval.tasks, json.dumps(task_metadata(exp), sort_keys=True)) for exp in arms.values() if exp.eval.enabled}
+    for tasks, metadata in sorted(checks):
+        scoring.check_tasks(tasks, json.loads(metadata))
     for exp in arms.values():
         check_embeddings(exp)
     sources = prepare_sources(arms)
@@ -298,6 +299,13 @@ def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, ove
         for arm, exp, seed, path in plan:
             run_replica(exp, path, seed=seed, arm=arm, overrides=list(overrides), log=log, source=sources[arm])
     return [p for *_, p in plan]
+
+
+def task_metadata(exp: Experiment) -> dict:
+    """What the tasks are told before any model is trained: ``eval.metadata``, and the pretrained
+    model a fine-tune starts from (whose tokenizer every generation keeps), as ``pretrained``."""
+    base = {"pretrained": exp.model.pretrained} if exp.backend == "hf_finetune" else {}
+    return {**base, **(exp.eval.metadata or {})}
 
 
 def prepare_sources(arms: dict[str, Experiment]) -> dict[str, Source]:

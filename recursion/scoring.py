@@ -61,9 +61,10 @@ def task_manager_for(tasks: tuple[str, ...], metadata: dict | None = None):
     return _task_manager(not collapse_tasks.only_ours(tasks), json.dumps(metadata or {}, sort_keys=True))
 
 
-def check_tasks(tasks: tuple[str, ...]) -> None:
+def check_tasks(tasks: tuple[str, ...], metadata: dict | None = None) -> None:
     """Fail before any work if a task name (or glob) matches no lm-eval task, group or tag, or if a
-    task cannot be built: its data unreachable (offline), an optional extra it needs not installed."""
+    task cannot be built: its data unreachable (offline), an optional extra it needs not installed.
+    ``metadata`` reaches the tasks as in :func:`evaluate` (the pretrained model, before any is trained)."""
     from lm_eval.tasks import get_task_dict
 
     import collapse_tasks
@@ -72,7 +73,7 @@ def check_tasks(tasks: tuple[str, ...]) -> None:
     for t in tasks:  # lm-eval has no task named collapse*: no need to index its ~15k tasks to say so
         if t.startswith("collapse") and not fnmatch.filter(ours, t):
             _unknown(t, ours)
-    manager = task_manager_for(tasks)
+    manager = task_manager_for(tasks, metadata)
     names = manager.all_tasks
     for t in tasks:
         if not fnmatch.filter(names, t):

@@ -174,7 +174,7 @@ def test_check_options_fails_before_generation(monkeypatch):
         raise LookupError("Resource punkt_tab not found")
 
     monkeypatch.setattr(nltk, "sent_tokenize", no_punkt)
-    with pytest.raises(LookupError, match="nltk.download"):
+    with pytest.raises(ValueError, match="nltk.download"):
         gen_utils.check_options(options(), full=True)
     gen_utils.check_options(options(sentence_splitter="punkt_untrained",
                                     embedder=gen_utils._embedder_options()["model_name"]), full=True)
