@@ -7,10 +7,14 @@ and readers. Layout of an experiment run ``RUN/``::
     RUN/<arm>/seed_<s>/        one replica                        replica_dir(RUN, arm, s)
         config.yaml            the resolved experiment             CONFIG
         manifest.json          stages done, timings, versions      MANIFEST
+        tensorboard/gen_XX/    Trainer logs (runtime.report_to: [tensorboard])   TENSORBOARD
         gen_00/                generation 0                        gen_dir(replica, 0)
             train.jsonl        training set (JSONL, field "text")  TRAIN
+            train_sources.json or: which rows of which files form the training set   TRAIN_SOURCES
+            fresh.jsonl        fresh real documents of this generation (regime mix)  FRESH
             model/             the model (save_pretrained / ngram.json)   MODEL
             lm_eval.json       lm-eval results of this checkpoint  LM_EVAL
+            lm_eval_samples/   every scored request and response (eval.log_samples)   LM_EVAL_SAMPLES
             synthetic.jsonl    generated documents                 SYNTHETIC
             selected.jsonl     documents kept by the filter        SELECTED
             probes.json        probe results                       PROBES
@@ -18,6 +22,18 @@ and readers. Layout of an experiment run ``RUN/``::
 
 JSONL files hold one JSON object per line with a ``text`` field (loadable by ``datasets``).
 Every write is atomic: a temporary file in the same folder, fsync, rename.
+
+A generation's training set is either written out (``train.jsonl``: generation 0's real documents,
+or texts no other file holds) or *referenced* (``train_sources.json``, :func:`write_train_sources`):
+the rows of earlier files it is made of — ``gen_00/train.jsonl``, ``gen_XX/selected.jsonl``,
+``gen_XX/fresh.jsonl`` — so an accumulating pool is never copied. :func:`read_training_texts`
+reads either.
+
+A ``synthetic.jsonl`` record is ``{"text": document}`` (unconditional), ``{"text": continuation,
+"prompt": prompt}`` (the prompt is not part of the document: real-prefix prompting), or
+``{"text": prompt + continuation, "prompt_chars": len(prompt)}`` (the document holds its prompt:
+(prompt, text) data); :func:`synthetic_record` builds one and :func:`record_prompt` reads the
+prompt back. The prompt is stored once.
 """
 from __future__ import annotations
 
@@ -37,6 +53,10 @@ LM_EVAL = "lm_eval.json"
 SYNTHETIC = "synthetic.jsonl"
 SELECTED = "selected.jsonl"
 PROBES = "probes.json"
+TRAIN_SOURCES = "train_sources.json"
+FRESH = "fresh.jsonl"
+LM_EVAL_SAMPLES = "lm_eval_samples"
+TENSORBOARD = "tensorboard"
 GEN_GLOB = "gen_[0-9]*"
 _GEN = re.compile(r"gen_(\d+)")
 
@@ -142,3 +162,68 @@ def read_texts(path: str | os.PathLike, field: str = "text") -> list[str]:
             raise ValueError(f"{path}: record {i} field {field!r} is not a string")
         texts.append(record[field])
     return texts
+
+
+# -- training sets by reference ----------------------------------------------------------------------
+def write_train_sources(gen: str | os.PathLike, parts: Iterable[tuple[str, list[int] | None]]) -> None:
+    """Write ``gen/train_sources.json``: the training set as ``(file, rows)`` parts, in order.
+
+    ``file`` is relative to the replica folder (``gen_00/train.jsonl``); ``rows`` the 0-based record
+    numbers taken from it, in order, or ``None`` for every record. The JSON is
+    ``{"format": "lm-collapse-train-sources", "version": 1, "parts": [{"file": ..., "rows": ...}]}``.
+    """
+    doc = {"format": "lm-collapse-train-sources", "version": 1,
+           "parts": [{"file": str(f), "rows": None if rows is None else [int(r) for r in rows]} for f, rows in parts]}
+    atomic_write_text(Path(gen) / TRAIN_SOURCES, json.dumps(doc))
+
+
+def read_training_texts(gen: str | os.PathLike) -> list[str]:
+    """The training texts of a generation folder: its ``train.jsonl``, else what its
+    ``train_sources.json`` references (files relative to the replica folder, the parent of ``gen``)."""
+    gen = Path(gen)
+    if (gen / TRAIN).exists():
+        return read_texts(gen / TRAIN)
+    path = gen / TRAIN_SOURCES
+    if not path.exists():
+        raise FileNotFoundError(f"{gen}: neither {TRAIN} nor {TRAIN_SOURCES}")
+    texts: list[str] = []
+    for part in json.loads(path.read_text(encoding="utf-8"))["parts"]:
+        source = read_texts(gen.parent / part["file"])
+        rows = part["rows"]
+        if rows is not None and rows and max(rows) >= len(source):
+            raise ValueError(f"{path}: row {max(rows)} of {part['file']} does not exist ({len(source)} records)")
+        texts += source if rows is None else [source[r] for r in rows]
+    return texts
+
+
+# -- synthetic records --------------------------------------------------------------------------------
+def synthetic_record(continuation: str, prompt: str | None = None, *, prompt_in_text: bool = False) -> dict[str, Any]:
+    """One ``synthetic.jsonl`` record (see the module docstring); the prompt is stored once.
+
+    Examples
+    --------
+    >>> synthetic_record(" the end.", "Title: X\\n", prompt_in_text=True)
+    {'text': 'Title: X\\n the end.', 'prompt_chars': 9}
+    >>> record_prompt(_), record_prompt(synthetic_record(" more", "Once")), record_prompt({"text": "a"})
+    ('Title: X\\n', 'Once', None)
+    """
+    if prompt is None:
+        return {"text": continuation}
+    if prompt_in_text:
+        return {"text": prompt + continuation, "prompt_chars": len(prompt)}
+    return {"text": continuation, "prompt": prompt}
+
+
+def record_prompt(record: dict[str, Any]) -> str | None:
+    """The prompt of a ``synthetic.jsonl`` record, ``None`` for an unconditional one."""
+    if "prompt_chars" in record:
+        return record["text"][: record["prompt_chars"]]
+    return record.get("prompt")
+
+
+def disk_usage(path: str | os.PathLike) -> int:
+    """Bytes of every file at or under ``path`` (0 if it does not exist)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recursion.artifacts import read_jsonl, read_texts
+from recursion.artifacts import read_jsonl, read_texts, read_training_texts
 from recursion.driver import run_experiment
 
 CONFIG = """
@@ -59,13 +59,18 @@ def test_artifacts(config, tmp_path):
         assert len(read_texts(gen / "synthetic.jsonl")) == 200
         probes = json.loads((gen / "probes.json").read_text())
         assert len(probes["gen0_perplexity"]) == 200 and probes["num_prompts"] == 20
-    assert read_texts(rep / "gen_01/train.jsonl") == read_texts(rep / "gen_00/selected.jsonl")  # replace
+    assert read_training_texts(rep / "gen_01") == read_texts(rep / "gen_00/selected.jsonl")  # replace
+    # later generations reference their training rows instead of copying them
+    assert not (rep / "gen_01/train.jsonl").exists()
+    assert json.loads((rep / "gen_01/train_sources.json").read_text())["parts"] == [
+        {"file": "gen_00/selected.jsonl", "rows": None}]
     sur = tmp_path / "run/surprise/seed_0"
     selected = read_jsonl(sur / "gen_00/selected.jsonl")
     assert len(selected) == 100 and all("index" in r for r in selected)
-    train = read_texts(sur / "gen_01/train.jsonl")  # mix: 60 fresh real + the 100 kept (fewer than 240 asked)
+    train = read_training_texts(sur / "gen_01")  # mix: 60 fresh real + the 100 kept (fewer than 240 asked)
     assert len(train) == 160 and train[60:] == [r["text"] for r in selected]
     assert not set(train[:60]) & set(read_texts(sur / "gen_00/train.jsonl"))  # the fresh fold is new real text
+    assert train[:60] == read_texts(sur / "gen_01/fresh.jsonl")
     datasets = pytest.importorskip("datasets")
     assert datasets.load_dataset("json", data_files=str(rep / "gen_00/synthetic.jsonl"), split="train").num_rows == 200
     # replicas differ, a rerun changes nothing
