@@ -71,7 +71,7 @@ def replica_finished(exp: Experiment, path: str | Path) -> bool:
 
 
 def make_backend(exp: Experiment):
-    return backend_class(exp.backend)(exp.model, exp.runtime)
+    return backend_class(exp.backend)(exp.model, exp.runtime, checkpoints=exp.checkpoints)
 
 
 def stage_seed(seed: int, g: int, stage: str) -> int:

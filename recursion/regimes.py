@@ -97,8 +97,9 @@ def training_set(
     if regime == "mix" and g > 0 and fresh is None:
         raise ValueError("regime 'mix' needs a source of fresh real documents")
     texts: list[str] = []
+    n_fresh = real_share(len(real), fraction)
     for (kind, k), rows in training_parts(regime, g, n_real=len(real), n_selected=lambda k: len(selected(k)),
                                           fraction=fraction, rng=rng):
-        source = list(real) if kind == "real" else selected(k) if kind == "selected" else fresh(k, real_share(len(real), fraction))
+        source = list(real) if kind == "real" else selected(k) if kind == "selected" else fresh(k, n_fresh)
         texts += source if rows is None else [source[r] for r in rows]
     return texts

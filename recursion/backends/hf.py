@@ -25,9 +25,16 @@ Generation follows :class:`~recursion.backends.base.Decoding` alone (the checkpo
 Devices: ``runtime.device: auto`` trains and runs on the GPU when one is present (mixed precision
 ``bf16`` where supported), else on the CPU with ``runtime.threads`` torch threads. Training on
 several GPUs is the Trainer's own data parallelism:
-``accelerate launch --num_processes 4 -m lm_collapse.cli run CONFIG.yaml`` — only the main process
-writes the model folder; the other stages run on every process, so keep multi-GPU runs to the
-training-heavy setups.
+``accelerate launch --num_processes 4 -m lm_collapse.cli run CONFIG.yaml`` — every process trains,
+rank 0 alone saves and runs every other stage (:mod:`recursion.ranks`); ``train.global_batch_size``
+fixes the sequences per optimizer step whatever the number of processes (gradient accumulation =
+global / (batch_size × processes)), and a multi-process launch without it is refused.
+
+``model.engine: vllm`` generates the synthetic corpus with vLLM (:mod:`recursion.backends.vllm_engine`):
+same requests, stop rule and decoding; scoring, perplexity and probes stay on transformers.
+``runtime.report_to`` hands the Trainer's logs to the loggers transformers supports (tensorboard
+event files go to ``gen_XX/tensorboard/``). Model folders are saved as safetensors, in
+``checkpoints.dtype``.
 """
 from __future__ import annotations
 
@@ -37,12 +44,17 @@ import math
 import os
 import tempfile
 from collections.abc import Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from ..artifacts import TENSORBOARD
+from ..ranks import rank, world_size
+from . import vllm_engine
 from .base import Decoding, failing
 
 META = "lm_collapse_hf.json"  # which kind of folder this is, and the base model of an adapter
@@ -60,6 +72,7 @@ class TrainConfig:
     learning_rate: float | None = None
     batch_size: int = 8  # per device
     grad_accum: int = 1
+    global_batch_size: int | None = None  # sequences per optimizer step over all processes (sets grad_accum)
     block_size: int = 128  # tokens per packed training block
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
@@ -79,7 +92,18 @@ class TrainConfig:
             (0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)"),
             (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
             (self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 (0: no clipping)"),
+            (self.global_batch_size is None or self.global_batch_size >= 1, "global_batch_size", "must be >= 1"),
+            (self.global_batch_size is None or self.grad_accum == 1, "grad_accum",
+             "is computed from global_batch_size; leave it at 1 (or drop global_batch_size)"),
+            (self.global_batch_size is None or self.global_batch_size % self.batch_size == 0, "global_batch_size",
+             f"({self.global_batch_size}) must be a multiple of batch_size ({self.batch_size})"),
         )
+
+    def accumulation(self, processes: int) -> int:
+        """Gradient accumulation steps on ``processes`` processes: global / (batch_size × processes), or ``grad_accum``."""
+        if self.global_batch_size is None:
+            return self.grad_accum
+        return self.global_batch_size // (self.batch_size * processes)
 
 
 @dataclass(frozen=True)
@@ -113,7 +137,8 @@ class HFScratchConfig:
     dropout: float = 0.0
     vocab_size: int = 8192  # BPE tokenizer size (with the 3 special tokens)
     eval_batch_size: int = 16  # perplexity / probes / lm-eval
-    engine: Literal["hf", "vllm"] = "hf"
+    engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
+    gpu_memory_utilization: float = 0.8  # vLLM's share of the GPU (engine: vllm)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def problems(self) -> list[tuple[str, str]]:
@@ -127,7 +152,7 @@ class HFScratchConfig:
             (self.train.block_size <= self.n_positions, "train.block_size",
              f"({self.train.block_size}) must be <= model.n_positions ({self.n_positions})"),
             (0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)"),
-            _engine_check(self.engine),
+            _memory_check(self.gpu_memory_utilization),
         )
 
 
@@ -143,21 +168,55 @@ class HFFinetuneConfig:
     trust_remote_code: bool = False
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: float32, bf16 for LoRA on a GPU
     eval_batch_size: int = 16
-    engine: Literal["hf", "vllm"] = "hf"
+    engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
+    gpu_memory_utilization: float = 0.8  # vLLM's share of the GPU (engine: vllm)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def problems(self) -> list[tuple[str, str]]:
         return failing(
             (bool(self.pretrained), "pretrained", "must name a hub model or a local folder"),
             (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
-            _engine_check(self.engine),
+            _memory_check(self.gpu_memory_utilization),
         )
 
 
-def _engine_check(engine: str) -> tuple[bool, str, str]:
-    return (engine != "vllm", "engine", (
-        "= vllm is not implemented: generation runs on transformers (engine: hf). To score a saved checkpoint "
-        "with vLLM, run lm_eval --model vllm --model_args pretrained=RUN/gen_XX/model"))
+def _memory_check(share: float) -> tuple[bool, str, str]:
+    return (0.0 < share <= 1.0, "gpu_memory_utilization", "must be in (0, 1]")
+
+
+def experiment_problems(exp) -> list[tuple[str, str]]:
+    """What the Hugging Face back ends cannot run as configured: vLLM where it cannot be faithful
+    or is missing, loggers this transformers lacks, a global batch the launch's processes do not divide."""
+    train, processes = exp.model.train, world_size()
+    out = vllm_engine.experiment_problems(exp) + _report_to_problems(exp.runtime.report_to)
+    if train.global_batch_size is not None and train.global_batch_size % (train.batch_size * processes):
+        out.append(("model.train.global_batch_size", f"({train.global_batch_size}) must be a multiple of batch_size × "
+                    f"processes ({train.batch_size} × {processes} = {train.batch_size * processes})"))
+    if processes > 1 and train.global_batch_size is None:
+        out.append(("model.train.global_batch_size", f"must be set under a {processes}-process launch: batch_size is per "
+                    "process, so the global batch would grow with the number of processes"))
+    return out
+
+
+def _report_to_problems(report_to) -> list[tuple[str, str]]:
+    """Loggers the installed transformers does not know, or whose package is not installed."""
+    if not report_to:
+        return []
+    import transformers
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    installed = set(get_available_reporting_integrations())
+    out = []
+    for name in report_to:
+        if name not in INTEGRATION_TO_CALLBACK:
+            out.append(("runtime.report_to", f"= {name!r} is not a logger of transformers {transformers.__version__}; "
+                        f"choose from: {', '.join(INTEGRATION_TO_CALLBACK)}"))
+        elif name not in installed:
+            out.append(("runtime.report_to", f"= {name!r} needs its package installed (pip install {name})"))
+    return out
 
 
 # -- devices ---------------------------------------------------------------------------------------
@@ -178,6 +237,10 @@ def _set_threads(runtime) -> None:
         import torch
 
         torch.set_num_threads(int(threads))
+
+
+def _report_to(runtime) -> tuple[str, ...]:
+    return tuple(getattr(runtime, "report_to", ()) or ()) if runtime is not None else ()
 
 
 def _torch_dtype(name: str, *, device: str, lora: bool):
@@ -201,16 +264,18 @@ class HFModel:
     batch_size : int, default=16
         Batch size of :meth:`perplexity`, :meth:`next_token_stats` and the lm-eval wrapper
         (generation uses ``Decoding.batch_size``).
+    vllm : VllmSource, optional
+        Generate with vLLM from this folder (``model.engine: vllm``); ``None``: with ``model.generate``.
     """
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 16):
+    def __init__(self, model, tokenizer, *, batch_size: int = 16, vllm: VllmSource | None = None):
         from transformers import GenerationConfig
 
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no EOS token: documents could never end")
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, int(batch_size)
+        self.model, self.tokenizer, self.batch_size, self.vllm = model.eval(), tokenizer, int(batch_size), vllm
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         self.eos_ids = [eos] if isinstance(eos, int) else list(eos or []) or [tokenizer.eos_token_id]
         self.start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -238,7 +303,8 @@ class HFModel:
         run through ``model.generate`` (KV cache on); ``torch.manual_seed(seed)`` once before the
         first batch, so the same seed, inputs and batch size give the same texts. Prompts longer
         than the context minus ``max_new_tokens`` keep their last tokens. Text after an EOS is
-        never returned.
+        never returned. With :attr:`vllm` set, the same token-id requests go to vLLM
+        (:mod:`recursion.backends.vllm_engine`) and come back through the same decoder.
         """
         import torch
 
@@ -254,18 +320,40 @@ class HFModel:
                              f"of {self.context} tokens")
         starts = [[self.start_id]] * num if prompts is None else [[self.start_id] + ids[-room:] if room else [self.start_id]
                                                                    for ids in self.encode(prompts)]
+        if self.vllm is not None:
+            return [self._decode_new(s[1:], new) for s, new in zip(starts, self._vllm_generate(starts, decoding, seed))]
         config = self._generation_config(decoding)
         order = sorted(range(len(starts)), key=lambda i: -len(starts[i]))
         out: list[str] = [""] * len(starts)
         torch.manual_seed(seed)
         with torch.inference_mode():
-            for lo in range(0, len(order), decoding.batch_size):
+            for lo in _progress(range(0, len(order), decoding.batch_size), "generate"):
                 rows = order[lo:lo + decoding.batch_size]
                 ids, mask = self._pad([starts[i] for i in rows], side="left")
                 new = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, ids.shape[1]:]
                 for i, seq in zip(rows, new.tolist()):
                     out[i] = self._decode_new(starts[i][1:], seq)
         return out
+
+    @property
+    def suppressed_ids(self) -> list[int]:
+        """Tokens generation never emits: the start and pad tokens (unless one is an EOS)."""
+        return sorted({self.start_id, self.tokenizer.pad_token_id} - set(self.eos_ids))
+
+    def _vllm_generate(self, starts: list[list[int]], d: Decoding, seed: int) -> list[list[int]]:
+        """New token ids of each request from vLLM; a LoRA model's merged weights are written for it first."""
+        source = self.vllm
+        merged = tempfile.TemporaryDirectory(prefix=".vllm-merged-", dir=source.folder.parent) if source.merge else None
+        with merged if merged is not None else nullcontext():
+            folder = Path(merged.name) if merged is not None else source.folder
+            if merged is not None:
+                self.model.save_pretrained(folder)
+                self.tokenizer.save_pretrained(folder)
+            request = vllm_engine.Request(
+                model=str(folder), prompts=starts, decoding=d, seed=seed, eos_ids=list(self.eos_ids),
+                suppress_ids=self.suppressed_ids, dtype=str(self.model.dtype).removeprefix("torch."), context=self.context,
+                gpu_memory_utilization=source.gpu_memory_utilization, trust_remote_code=source.trust_remote_code)
+            return vllm_engine.generate_token_ids(request)
 
     def _generation_config(self, d: Decoding):
         from transformers import GenerationConfig
@@ -274,7 +362,7 @@ class HFModel:
         return GenerationConfig(
             max_new_tokens=d.max_new_tokens, min_new_tokens=d.min_new_tokens, do_sample=d.do_sample,
             num_beams=d.num_beams, repetition_penalty=d.repetition_penalty, use_cache=True,
-            suppress_tokens=sorted({self.start_id, self.tokenizer.pad_token_id} - set(self.eos_ids)) or None,
+            suppress_tokens=self.suppressed_ids or None,
             bos_token_id=self.start_id, eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
             **sampling,
         )
@@ -328,7 +416,7 @@ class HFModel:
         order = sorted(range(len(windows)), key=lambda i: -len(inputs[i]))
         out = np.zeros(len(windows))
         with torch.inference_mode():
-            for lo in range(0, len(order), self.batch_size):
+            for lo in _progress(range(0, len(order), self.batch_size), "perplexity"):
                 rows = order[lo:lo + self.batch_size]
                 ids, mask = self._pad([inputs[i] for i in rows], side="right")
                 logits = self.model(input_ids=ids, attention_mask=mask).logits
@@ -351,7 +439,7 @@ class HFModel:
                 for ids in self.encode(list(prompts))]
         top1, ent = np.zeros(len(seqs)), np.zeros(len(seqs))
         with torch.inference_mode():
-            for lo in range(0, len(seqs), self.batch_size):
+            for lo in _progress(range(0, len(seqs), self.batch_size), "next-token probes"):
                 batch = seqs[lo:lo + self.batch_size]
                 ids, mask = self._pad(batch, side="right")
                 logits = self.model(input_ids=ids, attention_mask=mask).logits
@@ -379,6 +467,22 @@ class HFModel:
         from lm_eval.models.huggingface import HFLM
 
         return HFLM(pretrained=self.model, tokenizer=self.tokenizer, batch_size=self.batch_size)
+
+
+@dataclass(frozen=True)
+class VllmSource:
+    """Where vLLM loads a model from: a full model's folder, or (``merge``) the merged weights of a
+    LoRA model written next to ``folder`` for the stage."""
+
+    folder: Path
+    merge: bool = False
+    gpu_memory_utilization: float = 0.8
+    trust_remote_code: bool = False
+
+
+def _progress(batches: range, what: str):
+    """A progress bar over batches, shown on a terminal only (quiet in logs and CI)."""
+    return tqdm(batches, desc=what, unit="batch", leave=False, disable=None if len(batches) > 1 else True)
 
 
 def _context_length(config, tokenizer) -> int:
@@ -416,8 +520,32 @@ class _Blocks:
         return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
 
 
-def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int, device: str, default_lr: float) -> list:
-    """Train ``model`` in place with the HF Trainer; returns the Trainer's log history."""
+@contextmanager
+def _tensorboard_dir(folder: Path, report_to: Sequence[str]):
+    """Point transformers' TensorBoard logger at ``folder`` while training (its default is the
+    Trainer's throw-away output folder)."""
+    if "tensorboard" not in report_to:
+        yield
+        return
+    before = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TENSORBOARD_LOGGING_DIR"]
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = before
+
+
+def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int, device: str, default_lr: float,
+         out_dir: Path, report_to: Sequence[str] = ()) -> tuple[list, dict]:
+    """Train ``model`` in place with the HF Trainer; returns the Trainer's log history and the batch
+    layout (processes, per-device batch, accumulation, global batch).
+
+    ``out_dir`` (``gen_XX/model.tmp`` in a run) names the run for the loggers (``arm/seed_s/gen_XX``)
+    and places TensorBoard's event files beside it (``gen_XX/tensorboard/``).
+    """
     import torch
     from transformers import Trainer, TrainingArguments, default_data_collator
 
@@ -428,24 +556,42 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
     precision = cfg.mixed_precision
     if precision == "auto":
         precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "no"
-    with tempfile.TemporaryDirectory(prefix="lm-collapse-trainer-") as tmp:
+    processes = world_size()
+    accumulation = cfg.accumulation(processes)
+    layout = {"processes": processes, "per_device_batch_size": cfg.batch_size, "grad_accum": accumulation,
+              "global_batch_size": cfg.batch_size * processes * accumulation}
+    out_dir = Path(out_dir).resolve()
+    with tempfile.TemporaryDirectory(prefix="lm-collapse-trainer-") as tmp, \
+            _tensorboard_dir(out_dir.parent / TENSORBOARD, report_to):
         args = TrainingArguments(
             output_dir=tmp, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
             learning_rate=cfg.learning_rate or default_lr, per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.grad_accum, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+            gradient_accumulation_steps=accumulation, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
             lr_scheduler_type=cfg.lr_scheduler, max_grad_norm=cfg.max_grad_norm, logging_steps=cfg.logging_steps,
             bf16=precision == "bf16", fp16=precision == "fp16",
-            seed=seed, data_seed=seed, report_to=[], save_strategy="no", disable_tqdm=False,
+            seed=seed, data_seed=seed, report_to=list(report_to), run_name="/".join(out_dir.parts[-4:-1]),
+            save_strategy="no", disable_tqdm=False,
             use_cpu=device == "cpu", remove_unused_columns=False, dataloader_num_workers=0,
             **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
         )
         trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=default_data_collator)
         trainer.train()
-        return trainer.state.log_history if trainer.is_world_process_zero() else []
+        return (trainer.state.log_history if trainer.is_world_process_zero() else []), layout
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+def _save(model, tokenizer, out_dir: Path, meta: dict, history: list, layout: dict, dtype: str) -> None:
+    """On the main process: the model (safetensors, cast to ``dtype`` unless ``auto``), its tokenizer
+    and ``lm_collapse_hf.json`` (what the folder is, how it was trained)."""
+    if rank() != 0:
+        return
+    if dtype != "auto":
+        import torch
+
+        model = model.to(getattr(torch, dtype))
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    _write_meta(out_dir, {**meta, "training": layout, "saved_dtype": dtype}, history)
 
 
 def _write_meta(out_dir: Path, meta: dict, log_history: list) -> None:
@@ -503,10 +649,11 @@ class HFScratchBackend:
 
     @classmethod
     def experiment_problems(cls, exp) -> list[tuple[str, str]]:
-        return []
+        return experiment_problems(exp)
 
-    def __init__(self, cfg: HFScratchConfig, runtime=None):
+    def __init__(self, cfg: HFScratchConfig, runtime=None, checkpoints=None):
         self.cfg, self.runtime = cfg, runtime
+        self.save_dtype = getattr(checkpoints, "dtype", "auto")
         _set_threads(runtime)
 
     def build_model(self, tokenizer):
@@ -539,16 +686,13 @@ class HFScratchBackend:
             tokenizer = AutoTokenizer.from_pretrained(previous)
         set_seed(seed)
         model = self.build_model(tokenizer)
-        history = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=_device(self.runtime),
-                       default_lr=DEFAULT_LR["scratch"])
-        if _is_main_process():
-            out_dir = Path(out_dir)
-            model.save_pretrained(out_dir)
-            tokenizer.save_pretrained(out_dir)
-            _write_meta(out_dir, {"kind": "full", "backend": "hf_scratch"}, history)
+        history, layout = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=_device(self.runtime),
+                               default_lr=DEFAULT_LR["scratch"], out_dir=out_dir, report_to=_report_to(self.runtime))
+        _save(model, tokenizer, out_dir, {"kind": "full", "backend": "hf_scratch"}, history, layout, self.save_dtype)
 
     def load(self, path: Path) -> HFModel:
-        return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size)
+        return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size,
+                    engine=self.cfg.engine, gpu_memory_utilization=self.cfg.gpu_memory_utilization)
 
 
 # -- fine-tuning -----------------------------------------------------------------------------------
@@ -592,10 +736,11 @@ class HFFinetuneBackend:
 
     @classmethod
     def experiment_problems(cls, exp) -> list[tuple[str, str]]:
-        return []
+        return experiment_problems(exp)
 
-    def __init__(self, cfg: HFFinetuneConfig, runtime=None):
+    def __init__(self, cfg: HFFinetuneConfig, runtime=None, checkpoints=None):
         self.cfg, self.runtime = cfg, runtime
+        self.save_dtype = getattr(checkpoints, "dtype", "auto")
         self.trust_remote_code = cfg.trust_remote_code or bool(getattr(runtime, "trust_remote_code", False))
         _set_threads(runtime)
 
@@ -635,13 +780,10 @@ class HFFinetuneBackend:
             tokenizer.pad_token = tokenizer.eos_token
         if self.kind == "lora":
             model = self._adapter(model, previous if resume else None)
-        history = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=device, default_lr=DEFAULT_LR[self.kind])
-        if _is_main_process():
-            out_dir = Path(out_dir)
-            model.save_pretrained(out_dir)
-            tokenizer.save_pretrained(out_dir)
-            _write_meta(out_dir, {"kind": self.kind, "backend": "hf_finetune", "base": self._base(),
-                                  "init": self.cfg.init}, history)
+        history, layout = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=device,
+                               default_lr=DEFAULT_LR[self.kind], out_dir=out_dir, report_to=_report_to(self.runtime))
+        _save(model, tokenizer, out_dir, {"kind": self.kind, "backend": "hf_finetune", "base": self._base(),
+                                          "init": self.cfg.init}, history, layout, self.save_dtype)
 
     def _adapter(self, model, previous: Path | None):
         from peft import LoraConfig as PeftLoraConfig
@@ -660,15 +802,18 @@ class HFFinetuneBackend:
 
     def load(self, path: Path) -> HFModel:
         return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size,
-                    dtype=self._dtype(_device(self.runtime)), trust_remote_code=self.trust_remote_code)
+                    dtype=self._dtype(_device(self.runtime)), trust_remote_code=self.trust_remote_code,
+                    engine=self.cfg.engine, gpu_memory_utilization=self.cfg.gpu_memory_utilization)
 
 
 # -- loading a model folder ------------------------------------------------------------------------
 def load(path: str | Path, *, device: str = "cpu", batch_size: int = 16, dtype=None,
-         trust_remote_code: bool = False) -> HFModel:
+         trust_remote_code: bool = False, engine: str = "hf", gpu_memory_utilization: float = 0.8) -> HFModel:
     """Load a folder written by either back end (or any ``save_pretrained`` causal-LM folder).
 
     A LoRA folder is loaded onto its base model (named in ``lm_collapse_hf.json``) and merged.
+    ``engine="vllm"`` makes the model generate with vLLM from this folder (a LoRA model: from its
+    merged weights).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -682,4 +827,6 @@ def load(path: str | Path, *, device: str = "cpu", batch_size: int = 16, dtype=N
         model = PeftModel.from_pretrained(base, path).merge_and_unload()
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
-    return HFModel(model.to(device), tokenizer, batch_size=batch_size)
+    vllm = VllmSource(path, merge=meta.get("kind") == "lora", gpu_memory_utilization=gpu_memory_utilization,
+                      trust_remote_code=trust_remote_code) if engine == "vllm" else None
+    return HFModel(model.to(device), tokenizer, batch_size=batch_size, vllm=vllm)

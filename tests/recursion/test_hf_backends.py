@@ -105,10 +105,15 @@ def test_scratch_config_rejects_bad_values(bad, match):
 def test_bad_train_and_engine_values():
     assert TrainConfig(warmup_ratio=1.0).problems() == [("warmup_ratio", "must be in [0, 1)")]
     assert LoraConfig(r=0).problems() == [("r", "must be >= 1")]
-    for config in (tiny_scratch(engine="vllm"), HFFinetuneConfig(engine="vllm")):
-        assert [key for key, _ in config.problems()] == ["engine"]
-    with pytest.raises(ConfigError, match="model.engine = vllm is not implemented"):
-        experiment_from_dict({"name": "x", "model": {"backend": "hf_finetune", "engine": "vllm"}})
+    for config in (tiny_scratch(gpu_memory_utilization=0.0), HFFinetuneConfig(gpu_memory_utilization=1.5)):
+        assert [key for key, _ in config.problems()] == ["gpu_memory_utilization"]
+    with pytest.raises(ConfigError, match="model.train.global_batch_size .12. must be a multiple of batch_size .8."):
+        experiment_from_dict({"name": "x", "model": {"backend": "hf_scratch", "train": {"global_batch_size": 12}}})
+    with pytest.raises(ConfigError, match="model.train.grad_accum is computed from global_batch_size"):
+        experiment_from_dict({"name": "x", "model": {"backend": "hf_scratch", "train": {"global_batch_size": 16,
+                                                                                         "grad_accum": 2}}})
+    assert TrainConfig(batch_size=8, global_batch_size=64).accumulation(4) == 2
+    assert TrainConfig(batch_size=8, grad_accum=3).accumulation(4) == 3
 
 
 # -- from scratch -----------------------------------------------------------------------------------
