@@ -55,24 +55,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_error(command: str, problems: list[str]) -> int:
+    if len(problems) == 1:
+        print(f"lm-collapse {command}: config error: {problems[0]}", file=sys.stderr)
+    else:
+        print(f"lm-collapse {command}: {len(problems)} config errors:", *(f"  - {p}" for p in problems), sep="\n",
+              file=sys.stderr)
+    return 2
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from recursion.config import ConfigError
     from recursion.driver import run_experiment
 
     try:
-        folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run)
+        folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run,
+                                 arm=args.arm, seed=args.seed)
     except ConfigError as e:
-        problems = e.problems
-        if len(problems) == 1:
-            print(f"lm-collapse run: config error: {problems[0]}", file=sys.stderr)
-        else:
-            print(f"lm-collapse run: {len(problems)} config errors:", *(f"  - {p}" for p in problems), sep="\n", file=sys.stderr)
-        return 2
+        return _config_error("run", e.problems)
     except ValueError as e:
         print(f"lm-collapse run: error: {e}", file=sys.stderr)
         return 2
     print(("validated; would write " if args.dry_run else "finished: ") + ", ".join(map(str, folders)))
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from recursion.config import ConfigError
+    from recursion.sweep import summary, sweep
+
+    try:
+        outcomes = sweep(args.config, args.run_dir, overrides=args.set, address=args.address,
+                         gpus_per_replica=args.gpus_per_replica, resume=args.resume)
+    except ConfigError as e:
+        return _config_error("sweep", e.problems)
+    print(summary(outcomes))
+    return 1 if any(o.status.startswith("failed") for o in outcomes) else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -124,7 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set generations=3 --set model.alpha=0.1 (repeatable)")
     r.add_argument("--dry-run", action="store_true", help="validate the config and print the plan; run nothing")
+    r.add_argument("--arm", help="run this arm only (default: every arm)")
+    r.add_argument("--seed", type=int, help="run this seed only (default: every seed); with --arm, exactly one replica")
     r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("sweep", help="every replica (arm x seed) as its own Ray task, one per GPU; resumable")
+    w.add_argument("config", help="experiment YAML (see configs/)")
+    w.add_argument("--run-dir", help="output folder (default: runs/<name>); finished replicas in it are skipped")
+    w.add_argument("--address", help="a Ray cluster: ray://HEAD:10001 or auto (default: a local Ray over this machine)")
+    w.add_argument("--gpus-per-replica", dest="gpus_per_replica", type=float, default=1,
+                   help="GPUs each replica asks Ray for (default: 1; without GPUs, runtime.threads CPUs)")
+    w.add_argument("--resume", action="store_true", help="continue an existing run folder (error if there is none)")
+    w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    w.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV), plots and samples of run folders")
     p.add_argument("run_dirs", nargs="+", help="run folders (an experiment, an arm or a replica)")

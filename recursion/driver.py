@@ -23,6 +23,7 @@ from . import scoring
 from .artifacts import (
     FRESH,
     LM_EVAL,
+    LM_EVAL_SAMPLES,
     MANIFEST,
     MODEL,
     PROBES,
@@ -190,7 +191,8 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
 
         if exp.eval.enabled and todo(g, "eval"):
             with run.stage(f"{gdir.name}/eval"):
-                results = scoring.evaluate(models.get(model_dir), exp.eval, seed=stage_seed(seed, g, "eval"))
+                results = scoring.evaluate(models.get(model_dir), exp.eval, seed=stage_seed(seed, g, "eval"),
+                                           samples_dir=gdir / LM_EVAL_SAMPLES)
                 scoring.write_results(gdir / LM_EVAL, results)
 
         if todo(g, "generate"):
