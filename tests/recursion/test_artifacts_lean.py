@@ -66,7 +66,8 @@ def test_pools_are_referenced_not_copied(tmp_path):
     assert [p["file"] for p in g3["parts"]] == ["gen_00/train.jsonl", "gen_00/selected.jsonl", "gen_01/selected.jsonl",
                                                 "gen_02/selected.jsonl"]
     texts = read_training_texts(folder / "gen_03")
-    pool = read_texts(folder / "gen_00/train.jsonl") + [t for g in range(3) for t in read_texts(folder / f"gen_0{g}/selected.jsonl")]
+    pool = read_texts(folder / "gen_00/train.jsonl")
+    pool += [t for g in range(3) for t in read_texts(folder / f"gen_0{g}/selected.jsonl")]
     assert len(texts) == 200 and set(texts) <= set(pool)
     assert sorted(p.name for p in folder.glob("gen_0[1-3]/*.jsonl")) == sorted(["synthetic.jsonl", "selected.jsonl"] * 3)
 
@@ -87,7 +88,8 @@ def test_prompt_is_stored_once(tmp_path):
     write_jsonl(data, [{"title": f"Title {i}", "body": f"word {i} " * 8} for i in range(60)])
     text = CONFIG.replace("data: {num_train: 200}", f"data: {{source: 'jsonl:{data}', field: body, prompt_field: title, "
                                                     "num_train: 40, separator: ' :: '}")
-    text = text.replace("generate: {", "generate: {prompt: task, ").replace("probes: {num_prompts: 10}", "probes: {num_prompts: 5}")
+    text = text.replace("generate: {", "generate: {prompt: task, ")
+    text = text.replace("probes: {num_prompts: 10}", "probes: {num_prompts: 5}")
     folder, _ = run(tmp_path, "generations=1", text=text)
     records = read_jsonl(folder / "gen_00/synthetic.jsonl")
     assert all(set(r) == {"text", "prompt_chars"} for r in records)
