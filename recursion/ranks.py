@@ -59,7 +59,8 @@ class Ranks:
             return cls()
         import torch.distributed as dist
 
-        return cls(dist.get_rank(), dist.get_world_size(), _join(cpu))
+        group = _join(cpu)
+        return cls(dist.get_rank(), dist.get_world_size(), group)
 
     def agree(self, value=None):
         """Rank 0's ``value`` on every rank (each rank blocks until rank 0 gets here)."""
