@@ -126,14 +126,14 @@ def write_training_set(exp: Experiment, g: int, gdir: Path, real: RealData, *, s
     """Generation ``g``'s training set: generation 0's real documents written out (``train.jsonl``),
     later ones as a reference to the rows of earlier files (``train_sources.json``), so an
     accumulating pool is never copied; ``mix``'s fresh real documents are written (``fresh.jsonl``)."""
+    if g == 0:
+        write_jsonl(gdir / TRAIN, ({"text": t} for t in real.train))
+        return
     parts = training_parts(
         exp.regime.name, g, n_real=len(real.train), fraction=exp.regime.fraction,
         n_selected=lambda k: len(read_texts(gen_dir(gdir.parent, k) / SELECTED)),
         rng=np.random.default_rng(stage_seed(seed, g, "data")),
     )
-    if g == 0:
-        write_jsonl(gdir / TRAIN, ({"text": t} for t in real.train))
-        return
     files = {"real": f"{gen_name(0)}/{TRAIN}", "fresh": f"{gdir.name}/{FRESH}"}
     for (kind, k), _ in parts:
         if kind == "fresh":

@@ -17,12 +17,12 @@ Draws use ``rng`` (seeded per generation by the driver), so a rerun builds the s
 
 :func:`training_parts` says which rows of which sources form the set (``("real", None)``,
 ``("selected", k)``, ``("fresh", g)``), from the sizes alone; the driver writes that as a reference
-(``train_sources.json``), so an accumulating pool is never copied. :func:`training_set` gives the
-texts themselves.
+(``train_sources.json``, read back by :func:`recursion.artifacts.read_training_texts`), so an
+accumulating pool is never copied.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
@@ -78,28 +78,3 @@ def training_parts(
         return [(("real", None), _rows(n_real, n_keep_real, rng)), synthetic]
     return [(("fresh", g), None), synthetic]
 
-
-def training_set(
-    regime: str,
-    g: int,
-    *,
-    real: Sequence[str],
-    selected: Callable[[int], list[str]],
-    fresh: Callable[[int, int], list[str]] | None = None,
-    fraction: float = 0.1,
-    rng: np.random.Generator,
-) -> list[str]:
-    """The training texts of generation ``g``.
-
-    ``selected(k)`` loads the documents kept after generation k; ``fresh(g, n)`` returns n real
-    documents of fold g, disjoint from ``real`` and from every other fold.
-    """
-    if regime == "mix" and g > 0 and fresh is None:
-        raise ValueError("regime 'mix' needs a source of fresh real documents")
-    texts: list[str] = []
-    n_fresh = real_share(len(real), fraction)
-    for (kind, k), rows in training_parts(regime, g, n_real=len(real), n_selected=lambda k: len(selected(k)),
-                                          fraction=fraction, rng=rng):
-        source = list(real) if kind == "real" else selected(k) if kind == "selected" else fresh(k, n_fresh)
-        texts += source if rows is None else [source[r] for r in rows]
-    return texts
