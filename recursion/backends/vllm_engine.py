@@ -26,6 +26,7 @@ prompt set (vLLM schedules it); ``decoding.batch_size`` applies to the HF path o
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -93,8 +94,16 @@ def sampling_params(vllm, d: Decoding, *, seed: int, eos_ids: Sequence[int], sup
     )
 
 
+#: Set by ``accelerate launch`` / ``torchrun`` for the driver's processes; vLLM must not join that launch.
+LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "MASTER_ADDR",
+              "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+
+
 def run_request(request: Request) -> list[list[int]]:
-    """The new token ids of every prompt of ``request``, in order (vLLM in this process)."""
+    """The new token ids of every prompt of ``request``, in order (vLLM in this process, which it
+    takes out of any multi-process launch first)."""
+    for name in LAUNCH_ENV:
+        os.environ.pop(name, None)
     import vllm
 
     llm = vllm.LLM(model=request.model, tokenizer=request.model, seed=request.seed, dtype=request.dtype,

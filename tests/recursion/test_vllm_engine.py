@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -83,10 +84,11 @@ def test_requests_match_the_hf_path_and_come_back_through_its_decoder(fake_vllm,
     monkeypatch.setenv("FAKE_VLLM_OUTPUT", json.dumps([words[:3] + [eos] + words[3:5], words[:4]]))
     prompts = ["To be, or not to be", "A horse! " * 40, ""]  # the second is cut to the context
     d = Decoding(max_new_tokens=16, min_new_tokens=2, temperature=0.8, top_p=0.9, top_k=40, repetition_penalty=1.1)
+    monkeypatch.setenv("MASTER_PORT", "29999")  # as under accelerate launch: vLLM must not join the launch
     texts = model.generate(prompts=prompts, decoding=d, seed=11)
 
     [call] = fake_vllm()
-    assert call["pid"] != __import__("os").getpid()  # vLLM ran in its own process
+    assert call["pid"] != os.getpid() and call["launch_env"] == []  # vLLM ran in its own process, out of the launch
     room = model.context - d.max_new_tokens - 1
     assert call["prompts"] == [[model.start_id] + ids[-room:] for ids in model.encode(prompts)]
     assert call["llm"] == {"model": str(folder), "tokenizer": str(folder), "seed": 11, "dtype": "float32",

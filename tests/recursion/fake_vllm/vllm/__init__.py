@@ -34,6 +34,7 @@ class LLM:
 
     def generate(self, prompts, sampling_params, use_tqdm=True):
         record = {"llm": self.kwargs, "model_files": self.model_files, "pid": os.getpid(),
+                  "launch_env": sorted(k for k in ("RANK", "WORLD_SIZE", "MASTER_PORT") if k in os.environ),
                   "prompts": [p["prompt_token_ids"] for p in prompts], "params": [p.kwargs for p in sampling_params]}
         with open(os.environ["FAKE_VLLM_LOG"], "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
