@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     as_json = args.format == "json"
     log = (lambda line: print(line, file=sys.stderr)) if as_json else print
     folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run,
-                             log=log)
+                             arm=args.arm, seed=args.seed, log=log)
     if as_json:  # every arm's resolved config, every default filled in
         from recursion.config import load_config, to_dict
 
@@ -85,6 +85,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(("ready to run (config, data, tasks and folders checked); would write " if args.dry_run else "finished: ")
           + ", ".join(map(str, folders)))
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from recursion.sweep import summary, sweep
+
+    outcomes = sweep(args.config, args.run_dir, overrides=args.set, address=args.address,
+                     gpus_per_replica=args.gpus_per_replica, resume=args.resume)
+    print(summary(outcomes))
+    return 1 if any(o.status.startswith("failed") for o in outcomes) else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -166,7 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check everything a run needs (config, data, tasks, run folders) and print the plan; run nothing")
     r.add_argument("--format", choices=("text", "json"), default="text",
                    help="with --dry-run: json prints every arm's fully resolved config (every default filled in)")
+    r.add_argument("--arm", help="run this arm only (default: every arm)")
+    r.add_argument("--seed", type=int, help="run this seed only (default: every seed); with --arm, exactly one replica")
     r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("sweep", help="every replica (arm x seed) as its own Ray task, one per GPU; resumable")
+    w.add_argument("config", help="experiment YAML (see configs/)")
+    w.add_argument("--run-dir", help="output folder (default: runs/<name>); finished replicas in it are skipped")
+    w.add_argument("--address", help="a Ray cluster: ray://HEAD:10001 or auto (default: a local Ray over this machine)")
+    w.add_argument("--gpus-per-replica", dest="gpus_per_replica", type=float, default=1,
+                   help="GPUs each replica asks Ray for (default: 1; without GPUs, runtime.threads CPUs)")
+    w.add_argument("--resume", action="store_true", help="continue an existing run folder (error if there is none)")
+    w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    w.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV), plots and samples of run folders")
     p.add_argument("run_dirs", nargs="+", help="run folders (an experiment, an arm or a replica)")

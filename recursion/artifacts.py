@@ -14,8 +14,12 @@ and readers. Layout of an experiment run ``RUN/``::
                                (data.heldout_fraction), never trained on
         gen_00/                generation 0                        gen_dir(replica, 0)
             train.jsonl        training set (JSONL, field "text")  TRAIN
+            train_sources.json or: which rows of which files form the training set   TRAIN_SOURCES
+            fresh.jsonl        fresh real documents of this generation (regime mix)  FRESH
             model/             the model (save_pretrained / ngram.json)   MODEL
             lm_eval.json       lm-eval results of this checkpoint  LM_EVAL
+            lm_eval_samples/   every scored request and response (eval.log_samples)   LM_EVAL_SAMPLES
+            tensorboard/       Trainer logs (runtime.report_to: [tensorboard])   TENSORBOARD
             synthetic.jsonl    generated documents                 SYNTHETIC
             edited.jsonl       ToEdit's edited real documents      EDITED  (transform: toedit)
             edits.json         shares of edited tokens             EDITS   (transform: toedit)
@@ -27,6 +31,18 @@ JSONL files hold one JSON object per line with a ``text`` field (loadable by ``d
 Every write is atomic: a temporary file in the same folder, fsync, rename. The readers name the
 file (and line) of anything they cannot read: a folder, a binary file, text that is not in the
 given encoding, a malformed JSONL line.
+
+A generation's training set is either written out (``train.jsonl``: generation 0's real documents,
+or texts no other file holds) or *referenced* (``train_sources.json``, :func:`write_train_sources`):
+the rows of earlier files it is made of — ``gen_00/train.jsonl``, ``gen_XX/selected.jsonl``,
+``gen_XX/fresh.jsonl`` — so an accumulating pool is never copied. :func:`read_training_texts`
+reads either.
+
+A ``synthetic.jsonl`` record is ``{"text": document}`` (unconditional), ``{"text": continuation,
+"prompt": prompt}`` (the prompt is not part of the document: real-prefix prompting), or
+``{"text": prompt + continuation, "prompt_chars": len(prompt)}`` (the document holds its prompt:
+(prompt, text) data); :func:`synthetic_record` builds one and :func:`record_prompt` reads the
+prompt back. The prompt is stored once.
 """
 from __future__ import annotations
 
@@ -50,6 +66,10 @@ SELECTED = "selected.jsonl"
 EDITED = "edited.jsonl"
 EDITS = "edits.json"
 PROBES = "probes.json"
+TRAIN_SOURCES = "train_sources.json"
+FRESH = "fresh.jsonl"
+LM_EVAL_SAMPLES = "lm_eval_samples"
+TENSORBOARD = "tensorboard"
 GEN_GLOB = "gen_[0-9]*"
 _GEN = re.compile(r"gen_(\d+)")
 
@@ -172,3 +192,68 @@ def read_texts(path: str | os.PathLike, field: str = "text", *, encoding: str = 
             raise ValueError(f"{path}: record {i} field {field!r} is not a string")
         texts.append(record[field])
     return texts
+
+
+# -- training sets by reference ----------------------------------------------------------------------
+def write_train_sources(gen: str | os.PathLike, parts: Iterable[tuple[str, list[int] | None]]) -> None:
+    """Write ``gen/train_sources.json``: the training set as ``(file, rows)`` parts, in order.
+
+    ``file`` is relative to the replica folder (``gen_00/train.jsonl``); ``rows`` the 0-based record
+    numbers taken from it, in order, or ``None`` for every record. The JSON is
+    ``{"format": "lm-collapse-train-sources", "version": 1, "parts": [{"file": ..., "rows": ...}]}``.
+    """
+    doc = {"format": "lm-collapse-train-sources", "version": 1,
+           "parts": [{"file": str(f), "rows": None if rows is None else [int(r) for r in rows]} for f, rows in parts]}
+    atomic_write_text(Path(gen) / TRAIN_SOURCES, json.dumps(doc))
+
+
+def read_training_texts(gen: str | os.PathLike) -> list[str]:
+    """The training texts of a generation folder: its ``train.jsonl``, else what its
+    ``train_sources.json`` references (files relative to the replica folder, the parent of ``gen``)."""
+    gen = Path(gen)
+    if (gen / TRAIN).exists():
+        return read_texts(gen / TRAIN)
+    path = gen / TRAIN_SOURCES
+    if not path.exists():
+        raise FileNotFoundError(f"{gen}: neither {TRAIN} nor {TRAIN_SOURCES}")
+    texts: list[str] = []
+    for part in json.loads(path.read_text(encoding="utf-8"))["parts"]:
+        source = read_texts(gen.parent / part["file"])
+        rows = part["rows"]
+        if rows is not None and rows and max(rows) >= len(source):
+            raise ValueError(f"{path}: row {max(rows)} of {part['file']} does not exist ({len(source)} records)")
+        texts += source if rows is None else [source[r] for r in rows]
+    return texts
+
+
+# -- synthetic records --------------------------------------------------------------------------------
+def synthetic_record(continuation: str, prompt: str | None = None, *, prompt_in_text: bool = False) -> dict[str, Any]:
+    """One ``synthetic.jsonl`` record (see the module docstring); the prompt is stored once.
+
+    Examples
+    --------
+    >>> synthetic_record(" the end.", "Title: X\\n", prompt_in_text=True)
+    {'text': 'Title: X\\n the end.', 'prompt_chars': 9}
+    >>> record_prompt(_), record_prompt(synthetic_record(" more", "Once")), record_prompt({"text": "a"})
+    ('Title: X\\n', 'Once', None)
+    """
+    if prompt is None:
+        return {"text": continuation}
+    if prompt_in_text:
+        return {"text": prompt + continuation, "prompt_chars": len(prompt)}
+    return {"text": continuation, "prompt": prompt}
+
+
+def record_prompt(record: dict[str, Any]) -> str | None:
+    """The prompt of a ``synthetic.jsonl`` record, ``None`` for an unconditional one."""
+    if "prompt_chars" in record:
+        return record["text"][: record["prompt_chars"]]
+    return record.get("prompt")
+
+
+def disk_usage(path: str | os.PathLike) -> int:
+    """Bytes of every file at or under ``path`` (0 if it does not exist)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0

@@ -240,6 +240,7 @@ class EvalConfig:
     gen_kwargs: str | None = None
     apply_chat_template: bool = False
     metadata: dict[str, Any] | None = None  # task metadata, as lm-eval's --metadata (e.g. an offline embedder)
+    log_samples: bool = False  # keep every request and response (lm-eval's EvaluationTracker) in gen_XX/lm_eval_samples/
     enabled: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
@@ -288,9 +289,32 @@ class RuntimeConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = None  # torch threads; default: the free cores (recursion.runtime.free_cores)
     trust_remote_code: bool = False
+    report_to: tuple[str, ...] = ()  # Trainer loggers (wandb, tensorboard, trackio, ...); checked by the back end
 
     def problems(self) -> list[tuple[str, str]]:
-        return failing((self.threads is None or self.threads >= 1, "threads", "must be >= 1"))
+        return failing(
+            (self.threads is None or self.threads >= 1, "threads", "must be >= 1"),
+            (len(set(self.report_to)) == len(self.report_to), "report_to", "lists a logger twice"),
+        )
+
+
+@dataclass(frozen=True)
+class CheckpointsConfig:
+    """Which model folders a replica keeps, and the dtype their weights are saved in.
+
+    ``keep``: ``all`` — every generation's ``model/``; ``last`` — rolling: a folder is deleted as soon
+    as no stage still to run needs it (generation g-1's once generation g is trained, generation
+    0's — the probes' reference — once the last generation's probes are done), so at most three
+    exist at once and one, the final generation's, when the replica is finished;
+    ``none_but_final`` — every folder is kept while the replica runs, and all but the final
+    generation's are deleted when it finishes (the end state of ``last``, the peak disk of ``all``).
+    ``dtype``: ``auto`` saves the weights as trained; ``float32`` / ``bfloat16`` / ``float16`` cast
+    them first (safetensors). A cast is part of the experiment: with ``init: previous`` the next
+    generation continues from the cast weights, and every stage scores them.
+    """
+
+    keep: Literal["all", "last", "none_but_final"] = "all"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -308,6 +332,7 @@ class Experiment:
     eval: EvalConfig = field(default_factory=EvalConfig)
     probes: ProbesConfig = field(default_factory=ProbesConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    checkpoints: CheckpointsConfig = field(default_factory=CheckpointsConfig)
 
     def problems(self) -> list[tuple[str, str]]:
         """Constraints between blocks (each block checks its own fields)."""

@@ -12,6 +12,11 @@ stopped.
 data (files read, hub datasets loaded, training set and probes sized), the lm-eval tasks (built,
 extras checked), every replica folder (a folder, not a file; its config compatible; no other
 process at work in it). ``--dry-run`` stops after those checks.
+
+Under ``accelerate launch`` every process trains; rank 0 alone runs every other stage, holds the
+locks and keeps the run folder (:mod:`recursion.ranks`). Model folders no stage still needs are
+deleted per ``checkpoints.keep`` (:mod:`recursion.checkpoints`); a generation's training set is a
+reference to the rows of earlier files where it can be (``train_sources.json``).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import json
 import math
 import os
 import shutil
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -29,31 +35,58 @@ from . import scoring
 from .artifacts import (
     EDITED,
     EDITS,
+    FRESH,
     HELDOUT,
     LM_EVAL,
+    LM_EVAL_SAMPLES,
+    MANIFEST,
     MODEL,
     PROBES,
     SELECTED,
     SYNTHETIC,
     TRAIN,
+    TRAIN_SOURCES,
     atomic_write_text,
+    disk_usage,
+    gen_dir,
     gen_name,
     read_jsonl,
     read_texts,
+    read_training_texts,
     replica_dir,
+    synthetic_record,
     write_jsonl,
+    write_train_sources,
 )
 from .backends import backend_class
+from .checkpoints import prune, stale_generations
 from .config import Experiment, FilterConfig, experiment_from_dict, load_config, to_dict
-from .data import Source, load_pool, prepare, real_data, split_prompt, validation_texts
+from .data import RealData, Source, load_pool, prepare, real_data, split_prompt, validation_texts
 from .filters import Lazy, check_embeddings, select
 from .probes import embedding_diagnostics, run_probes
-from .regimes import selection_pool, training_set
+from .ranks import Ranks, rank
+from .regimes import real_share, selection_pool, training_parts
 from .rundir import RunDir, RunLock, check_compatible, check_folder
 from .runtime import set_threads
 from .transforms import summary, toedit
 
 STAGES = ("data", "train", "eval", "generate", "select", "probes")
+
+
+def planned_stages(exp: Experiment) -> list[str]:
+    """Every stage a finished replica of ``exp`` has recorded in its manifest, in order."""
+    skip = {"eval"} if not exp.eval.enabled else set()
+    skip |= {"probes"} if not exp.probes.enabled else set()
+    return [f"{gen_name(g)}/{s}" for g in range(exp.generations) for s in STAGES if s not in skip]
+
+
+def replica_finished(exp: Experiment, path: str | Path) -> bool:
+    """Whether the replica folder ``path`` holds every stage of ``exp`` (read from its manifest)."""
+    try:
+        stages = json.loads((Path(path) / MANIFEST).read_text())["stages"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return all(s in stages for s in planned_stages(exp))
 
 
 def stage_inputs(name: str) -> list[str]:
@@ -75,7 +108,7 @@ def stage_inputs(name: str) -> list[str]:
 
 
 def make_backend(exp: Experiment):
-    return backend_class(exp.backend)(exp.model, exp.runtime)
+    return backend_class(exp.backend)(exp.model, exp.runtime, checkpoints=exp.checkpoints)
 
 
 def stage_seed(seed: int, g: int, stage: str, *stream: int) -> int:
@@ -133,14 +166,44 @@ def generation_prompts(exp: Experiment, model, docs: list[str], n: int, rng: np.
     return docs if exp.generate.prompts_file else [split_prompt(t, exp.data.prompt_end) for t in docs]
 
 
-def synthetic_records(prompts: list[str] | None, texts: list[str], *, keep_prompt: bool) -> list[dict]:
-    """The synthetic documents of one generation: ``{"text"}`` from BOS, or ``{"text", "prompt"}`` where
-    the text is the continuation alone or, with ``keep_prompt``, prompt + continuation."""
-    if prompts is None:
-        return [{"text": t} for t in texts]
-    return [{"text": p + t if keep_prompt else t, "prompt": p} for t, p in zip(texts, prompts)]
+def write_training_set(exp: Experiment, g: int, gdir: Path, real: RealData, models: _Models, *, seed: int) -> list[Path]:
+    """Generation ``g``'s training set; returns the files written.
+
+    Generation 0's real documents are written out (``train.jsonl``), as are ``accumulate_select``'s
+    chosen documents (the filter picks them from the accumulated pool under generation g-1's model);
+    every other regime's set is a reference to the rows of earlier files (``train_sources.json``), so
+    an accumulating pool is never copied; ``mix``'s fresh real documents are written (``fresh.jsonl``).
+    """
+    rng = np.random.default_rng(stage_seed(seed, g, "data"))
+    replica = gdir.parent
+    if g == 0 and exp.regime.name != "accumulate_select":
+        write_jsonl(gdir / TRAIN, ({"text": t} for t in real.train))
+        return [gdir / TRAIN]
+    if exp.regime.name == "accumulate_select":  # the filter chooses top_k of the accumulated pool
+        selected = lambda k: read_texts(gen_dir(replica, k) / SELECTED)  # noqa: E731
+        pool = selection_pool(exp.regime.pool, g, real=real.train, selected=selected) if g else real.train
+        name = exp.filter.name if g else "random"
+        kept = select(name, pool, keep=1.0, top_k=exp.filter.top_k, rng=rng, config=exp.filter,
+                      model=Lazy(partial(models.get, gen_dir(replica, g - 1) / MODEL)) if g else None,
+                      gen0_model=Lazy(partial(models.get, gen_dir(replica, 0) / MODEL)) if g else None)
+        write_jsonl(gdir / TRAIN, ({"text": pool[i]} for i in kept))
+        return [gdir / TRAIN]
+    parts = training_parts(
+        exp.regime.name, g, n_real=len(real.train), fraction=exp.regime.fraction,
+        n_selected=lambda k: len(read_texts(gen_dir(replica, k) / SELECTED)), rng=rng,
+    )
+    files = {"real": f"{gen_name(0)}/{TRAIN}", "fresh": f"{gdir.name}/{FRESH}"}
+    written = [gdir / TRAIN_SOURCES]
+    for (kind, k), _ in parts:
+        if kind == "fresh":
+            write_jsonl(gdir / FRESH, ({"text": t} for t in real.fresh(k, real_share(len(real.train), exp.regime.fraction))))
+            written.append(gdir / FRESH)
+    write_train_sources(gdir, [(files.get(kind) or f"{gen_name(k)}/{SELECTED}", rows) for (kind, k), rows in parts])
+    return written
 
 
+def _human(num_bytes: int) -> str:
+    return f"{num_bytes / 1e6:.1f} MB" if num_bytes < 1e9 else f"{num_bytes / 1e9:.2f} GB"
 
 
 def edit_real(exp: Experiment, models: _Models, run: RunDir, real_train: list[str], g: int, seed: int) -> list[dict]:
@@ -172,73 +235,85 @@ def default_config(exp: Experiment, arm: str) -> dict:
 
 
 def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", overrides=(), log=print,
-                source: Source | None = None) -> RunDir:
+                source: Source | None = None) -> RunDir | None:
     """Run (or resume) one replica of one arm into ``path``; ``source``: the corpus, already prepared;
-    ``overrides``: the ``--set`` pairs, recorded in its ``config.yaml``."""
-    source = prepare(exp.data, exp.probes) if source is None else source
-    with RunLock(path, log):
-        return _run_generations(exp, path, seed=seed, arm=arm, overrides=overrides, log=log, source=source)
+    ``overrides``: the ``--set`` pairs, recorded in its ``config.yaml``.
+
+    Under ``accelerate launch`` every process trains; rank 0 alone runs every other stage, holds
+    the lock and keeps the run folder; the other ranks return ``None``."""
+    ranks = Ranks.from_env(cpu=exp.runtime.device == "cpu")
+    if ranks.main:
+        source = prepare(exp.data, exp.probes) if source is None else source
+    with RunLock(path, log) if ranks.main else nullcontext():
+        return _run_generations(exp, Path(path), seed=seed, arm=arm, overrides=overrides, log=log, source=source,
+                                ranks=ranks)
 
 
-def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, overrides, log, source: Source) -> RunDir:
+def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overrides, log, source: Source | None,
+                     ranks: Ranks) -> RunDir | None:
     run = RunDir(path, replica_config(exp, seed, arm, overrides), seed=seed, log=log, inputs=stage_inputs,
-                 defaults=default_config(exp, arm))
-    log(f"[{arm}/seed_{seed}] torch threads: {set_threads(exp.runtime.threads)}")
+                 defaults=default_config(exp, arm)) if ranks.main else None
+    threads = set_threads(exp.runtime.threads)
+    if ranks.main:
+        log(f"[{arm}/seed_{seed}] torch threads: {threads}")
     backend = make_backend(exp)
     models = _Models(backend)
-    real = real_data(source, seed=seed)
+    real = real_data(source, seed=seed) if ranks.main else None
     validation = validation_texts(exp.data) if exp.data.validation_split else None
+    written: dict[int, int] = {}
 
     def todo(g: int, stage: str) -> bool:
-        return not run.done(f"{gen_name(g)}/{stage}")
+        """Whether this process runs the stage: training on every rank when rank 0 says so, the rest on rank 0."""
+        pending = ranks.main and not run.done(f"{gen_name(g)}/{stage}")
+        return ranks.agree(pending) if stage == "train" else pending
+
+    def retain(trained: int, finished: bool) -> None:
+        """Checkpoint retention: drop the model folders no stage still to run needs (``checkpoints.keep``)."""
+        run.forget(prune(path, stale_generations(exp.checkpoints.keep, trained=trained, generations=exp.generations,
+                                                 probes=exp.probes.enabled, finished=finished)))
 
     for g in range(exp.generations):
-        gdir = run.gen(g)
+        gdir = gen_dir(path, g)
         model_dir = gdir / MODEL
 
         if todo(g, "data"):
-            outputs = [gdir / TRAIN] + ([run.path / HELDOUT] if g == 0 and real.heldout else [])
+            outputs = [path / HELDOUT] if g == 0 and real.heldout else []  # filled in as they are written
             with run.stage(f"{gdir.name}/data", outputs):
-                rng = np.random.default_rng(stage_seed(seed, g, "data"))
-                selected = lambda k: read_texts(run.gen(k) / SELECTED)  # noqa: E731
-                if exp.regime.name == "accumulate_select":  # the filter chooses top_k of the accumulated pool
-                    pool = selection_pool(exp.regime.pool, g, real=real.train, selected=selected) if g else real.train
-                    name = exp.filter.name if g else "random"
-                    kept = select(name, pool, keep=1.0, top_k=exp.filter.top_k, rng=rng, config=exp.filter,
-                                  model=Lazy(partial(models.get, run.gen(g - 1) / MODEL)) if g else None,
-                                  gen0_model=Lazy(partial(models.get, run.gen(0) / MODEL)) if g else None)
-                    texts = [pool[i] for i in kept]
-                else:
-                    texts = training_set(exp.regime.name, g, real=real.train, fresh=real.fresh,
-                                         fraction=exp.regime.fraction, selected=selected, rng=rng)
-                write_jsonl(gdir / TRAIN, ({"text": t} for t in texts))
-                if g == 0 and real.heldout:
-                    write_jsonl(run.path / HELDOUT, ({"text": t} for t in real.heldout))
+                if outputs:
+                    write_jsonl(path / HELDOUT, ({"text": t} for t in real.heldout))
+                outputs += write_training_set(exp, g, gdir, real, models, seed=seed)
 
         if todo(g, "train"):
-            with run.stage(f"{gdir.name}/train", [model_dir]):
+            with run.stage(f"{gdir.name}/train", [model_dir]) if ranks.main else nullcontext():
                 tmp = gdir / "model.tmp"
-                shutil.rmtree(tmp, ignore_errors=True)
-                backend.train(read_texts(gdir / TRAIN), tmp, previous=run.gen(g - 1) / MODEL if g else None,
+                if ranks.main:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                backend.train(read_training_texts(gdir), tmp, previous=gen_dir(path, g - 1) / MODEL if g else None,
                               seed=stage_seed(seed, g, "train"), **({"validation": validation} if validation else {}))
-                shutil.rmtree(model_dir, ignore_errors=True)
-                os.replace(tmp, model_dir)
+                if ranks.main:  # only rank 0 saved into tmp
+                    shutil.rmtree(model_dir, ignore_errors=True)
+                    os.replace(tmp, model_dir)
+
+        if ranks.main:
+            retain(g, finished=False)
 
         if exp.eval.enabled and todo(g, "eval"):
-            with run.stage(f"{gdir.name}/eval", [gdir / LM_EVAL]):
+            samples = [gdir / LM_EVAL_SAMPLES] if exp.eval.log_samples else []
+            with run.stage(f"{gdir.name}/eval", [gdir / LM_EVAL, *samples]):
                 results = scoring.evaluate(models.get(model_dir), exp.eval, seed=stage_seed(seed, g, "eval"),
-                                           model_dir=model_dir)
+                                           model_dir=model_dir, samples_dir=gdir / LM_EVAL_SAMPLES)
                 scoring.write_results(gdir / LM_EVAL, results)
 
         if todo(g, "generate"):
             with run.stage(f"{gdir.name}/generate", [gdir / SYNTHETIC]):
                 model = models.get(model_dir)
-                docs = read_texts(gdir / TRAIN) if exp.generate.prompt == "train_prefix" else real.train
+                docs = read_training_texts(gdir) if exp.generate.prompt == "train_prefix" else real.train
                 n = num_docs(exp, len(docs))
                 prompts = generation_prompts(exp, model, docs, n, np.random.default_rng(stage_seed(seed, g, "generate")))
                 texts = model.generate(num=None if prompts else n, prompts=prompts, decoding=exp.generate.decoding,
                                        seed=stage_seed(seed, g, "generate"))
-                write_jsonl(gdir / SYNTHETIC, synthetic_records(prompts, texts, keep_prompt=exp.generate.keep_prompt))
+                write_jsonl(gdir / SYNTHETIC, (synthetic_record(t, p, prompt_in_text=exp.generate.keep_prompt)
+                                               for t, p in zip(texts, prompts or [None] * len(texts))))
 
         if todo(g, "select"):
             toedit_on = exp.transform.name == "toedit"
@@ -260,44 +335,78 @@ def _run_generations(exp: Experiment, path: str | Path, *, seed: int, arm: str, 
                                     heldout=real.heldout)
                 if exp.probes.embedding_diagnostics:
                     result.update(embedding_diagnostics(
-                        read_texts(gdir / TRAIN), read_texts(gdir / SYNTHETIC), embedder=exp.probes.embedder,
+                        read_training_texts(gdir), read_texts(gdir / SYNTHETIC), embedder=exp.probes.embedder,
                         sample_size=exp.probes.embedding_sample, rng=np.random.default_rng(stage_seed(seed, g, "probes"))))
                 atomic_write_text(gdir / PROBES, json.dumps(result))
+
+        if ranks.main:
+            written[g] = disk_usage(gdir)  # before retention deletes this generation's model
+
+    if ranks.main:  # the replica is finished: final retention, and what it left on disk
+        retain(exp.generations - 1, finished=True)
+        sizes = ", ".join(f"{gen_name(g)} {_human(b)}" for g, b in written.items())
+        log(f"[{path.parent.name}/{path.name}] disk written per generation: {sizes}; kept: {_human(disk_usage(path))}")
     return run
 
 
-def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, overrides=(), resume: bool = False,
-                   dry_run: bool = False, log=print) -> list[Path]:
-    """Every arm × seed of an experiment YAML, each into ``RUN/<arm>/seed_<s>/``; returns their folders.
+Plan = list[tuple[str, Experiment, int, Path]]  # (arm, experiment, seed, replica folder)
 
-    Everything is checked before the first folder is created (see the module docstring);
-    ``dry_run`` stops there.
-    """
+
+def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, overrides=(), resume: bool = False,
+                  arm: str | None = None, seed: int | None = None, log=print) -> tuple[Path, Plan, dict[str, Source]]:
+    """The run folder, ``(arm, experiment, seed, folder)`` of every replica to run — all arms × seeds,
+    or the one ``arm`` and/or ``seed`` asked for (an error names the valid ones) — and each arm's
+    corpus, after every check of the module docstring; logs the plan. Writes nothing."""
     arms = load_config(config, list(overrides))
     first = next(iter(arms.values()))
     root = check_folder(Path(run_dir) if run_dir is not None else Path("runs") / first.name, "--run-dir")
     if resume and not root.exists():
         raise FileNotFoundError(f"--resume: no run folder {root} to resume")
+    if arm is not None and arm not in arms:
+        raise ValueError(f"--arm {arm!r} is not an arm of {config}; arms: {', '.join(arms)}")
+    arms = {a: e for a, e in arms.items() if arm is None or a == arm}
+    if seed is not None and not any(seed in e.seeds for e in arms.values()):
+        valid = sorted({s for e in arms.values() for s in e.seeds})
+        raise ValueError(f"--seed {seed} is not a seed of {config}{f' (arm {arm})' if arm else ''}; seeds: "
+                         f"{', '.join(map(str, valid))}")
     checks = {(exp.eval.tasks, json.dumps(task_metadata(exp), sort_keys=True)) for exp in arms.values() if exp.eval.enabled}
     for tasks, metadata in sorted(checks):
         scoring.check_tasks(tasks, json.loads(metadata))
     for exp in arms.values():
         check_embeddings(exp)
     sources = prepare_sources(arms)
-    plan = [(arm, exp, seed, replica_dir(root, arm, seed)) for arm, exp in arms.items() for seed in exp.seeds]
-    RunLock(root, log).check()
-    for arm, exp, seed, path in plan:
-        RunLock(path, log).check()
-        extends = check_compatible(path, replica_config(exp, seed, arm), defaults=default_config(exp, arm))
+    plan = [(a, exp, s, replica_dir(root, a, s)) for a, exp in arms.items() for s in exp.seeds if seed is None or s == seed]
+    main = rank() == 0  # under accelerate launch, rank 0 speaks for the launch and holds the locks
+    if main:
+        RunLock(root, log).check()
+    for a, exp, s, path in plan:
+        extends = None
+        if main:
+            RunLock(path, log).check()
+            extends = check_compatible(path, replica_config(exp, s, a), defaults=default_config(exp, a))
         edit = f", transform {exp.transform.name}" if exp.transform.name != "none" else ""
-        log(f"{arm} seed {seed}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}{edit}, "
-            f"filter {exp.filter.name}, {sources[arm].num_train} real training documents -> {path}"
+        log(f"{a} seed {s}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}{edit}, "
+            f"filter {exp.filter.name}, {sources[a].num_train} real training documents -> {path}"
             + (f" ({extends})" if extends else ""))
+    return root, plan, sources
+
+
+def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, overrides=(), resume: bool = False,
+                   dry_run: bool = False, arm: str | None = None, seed: int | None = None, log=print) -> list[Path]:
+    """Every arm × seed of an experiment YAML (or the one ``arm`` / ``seed`` asked for), each into
+    ``RUN/<arm>/seed_<s>/``; returns their folders.
+
+    Everything is checked before the first folder is created (see the module docstring);
+    ``dry_run`` stops there.
+    """
+    if rank() != 0:  # under accelerate launch, rank 0 speaks for the launch
+        log = lambda line: None  # noqa: E731
+    root, plan, sources = plan_replicas(config, run_dir, overrides=overrides, resume=resume, arm=arm, seed=seed, log=log)
     if dry_run:
         return [p for *_, p in plan]
-    with RunLock(root, log):
-        for arm, exp, seed, path in plan:
-            run_replica(exp, path, seed=seed, arm=arm, overrides=list(overrides), log=log, source=sources[arm])
+    with RunLock(root, log) if rank() == 0 else nullcontext():
+        for a, exp, s, path in plan:
+            run_replica(exp, path, seed=s, arm=a, overrides=list(overrides), log=log, source=sources[a])
     return [p for *_, p in plan]
 
 

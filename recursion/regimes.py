@@ -16,9 +16,15 @@ generation k. For g = 0 every regime trains on ``real``. For g >= 1:
   generation g-1) from a pool that accumulates (Gambetta et al.): :func:`selection_pool` names it —
   ``all`` = ``real`` + every generation's synthetic documents, ``real`` only (their FRESH
   baseline), ``synthetic`` only (SYNALL), ``last`` = generation g-1's (SYNLAST). Generation 0 takes
-  ``top_k`` random real documents. The select stage keeps every synthetic document.
+  ``top_k`` random real documents. The select stage keeps every synthetic document; the driver
+  writes the chosen documents themselves (they depend on the filter, not on sizes alone).
 
 Draws use ``rng`` (seeded per generation by the driver), so a rerun builds the same sets.
+
+:func:`training_parts` says which rows of which sources form the set (``("real", None)``,
+``("selected", k)``, ``("fresh", g)``), from the sizes alone; the driver writes that as a reference
+(``train_sources.json``, read back by :func:`recursion.artifacts.read_training_texts`), so an
+accumulating pool is never copied.
 """
 from __future__ import annotations
 
@@ -31,46 +37,56 @@ REGIMES = ("replace", "accumulate", "accumulate_subsample", "mix", "keep_real", 
 POOLS = ("all", "real", "synthetic", "last")
 
 
-def _draw(texts: Sequence[str], k: int, rng: np.random.Generator) -> list[str]:
-    k = min(k, len(texts))
-    return [texts[i] for i in np.sort(rng.choice(len(texts), size=k, replace=False))]
+Source = tuple[str, int | None]  # ("real", None), ("selected", k), ("fresh", g)
+Part = tuple[Source, "list[int] | None"]  # a source and the rows taken from it (None: all, in order)
 
 
-def training_set(
+def real_share(n_real: int, fraction: float) -> int:
+    """round(p N): the real documents of ``mix`` (fresh) and ``keep_real`` (original) generations."""
+    return int(round(fraction * n_real))
+
+
+def _rows(n: int, k: int, rng: np.random.Generator) -> list[int]:
+    """``min(k, n)`` distinct rows of ``n``, drawn uniformly, in order."""
+    return np.sort(rng.choice(n, size=min(k, n), replace=False)).tolist()
+
+
+def training_parts(
     regime: str,
     g: int,
     *,
-    real: Sequence[str],
-    selected: Callable[[int], list[str]],
-    fresh: Callable[[int, int], list[str]] | None = None,
+    n_real: int,
+    n_selected: Callable[[int], int],
     fraction: float = 0.1,
     rng: np.random.Generator,
-) -> list[str]:
-    """The training texts of generation ``g``.
+) -> list[Part]:
+    """The sources of generation ``g``'s training set and the rows taken from each, in order.
 
-    ``selected(k)`` loads the documents kept after generation k; ``fresh(g, n)`` returns n real
-    documents of fold g, disjoint from ``real`` and from every other fold.
+    ``n_real`` is the size N of the real set, ``n_selected(k)`` the number of documents kept after
+    generation k. A ``("fresh", g)`` part is all of fold g: round(p N) fresh real documents.
     """
     if regime not in REGIMES or regime == "accumulate_select":
         raise ValueError(f"unknown regime {regime!r}; choose one of: {', '.join(REGIMES[:-1])} "
                          "(accumulate_select: selection_pool)")
     if g == 0:
-        return list(real)
-    n = len(real)
+        return [(("real", None), None)]
     if regime == "replace":
-        return selected(g - 1)
-    pool = list(real) + [t for k in range(g) for t in selected(k)]
+        return [(("selected", g - 1), None)]
+    pool: list[Source] = [("real", None)] + [("selected", k) for k in range(g)]
     if regime == "accumulate":
-        return pool
+        return [(src, None) for src in pool]
     if regime == "accumulate_subsample":
-        return _draw(pool, n, rng)
-    n_real = int(round(fraction * n))
-    synthetic = _draw(selected(g - 1), n - n_real, rng)
+        sizes = [n_real] + [n_selected(k) for k in range(g)]
+        offsets = np.cumsum([0] + sizes)
+        rows = np.asarray(_rows(int(offsets[-1]), n_real, rng), dtype=np.int64)
+        part_of = np.searchsorted(offsets, rows, side="right") - 1
+        return [(src, (rows[part_of == i] - offsets[i]).tolist()) for i, src in enumerate(pool) if np.any(part_of == i)]
+    n_keep_real = real_share(n_real, fraction)
+    synthetic: Part = (("selected", g - 1), _rows(n_selected(g - 1), n_real - n_keep_real, rng))
     if regime == "keep_real":
-        return _draw(real, n_real, rng) + synthetic
-    if fresh is None:
-        raise ValueError("regime 'mix' needs a source of fresh real documents")
-    return fresh(g, n_real) + synthetic
+        return [(("real", None), _rows(n_real, n_keep_real, rng)), synthetic]
+    return [(("fresh", g), None), synthetic]
+
 
 
 def selection_pool(pool: str, g: int, *, real: Sequence[str], selected: Callable[[int], list[str]]) -> list[str]:

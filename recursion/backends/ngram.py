@@ -779,7 +779,7 @@ class NgramBackend:
 
     config_class = NgramConfig
 
-    def __init__(self, cfg: NgramConfig, runtime=None):
+    def __init__(self, cfg: NgramConfig, runtime=None, checkpoints=None):
         self.cfg = cfg
 
     @staticmethod
@@ -792,7 +792,14 @@ class NgramBackend:
 
     @classmethod
     def experiment_problems(cls, exp) -> list[tuple[str, str]]:
-        return [(f"generate.decoding.{key}", message) for key, message in cls.decoding_problems(exp.generate.decoding)]
+        from ..ranks import world_size
+
+        return [(f"generate.decoding.{key}", message) for key, message in cls.decoding_problems(exp.generate.decoding)] + \
+            failing(
+                (not exp.runtime.report_to, "runtime.report_to", "is for the Trainer; the ngram back end has none"),
+                (exp.checkpoints.dtype == "auto", "checkpoints.dtype", "must be auto: an n-gram model is counts in JSON"),
+                (world_size() == 1, "model.backend", "= ngram trains in one process; run it without accelerate launch"),
+            )
 
     def train(self, texts, out_dir: Path, *, previous: Path | None, seed: int) -> None:
         fixed = previous is not None and self.cfg.vocabulary == "fixed"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from lm_collapse.cli import main
-from recursion.artifacts import read_jsonl, read_texts
+from recursion.artifacts import read_jsonl, read_training_texts
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -334,7 +334,7 @@ def test_cut_selection_is_redone_before_the_next_generation_trains(tmp_path, cap
     assert any("gen_00/selected.jsonl has" in line and "redoing gen_00/select" in line for line in log)
     assert len(read_jsonl(selected)) == 500
     ref, got = tmp_path / "reference/default/seed_0/gen_01", tmp_path / "run/default/seed_0/gen_01"
-    assert read_texts(got / "train.jsonl") == read_texts(ref / "train.jsonl") and len(read_texts(got / "train.jsonl")) == 500
+    assert read_training_texts(got) == read_training_texts(ref) and len(read_training_texts(got)) == 500
 
 
 def test_more_generations_extend_a_finished_run(finished, run_copy):

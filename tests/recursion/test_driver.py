@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recursion.artifacts import read_jsonl, read_texts
+from recursion.artifacts import read_jsonl, read_texts, read_training_texts, record_prompt
 from recursion.driver import run_experiment
 
 CONFIG = """
@@ -59,13 +59,18 @@ def test_artifacts(config, tmp_path):
         assert len(read_texts(gen / "synthetic.jsonl")) == 200
         probes = json.loads((gen / "probes.json").read_text())
         assert len(probes["gen0_perplexity"]) == 200 and probes["num_prompts"] == 20
-    assert read_texts(rep / "gen_01/train.jsonl") == read_texts(rep / "gen_00/selected.jsonl")  # replace
+    assert read_training_texts(rep / "gen_01") == read_texts(rep / "gen_00/selected.jsonl")  # replace
+    # later generations reference their training rows instead of copying them
+    assert not (rep / "gen_01/train.jsonl").exists()
+    assert json.loads((rep / "gen_01/train_sources.json").read_text())["parts"] == [
+        {"file": "gen_00/selected.jsonl", "rows": None}]
     sur = tmp_path / "run/surprise/seed_0"
     selected = read_jsonl(sur / "gen_00/selected.jsonl")
     assert len(selected) == 100 and all("index" in r for r in selected)
-    train = read_texts(sur / "gen_01/train.jsonl")  # mix: 60 fresh real + the 100 kept (fewer than 240 asked)
+    train = read_training_texts(sur / "gen_01")  # mix: 60 fresh real + the 100 kept (fewer than 240 asked)
     assert len(train) == 160 and train[60:] == [r["text"] for r in selected]
     assert not set(train[:60]) & set(read_texts(sur / "gen_00/train.jsonl"))  # the fresh fold is new real text
+    assert train[:60] == read_texts(sur / "gen_01/fresh.jsonl")
     datasets = pytest.importorskip("datasets")
     assert datasets.load_dataset("json", data_files=str(rep / "gen_00/synthetic.jsonl"), split="train").num_rows == 200
     # replicas differ, a rerun changes nothing
@@ -150,8 +155,8 @@ def test_accumulate_select_chooses_top_k_of_the_accumulated_pool(tmp_path):
         assert set(first) <= set(real) and len(first) == 10  # generation 0: top_k random real documents
         for g in range(3):
             synthetic = read_jsonl(folder / f"gen_{g:02d}/synthetic.jsonl")
-            assert len(synthetic) == 15 and all(r["text"].startswith(r["prompt"]) and r["text"] != r["prompt"]
-                                                for r in synthetic)
+            assert len(synthetic) == 15 and all(set(r) == {"text", "prompt_chars"} for r in synthetic)
+            assert all(r["text"].startswith(record_prompt(r)) and r["text"] != record_prompt(r) for r in synthetic)
             assert read_texts(folder / f"gen_{g:02d}/selected.jsonl") == [r["text"] for r in synthetic]  # all kept
         train = read_texts(folder / "gen_02/train.jsonl")
         assert len(train) == 10
@@ -164,7 +169,7 @@ def test_accumulate_select_chooses_top_k_of_the_accumulated_pool(tmp_path):
     ppl = NgramBackend(NgramConfig(n=2, alpha=0.05)).load(folder / "gen_00/model").perplexity(pool)
     top = sorted(np.argsort(-np.asarray(ppl), kind="stable")[:10])
     assert read_texts(folder / "gen_01/train.jsonl") == [pool[i] for i in top]
-    prompts = [{r["prompt"] for r in read_jsonl(folder / f"gen_{g:02d}/synthetic.jsonl")} for g in range(2)]
+    prompts = [{record_prompt(r) for r in read_jsonl(folder / f"gen_{g:02d}/synthetic.jsonl")} for g in range(2)]
     assert prompts[0] != prompts[1]  # drawn anew each generation
 
 
@@ -173,6 +178,6 @@ def test_train_prefix_prompts_with_the_documents_the_generation_trained_on(tmp_p
                                                     "prefix_tokens: 2, num_docs: 200,").split("arms:")[0])
     [folder, _] = run_experiment(tmp_path / "c.yaml", tmp_path / "run", log=lambda s: None)
     for g in (0, 1):
-        heads = {" ".join(t.split()[:2]) for t in read_texts(folder / f"gen_{g:02d}/train.jsonl")}
+        heads = {" ".join(t.split()[:2]) for t in read_training_texts(folder / f"gen_{g:02d}")}
         records = read_jsonl(folder / f"gen_{g:02d}/synthetic.jsonl")
         assert {r["prompt"] for r in records} <= heads  # gen 1: prefixes of gen 0's synthetic lines, not real ones

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from recursion.artifacts import read_texts
+from recursion.artifacts import read_texts, read_training_texts
 from recursion.driver import run_experiment
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def test_scratch_gpt2_regimes_and_surprise(tmp_path):
     # generation 1 reuses generation 0's tokenizer unchanged
     a = folders[0]
     assert (a / "gen_00/model/tokenizer.json").read_text() == (a / "gen_01/model/tokenizer.json").read_text()
-    assert len(read_texts(a / "gen_01/train.jsonl")) == 200  # fixed budget
+    assert len(read_training_texts(a / "gen_01")) == 200  # fixed budget
     assert len(read_texts(folders[1] / "gen_00/selected.jsonl")) == 12
 
 
@@ -70,5 +70,5 @@ def test_finetune_lora_continuing_and_keep_real(tmp_path, tiny_gpt2):
     [folder] = run(tmp_path, model, "regime: {name: keep_real, fraction: 0.25}\n")
     check_replica(folder)
     assert (folder / "gen_01/model/adapter_config.json").exists()
-    train = read_texts(folder / "gen_01/train.jsonl")
+    train = read_training_texts(folder / "gen_01")
     assert sum(t in set(read_texts(folder / "gen_00/train.jsonl")) for t in train) >= 50

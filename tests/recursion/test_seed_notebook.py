@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from collapse_tasks import corpus
-from recursion.artifacts import HELDOUT, PROBES, gen_dir, read_texts
+from recursion.artifacts import HELDOUT, PROBES, gen_dir, read_texts, read_training_texts
 from recursion.driver import run_experiment
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "lab1_seed_notebook.yaml"
@@ -55,6 +55,6 @@ def test_generation_0_heldout_perplexity_is_the_notebooks(tmp_path):
     assert math.isclose(probes[0]["heldout_perplexity"], expected, rel_tol=1e-12), (probes[0]["heldout_perplexity"], expected)
     assert probes[0]["num_heldout"] == len(heldout) == 550
     # later generations: the notebook's estimator on that generation's training set (its rebuilt vocabulary)
-    gen1 = notebook_perplexity(read_texts(gen_dir(pure, 1) / "train.jsonl"), heldout)
+    gen1 = notebook_perplexity(read_training_texts(gen_dir(pure, 1)), heldout)
     assert math.isclose(probes[1]["heldout_perplexity"], gen1, rel_tol=1e-12)
-    assert len(read_texts(gen_dir(surprise, 1) / "train.jsonl")) == 300  # top_k 600 of 300 samples: all of them
+    assert len(read_training_texts(gen_dir(surprise, 1))) == 300  # top_k 600 of 300 samples: all of them

@@ -32,7 +32,7 @@ def test_warmup_steps_count(cfg, blocks, world, expected):
     assert warmup_steps(cfg, blocks, world_size=world) == expected
 
 
-def test_the_trainer_warms_up_for_that_many_steps():
+def test_the_trainer_warms_up_for_that_many_steps(tmp_path):
     """The learning rate peaks after exactly ``warmup_steps`` optimizer steps, then decays linearly."""
     train = TrainConfig(epochs=2, batch_size=4, block_size=32, warmup_ratio=0.3, logging_steps=1, learning_rate=1e-3)
     cfg = HFScratchConfig(n_layer=1, n_embd=16, n_head=2, n_positions=32, vocab_size=300, train=train)
@@ -41,7 +41,7 @@ def test_the_trainer_warms_up_for_that_many_steps():
     tokenizer = train_tokenizer(texts, vocab_size=300, model_max_length=32)
     model = backend.build_model(tokenizer)
     steps = warmup_steps(train, len(_pack(tokenizer, texts, 32, "documents")))
-    log = _fit(model, tokenizer, texts, train, seed=0, device="cpu", default_lr=1e-3)
+    log, _ = _fit(model, tokenizer, texts, train, seed=0, device="cpu", default_lr=1e-3, out_dir=tmp_path / "model")
     # the rate logged at step s is the one step s used: after s - 1 scheduler steps
     rates = [(r["step"], r["learning_rate"]) for r in log if r.get("learning_rate") is not None]
     total = rates[-1][0]

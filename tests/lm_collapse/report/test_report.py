@@ -195,3 +195,15 @@ def test_shi_diagnostics_and_toedit_shares_are_reported(tmp_path):
     rep = build_report([run], tmp_path / "out")
     assert "probes.png" in {f.name for f in rep.files}  # Shi's diagnostics are probes
     assert "probe/train_knn_entropy" in (tmp_path / "out/tables.md").read_text()
+
+
+def test_samples_read_a_prompt_stored_inside_the_document(tmp_path):
+    from lm_collapse.report.collect import Replica
+    from lm_collapse.report.samples import sample_rows
+    from recursion.artifacts import synthetic_record, write_jsonl
+
+    for g, word in enumerate(["old", "new"]):
+        write_jsonl(tmp_path / f"gen_0{g}/synthetic.jsonl",
+                    [synthetic_record(f" {word} {i}", f"Title {i}: ", prompt_in_text=True) for i in range(3)])
+    rows = sample_rows(Replica(tmp_path, "a", 0, generations=[0, 1]), num=1)
+    assert rows == [("Title 0: ", 0, " old 0"), ("Title 0: ", 1, " new 0")]
