@@ -78,6 +78,8 @@ def check_tasks(tasks: tuple[str, ...], metadata: dict | None = None) -> None:
 
     import collapse_tasks
 
+    quiet_expected_warnings()
+
     ours = list(collapse_tasks.our_task_names())
     for t in tasks:  # lm-eval has no task named collapse*: no need to index its ~15k tasks to say so
         if t.startswith("collapse") and not fnmatch.filter(ours, t):

@@ -72,7 +72,7 @@ def sweep(config: str | Path, run_dir: str | Path | None = None, *, overrides=()
         import ray
     except ImportError:
         raise ValueError(f"lm-collapse sweep needs Ray: {INSTALL_HINT}") from None
-    plan = plan_replicas(config, run_dir, overrides=overrides, resume=resume)
+    _, plan, _ = plan_replicas(config, run_dir, overrides=overrides, resume=resume, log=log)  # every check first
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False)
     gpus = ray.cluster_resources().get("GPU", 0)

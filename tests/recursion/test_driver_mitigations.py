@@ -131,7 +131,7 @@ arms:
     toedit, acceptability = run_experiment(path, tmp_path / "run", log=lambda s: None)
     stats = json.loads((toedit / "gen_01/edits.json").read_text())
     assert stats["prior"] == "base" and stats["documents"] == 60 and stats["resampled_share"] > 0
-    assert read_texts(toedit / "gen_01/train.jsonl") == [r["text"] for r in read_jsonl(toedit / "gen_00/edited.jsonl")]
+    assert read_training_texts(toedit / "gen_01") == [r["text"] for r in read_jsonl(toedit / "gen_00/edited.jsonl")]
     assert len(read_jsonl(acceptability / "gen_00/selected.jsonl")) == 24  # 80% of the 30 generated
     for rep in (toedit, acceptability):
         results = json.loads((rep / "gen_01/lm_eval.json").read_text())["results"]

@@ -216,7 +216,7 @@ def reduced(name: str, tiny_gpt2) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
 def test_a_reduced_run_of_each_paper_config(name, tmp_path, tiny_gpt2, paper_hub):
-    from recursion.artifacts import read_jsonl, read_training_texts
+    from recursion.artifacts import read_jsonl, read_training_texts, record_prompt
     from recursion.driver import run_experiment
 
     arms = load_config(ROOT / "configs" / f"{name}.yaml")
@@ -234,7 +234,7 @@ def test_a_reduced_run_of_each_paper_config(name, tmp_path, tiny_gpt2, paper_hub
         synthetic = read_jsonl(gen / "synthetic.jsonl")
         assert synthetic and all(isinstance(r["text"], str) for r in synthetic)
         if exp.generate.keep_prompt:
-            assert all(r["text"].startswith(r["prompt"]) for r in synthetic)
+            assert all(r["text"].startswith(record_prompt(r)) for r in synthetic)
         assert read_training_texts(gen)
     if exp.model.train.best_checkpoint:
         log = json.loads((folder / "gen_00/model/train_log.json").read_text())

@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from collapse_tasks import corpus
+
 ray = pytest.importorskip("ray")
 
 from recursion.sweep import summary, sweep  # noqa: E402
@@ -59,9 +61,21 @@ def test_two_replicas_at_once_then_skipped_then_reported(tmp_path, local_ray):
 
 
 def test_a_failed_replica_is_reported_and_the_others_finish(tmp_path, local_ray):
+    """A replica that fails while it runs (its data file vanishes after the sweep checked it) is
+    reported; the other finishes. A bad config never starts: the sweep checks every replica first."""
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps({"text": line}) + "\n" for line in corpus.lines("train")[:400]))
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(CONFIG + "arms:\n  ok: {}\n  bad: {data: {source: 'jsonl:/nonexistent.jsonl'}}\n")
-    outcomes = sweep(cfg, tmp_path / "run", overrides=["seeds=[0]"], log=lambda s: None)
+    cfg.write_text(CONFIG + f"arms:\n  ok: {{}}\n  bad: {{data: {{source: 'jsonl:{data}', num_train: 200}}}}\n")
+
+    def vanish(line):  # the plan is logged after every check, before any replica runs
+        if line.startswith("bad seed 0"):
+            data.unlink()
+
+    outcomes = sweep(cfg, tmp_path / "run", overrides=["seeds=[0]"], log=vanish)
     status = {o.replica: o.status for o in outcomes}
     assert status["ok/seed_0"] == "done"
-    assert status["bad/seed_0"].startswith("failed: ") and "nonexistent" in status["bad/seed_0"]
+    assert status["bad/seed_0"].startswith("failed: ") and "docs.jsonl" in status["bad/seed_0"]
+    cfg.write_text(CONFIG + "arms:\n  ok: {}\n  bad: {data: {source: 'jsonl:/nonexistent.jsonl'}}\n")
+    with pytest.raises(FileNotFoundError, match="nonexistent"):
+        sweep(cfg, tmp_path / "run2", overrides=["seeds=[0]"], log=lambda s: None)
