@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .report import build_report
 from .report.tables import last_generations, ordered_metrics, to_markdown, trajectory
-from .sizes import check_sizes, describe, read_raw, size_overrides
+from .sizes import check_sizes, describe, size_overrides
 
 KEY_METRICS = (
     "ppl_shakespeare/bits_per_byte",
@@ -76,9 +76,11 @@ class Progress:
     """The driver's ``log``: every message to the log file, one console line per finished replica
     (on a terminal, one line per replica rewritten as its stages finish)."""
 
-    def __init__(self, name: str, replicas: list[tuple[str, int]], stages: int, *, console, logfile):
-        self.name, self.stages, self.console, self.logfile = name, stages, console, logfile
-        self.replicas = {f"{arm}/seed_{seed}": f"{arm} seed {seed}" for arm, seed in replicas}
+    def __init__(self, name: str, stages: dict[tuple[str, int], int], *, console, logfile):
+        """``stages``: ``{(arm, seed): number of stages the replica runs}``."""
+        self.name, self.console, self.logfile = name, console, logfile
+        self.replicas = {f"{arm}/seed_{seed}": f"{arm} seed {seed}" for arm, seed in stages}
+        self.stages = {f"{arm}/seed_{seed}": n for (arm, seed), n in stages.items()}
         self.done: dict[str, int] = {}
         self.start = time.perf_counter()
         self.tty = console.isatty()
@@ -90,12 +92,13 @@ class Progress:
             return
         key = hit["replica"]
         self.done[key] = self.done.get(key, 0) + 1
-        n, finished = self.done[key], len([k for k, v in self.done.items() if v >= self.stages])
-        head = f"  {self.replicas[key]}: {n}/{self.stages} stages ({hit['stage']})"
+        n, total = self.done[key], self.stages[key]
+        finished = len([k for k, v in self.done.items() if v >= self.stages[k]])
+        head = f"  {self.replicas[key]}: {n}/{total} stages ({hit['stage']})"
         tail = f"  [{finished}/{len(self.replicas)} replicas, {_clock(time.perf_counter() - self.start)}]"
         if self.tty:
-            print(f"\r\033[K{head}{tail}", end="\n" if n >= self.stages else "", file=self.console, flush=True)
-        elif n >= self.stages:
+            print(f"\r\033[K{head}{tail}", end="\n" if n >= total else "", file=self.console, flush=True)
+        elif n >= total:
             print(f"  {self.replicas[key]}: done{tail}", file=self.console, flush=True)
 
 
@@ -149,8 +152,8 @@ def without_progress_bars() -> None:
 def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) -> list[Path]:
     """Run both experiments into ``out``, write their reports, print the key tables; returns report paths."""
     without_progress_bars()
-    from recursion.config import load_config
-    from recursion.driver import STAGES, run_experiment
+    from recursion.config import load_config, read_yaml
+    from recursion.driver import planned_stages, run_experiment
     from recursion.rundir import check_folder
 
     out = check_folder(out, "--out")
@@ -159,7 +162,7 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) ->
     plans = {}
     for name, spec in sizes.items():  # every size checked before any work
         config = configs_dir() / f"{name}.yaml"
-        overrides = size_overrides(read_raw(config), spec)
+        overrides = size_overrides(read_yaml(config) or {}, spec)
         plans[name] = (config, overrides, check_sizes(config, overrides))
     reports = []
     start = time.perf_counter()
@@ -168,14 +171,13 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) ->
         for name, (config, overrides, changes) in plans.items():
             arms = load_config(config, overrides)
             first = next(iter(arms.values()))
-            stages = len(STAGES) - (not first.eval.enabled) - (not first.probes.enabled)
             log(f"\n=== {name} ({config.name}: {len(arms)} arms × {len(first.seeds)} seed(s) × "
                 f"{first.generations} generations) ===")
             log(f"  sizes reduced by the demo: {describe(changes)}")
             t0 = time.perf_counter()
             print(f"\n=== {name}: {config} with {overrides} ===", file=logfile, flush=True)
             with quiet(logfile) as console:
-                progress = Progress(name, [(a, s) for a, e in arms.items() for s in e.seeds], stages * first.generations,
+                progress = Progress(name, {(a, s): len(planned_stages(e)) for a, e in arms.items() for s in e.seeds},
                                     console=console, logfile=logfile)
                 run_experiment(config, out / name, overrides=overrides, log=progress)
                 report = build_report([out / name], out / name / "report")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 #: The config keys that are sizes (each may also appear under ``arms.<arm>.``).
 SIZE_KEYS = ("generations", "data.num_train", "generate.num_docs", "filter.top_k", "eval.limit",
              "model.train.max_steps", "probes.num_prompts")
@@ -122,7 +120,3 @@ def describe(changes: dict[str, dict[str, tuple]]) -> str:
 def _fmt(value) -> str:
     return "all" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
-
-def read_raw(config: str | Path) -> dict:
-    """A config YAML as a plain mapping (for :func:`size_overrides`)."""
-    return yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}

@@ -506,20 +506,27 @@ def experiment_from_dict(data: dict, errors: list[str] | None = None) -> Experim
     collected: list[str] = [] if errors is None else errors
     before = len(collected)
     data = dict(data)
-    model = dict(data.pop("model", None) or {})
+    model = data.pop("model", None) or {}
+    if not isinstance(model, dict):
+        collected.append(f"model must be a mapping (backend: ..., its options), got {type(model).__name__}")
+        model = {}
+    model = dict(model)
     backend = model.pop("backend", "ngram")
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         collected.append(f"model.backend = {backend!r} is not valid; choose one of: {', '.join(BACKENDS)}")
         backend = None
     if "name" not in data:
         collected.append("missing key 'name' (the experiment's name)")
         data["name"] = ""
+    elif not isinstance(data["name"], str):
+        data["name"] = ""  # reported by Experiment.problems() as an empty name
     exp = _build(Experiment, {**data, "model": None, "backend": backend or "ngram"}, "", collected)
     if backend is not None:
         backend_cls = backend_class(backend)
         exp = dataclasses.replace(exp, model=_build(backend_cls.config_class, model, "model", collected))
-        for key, message in exp.problems():
-            collected.append(f"{key} {message}")
+        for key, message in exp.problems():  # again, now with the model (said once)
+            if f"{key} {message}" not in collected[before:]:
+                collected.append(f"{key} {message}")
         for key, message in backend_cls.experiment_problems(exp):
             collected.append(f"{key} {message}")
     if errors is None and len(collected) > before:
@@ -536,7 +543,14 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, Experi
     raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping")
-    raw = _merge(raw, parse_overrides(list(overrides)))
+    parsed = parse_overrides(list(overrides))
+    shipped_arms = raw.get("arms") if isinstance(raw.get("arms"), dict) else {}
+    arm_overrides = parsed.get("arms") if isinstance(parsed.get("arms"), dict) else {}
+    for arm in arm_overrides:
+        if arm not in shipped_arms:  # --set changes an arm, never adds one (a typo would run as a new arm)
+            valid = f"its arms: {', '.join(map(str, shipped_arms))}" if shipped_arms else "it has no arms"
+            raise ConfigError(f"--set arms.{arm}.…: {path} has no arm {arm!r}; {valid}")
+    raw = _merge(raw, parsed)
     arms = raw.pop("arms", None) or {"default": {}}
     if not isinstance(arms, dict):
         raise ConfigError(f"{path}: arms must map each arm's name to its overrides")

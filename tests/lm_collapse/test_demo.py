@@ -67,16 +67,18 @@ class _Console(io.StringIO):
 @pytest.mark.parametrize("tty", [False, True])
 def test_progress_shows_one_line_per_replica_and_logs_everything(tty):
     console, logfile = _Console(tty), io.StringIO()
-    progress = Progress("x", [("replace", 0), ("accumulate", 0)], 2, console=console, logfile=logfile)
+    # arms may differ in their stages (here, accumulate has one more: its probes)
+    progress = Progress("x", {("replace", 0): 2, ("accumulate", 0): 3}, console=console, logfile=logfile)
     for message in ["replace seed 0: ngram, ...", "[replace/seed_0] torch threads: 1",
                     "[replace/seed_0] gen_00/data done in 0.1 s", "[replace/seed_0] gen_00/train done in 2.0 s",
-                    "[accumulate/seed_0] gen_00/data done in 0.1 s", "[accumulate/seed_0] gen_00/train done in 1.5 s"]:
+                    "[accumulate/seed_0] gen_00/data done in 0.1 s", "[accumulate/seed_0] gen_00/train done in 1.5 s",
+                    "[accumulate/seed_0] gen_00/probes done in 0.5 s"]:
         progress(message)
-    assert logfile.getvalue().count("\n") == 6  # every message is in the log
+    assert logfile.getvalue().count("\n") == 7  # every message is in the log
     lines = console.getvalue().split("\n")
     if tty:  # one line per replica, rewritten in place as its stages finish
-        assert console.getvalue().count("\r") == 4 and len(lines) == 3
-        assert "accumulate seed 0: 2/2 stages (gen_00/train)" in lines[1]
+        assert console.getvalue().count("\r") == 5 and len(lines) == 3
+        assert "accumulate seed 0: 3/3 stages (gen_00/probes)" in lines[1]
     else:
         assert lines[0].startswith("  replace seed 0: done  [1/2 replicas")
         assert lines[1].startswith("  accumulate seed 0: done  [2/2")

@@ -3,14 +3,15 @@ import pytest
 import yaml
 
 from lm_collapse import demo
-from lm_collapse.sizes import SIZE_KEYS, check_sizes, describe, is_size, read_raw, size_overrides
+from lm_collapse.sizes import SIZE_KEYS, check_sizes, describe, is_size, size_overrides
+from recursion.config import read_yaml
 
 
 @pytest.mark.parametrize("sizes", [demo.DEMO, demo.QUICK], ids=["demo", "quick"])
 def test_demo_sizes_are_sizes_of_the_shipped_configs(sizes):
     for name, spec in sizes.items():
         config = demo.configs_dir() / f"{name}.yaml"
-        raw = read_raw(config)
+        raw = read_yaml(config)
         pairs = size_overrides(raw, spec)
         assert all(is_size(p) for p in pairs)
         changes = check_sizes(config, pairs)  # raises on a non-size or a larger size
@@ -36,7 +37,7 @@ def test_a_size_can_only_shrink(tmp_path):
         check_sizes(config, ["generations=9"])
     with pytest.raises(ValueError, match="arm 'b'.*300 -> 400"):
         check_sizes(config, ["arms.b.generate.num_docs=400"])
-    changes = check_sizes(config, size_overrides(read_raw(config), {"generations": 2, "documents": 0.5}))
+    changes = check_sizes(config, size_overrides(read_yaml(config), {"generations": 2, "documents": 0.5}))
     assert changes == {"a": {"generations": (4, 2), "generate.num_docs": (100, 50)},
                        "b": {"generations": (4, 2), "generate.num_docs": (300, 150)}}
     assert describe(changes) == "generations 4 → 2; generate.num_docs 100 → 50 (b: 300 → 150)"

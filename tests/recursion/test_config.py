@@ -81,6 +81,28 @@ def test_bad_backend_and_model_keys(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("name: 123\nmodel: {backend: ngram}\n", r"^[^\n]*: name must be a non-empty string$"),
+        ("name: t\nmodel: gpt2\n", r": model must be a mapping \(backend: \.\.\., its options\), got str"),
+        ("name: t\nmodel: {backend: [a]}\n", r"model.backend = \['a'\] is not valid; choose one of: ngram"),
+    ],
+)
+def test_values_of_the_wrong_type_are_config_errors(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):  # one line naming the key, never a TypeError
+        load_config(write(tmp_path, text))
+
+
+def test_set_changes_an_arm_but_never_adds_one(tmp_path):
+    path = write(tmp_path, BASE + "arms:\n  surprise: {}\n  replace: {}\n")
+    assert load_config(path, ["arms.surprise.generations=3"])["surprise"].generations == 3
+    with pytest.raises(ConfigError, match=r"has no arm 'surprse'; its arms: surprise, replace"):
+        load_config(path, ["arms.surprse.generations=3"])  # a typo would otherwise run as a fourth arm
+    with pytest.raises(ConfigError, match=r"has no arm 'a'; it has no arms"):
+        load_config(write(tmp_path, BASE), ["arms.a.generations=3"])
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     text = BASE + "generations: 0\nfilter: {name: surprize, keep: 2}\ngenerate: {decoding: {temperature: 0, num_beams: 3}}\n"
     with pytest.raises(ConfigError) as info:
