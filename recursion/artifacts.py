@@ -8,7 +8,8 @@ and readers. Layout of an experiment run ``RUN/``::
         config.yaml            the resolved experiment             CONFIG
         manifest.json          stages done (with the size and      MANIFEST
                                sha256 of every file each wrote),
-                               timings, versions
+                               timings, versions; "redo": the old
+                               records of stages to be run again
         .lock                  the PID of the process running it   LOCK
         heldout.jsonl          held-out real documents             HELDOUT
                                (data.heldout_fraction), never trained on

@@ -205,15 +205,27 @@ class RunLock:
             mine.unlink()
 
     def _stale_or_refuse(self) -> None:
-        pid = self.check()
-        if pid is None and not self.file.exists():  # released meanwhile
+        try:
+            stale = self.file.read_text()
+        except FileNotFoundError:  # released meanwhile
             return
+        pid = self.check()
         if pid != os.getpid():
             self.log(f"[{self.folder}] taking over the lock of process {pid} (no longer running)")
+        # Rename, then look: only the stale lock is removed. Two processes taking over the same stale
+        # lock at once cannot delete each other's fresh one; the one that moved a fresh lock aside
+        # puts it back and, on its next try, finds it held.
+        aside = self.folder / f"{LOCK}-stale-{os.getpid()}"
         try:
-            self.file.unlink()
+            os.replace(self.file, aside)
         except FileNotFoundError:
-            pass
+            return
+        if aside.read_text() != stale:
+            try:
+                os.link(aside, self.file)
+            except FileExistsError:
+                pass
+        aside.unlink()
 
     def release(self) -> None:
         try:
@@ -293,7 +305,6 @@ class RunDir:
         self.log = log
         self.inputs = inputs or (lambda name: ())
         self.manifest_path = self.path / MANIFEST
-        self.redo: dict[str, dict] = {}  # stages found damaged, or invalidated: their old records
         text, digest = _config_text(config)
         if self.manifest_path.exists():
             extends = check_compatible(self.path, config, defaults=defaults)
@@ -338,8 +349,15 @@ class RunDir:
                 self._drop(name)
 
     def _drop(self, name: str) -> None:
-        self.redo[name] = self.manifest["stages"].pop(name)
+        self._undo(name)
         self._save()
+
+    def _undo(self, name: str) -> None:
+        """Take stage ``name`` out of the done stages, keeping its record under ``redo`` in the
+        manifest: a run killed before the stage is redone still compares the redone files with
+        the ones its readers were built from."""
+        record = self.manifest["stages"].pop(name)
+        self.manifest.setdefault("redo", {}).setdefault(name, record)
 
     def done(self, name: str) -> bool:
         return name in self.manifest["stages"]
@@ -372,10 +390,15 @@ class RunDir:
         files = files_of(self.path, outputs)
         self.manifest["stages"][name] = {"seconds": round(seconds, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                          "files": files}
-        self._save()
-        self.log(f"[{self._name}] {name} done in {seconds:.1f} s")
-        old = self.redo.pop(name, None)
+        old = self.manifest.get("redo", {}).pop(name, None)
+        stale = []
         if old is not None and old.get("files") != files:  # redone with other bytes: its readers are stale
-            for reader in [r for r in self.manifest["stages"] if name in self.inputs(r)]:
-                self.log(f"[{self._name}] {name} changed: redoing {reader}")
-                self._drop(reader)
+            stale = [r for r in self.manifest["stages"] if name in self.inputs(r)]
+            for reader in stale:
+                self._undo(reader)
+        if not self.manifest.get("redo"):
+            self.manifest.pop("redo", None)
+        self._save()  # the stage and its stale readers in one write
+        self.log(f"[{self._name}] {name} done in {seconds:.1f} s")
+        for reader in stale:
+            self.log(f"[{self._name}] {name} changed: redoing {reader}")

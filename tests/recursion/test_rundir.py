@@ -42,6 +42,26 @@ def test_damaged_files_are_redone_and_their_readers_only_if_they_changed(tmp_pat
     assert [n for n in "abcd" if not run.done(n)] == ["c"]
 
 
+def test_a_run_killed_before_the_redo_still_redoes_the_readers(tmp_path):
+    run = open_run(tmp_path)
+    for name in "abc":
+        do(run, name, f"output of {name}")
+    (tmp_path / "a.txt").write_text("output of A")  # damaged
+    open_run(tmp_path)  # finds it, drops a ... and is killed before a is redone
+    run = open_run(tmp_path)  # the next run has only the manifest to go by
+    assert [n for n in "abc" if not run.done(n)] == ["a"]
+    assert json.loads((tmp_path / "manifest.json").read_text())["redo"]["a"]["files"]["a.txt"]["size"] == 11
+    do(run, "a", "a different output")
+    assert [n for n in "abc" if not run.done(n)] == ["b"]  # b was built from the old a
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert list(manifest["redo"]) == ["b"]  # recorded in the same write as a
+    run = open_run(tmp_path)
+    do(run, "b", "b, from the new a")
+    assert [n for n in "abc" if not run.done(n)] == ["c"]
+    do(run, "c", "output of c")  # the same bytes as before: nothing more to redo
+    assert all(run.done(n) for n in "abc") and "redo" not in json.loads((tmp_path / "manifest.json").read_text())
+
+
 def test_missing_file_is_redone(tmp_path):
     run = open_run(tmp_path)
     do(run, "d", "x")
@@ -108,4 +128,20 @@ def test_lock_refuses_a_live_process_and_takes_over_a_dead_ones(tmp_path):
     assert not (tmp_path / ".lock").exists()
     (tmp_path / ".lock").write_text("1 some-other-host\n")  # another machine's process: cannot tell, refuse
     with pytest.raises(RunFolderError, match="in use by process 1 on some-other-host"):
+        RunLock(tmp_path).acquire()
+
+
+def test_taking_over_a_stale_lock_never_removes_a_fresh_one(tmp_path):
+    lock = RunLock(tmp_path, log=lambda s: None)
+    (tmp_path / ".lock").write_text(f"999999999 {os.uname().nodename}\n")  # a dead process's
+    fresh = f"{os.getppid()} {os.uname().nodename}\n"  # another process took it over meanwhile
+
+    def check_then_race():
+        (tmp_path / ".lock").write_text(fresh)
+        return 999999999
+
+    lock.check = check_then_race
+    lock._stale_or_refuse()
+    assert (tmp_path / ".lock").read_text() == fresh and sorted(p.name for p in tmp_path.iterdir()) == [".lock"]
+    with pytest.raises(RunFolderError, match=f"in use by process {os.getppid()}"):
         RunLock(tmp_path).acquire()
