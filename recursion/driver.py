@@ -94,17 +94,20 @@ def stage_inputs(name: str) -> list[str]:
     they make it run again (:class:`recursion.rundir.RunDir`)."""
     gen, _, stage = name.partition("/")
     g = int(gen.removeprefix("gen_"))
+    # A training set after generation 0 may only *reference* rows of earlier files (train_sources.json,
+    # the same bytes whatever those files hold): whoever reads the training set reads those files too.
+    pool = [(k, "select") for k in range(g)] + ([(0, "data")] if g else [])
     reads = {
         # regimes hand on earlier generations' selections; accumulate_select scores them with the last model
-        "data": [(k, "select") for k in range(g)] + ([(g - 1, "train")] if g else []),
-        "train": [(g, "data")] + ([(g - 1, "train")] if g else []),  # the previous model (vocabulary, init)
+        "data": pool + ([(g - 1, "train")] if g else []),
+        "train": [(g, "data")] + pool + ([(g - 1, "train")] if g else []),  # the previous model (vocabulary, init)
         "eval": [(g, "train")],
-        "generate": [(g, "train"), (g, "data")],  # train_prefix prompts come from the training set
+        "generate": [(g, "train"), (g, "data")] + pool,  # train_prefix prompts come from the training set
         # ToEdit edits with generation 0's model (or this one), the previous selection as input
         "select": [(g, "generate"), (g, "train"), (0, "train")] + ([(g - 1, "select")] if g else []),
-        "probes": [(g, "train"), (0, "train"), (g, "generate"), (g, "data"), (0, "data")],  # held out, train set
+        "probes": [(g, "train"), (0, "train"), (g, "generate"), (g, "data"), (0, "data")] + pool,  # held out, train set
     }[stage]
-    return [f"{gen_name(k)}/{s}" for k, s in reads]
+    return list(dict.fromkeys(f"{gen_name(k)}/{s}" for k, s in reads))
 
 
 def make_backend(exp: Experiment):

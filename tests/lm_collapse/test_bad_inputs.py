@@ -337,6 +337,24 @@ def test_cut_selection_is_redone_before_the_next_generation_trains(tmp_path, cap
     assert read_training_texts(got) == read_training_texts(ref) and len(read_training_texts(got)) == 500
 
 
+def test_a_selection_redone_with_other_bytes_retrains_the_generations_that_referenced_it(tmp_path):
+    """Generation 1's training set only references gen_00/selected.jsonl (train_sources.json, the same
+    bytes whatever the file holds): when the selection is redone differently, its model is retrained."""
+    from recursion.driver import run_experiment
+
+    config = config_file(tmp_path, NO_EVAL)
+    run_experiment(config, tmp_path / "run", overrides=["generations=2"], log=quiet)
+    manifest_path = tmp_path / "run/default/seed_0/manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    # as if the selection had been written by a nondeterministic decoder: a rerun gives other bytes
+    manifest["stages"]["gen_00/select"]["files"]["gen_00/selected.jsonl"]["sha256"] = "0" * 64
+    manifest_path.write_text(json.dumps(manifest))
+    log = []
+    run_experiment(config, tmp_path / "run", overrides=["generations=2"], log=log.append)
+    for stage in ("data", "train", "generate", "select", "probes"):
+        assert f"[default/seed_0] gen_00/select changed: redoing gen_01/{stage}" in log, stage
+
+
 def test_more_generations_extend_a_finished_run(finished, run_copy):
     from recursion.driver import run_experiment
 
