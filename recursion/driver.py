@@ -66,7 +66,7 @@ from .filters import Lazy, check_embeddings, select
 from .probes import embedding_diagnostics, run_probes
 from .ranks import Ranks, rank
 from .regimes import real_share, selection_pool, training_parts
-from .rundir import RunDir, RunLock, check_compatible, check_folder
+from .rundir import RunDir, RunFolderError, RunLock, check_compatible, check_folder, read_manifest
 from .runtime import set_threads
 from .transforms import summary, toedit
 
@@ -108,6 +108,39 @@ def stage_inputs(name: str) -> list[str]:
         "probes": [(g, "train"), (0, "train"), (g, "generate"), (g, "data"), (0, "data")] + pool,  # held out, train set
     }[stage]
     return list(dict.fromkeys(f"{gen_name(k)}/{s}" for k, s in reads))
+
+
+def reads_gen0_model(exp: Experiment) -> bool:
+    """Whether selection loads generation 0's model (the acceptability filter's generation-0
+    perplexity, ToEdit's ``prior: gen0``); the probes always do."""
+    return ((exp.filter.name == "acceptability" and exp.filter.scorer == "gen0_perplexity")
+            or (exp.transform.name == "toedit" and exp.transform.prior == "gen0"))
+
+
+def models_read(exp: Experiment, name: str) -> list[int]:
+    """The generations whose model folders stage ``name`` loads (checkpoint retention must keep them)."""
+    gen, _, stage = name.partition("/")
+    g = int(gen.removeprefix("gen_"))
+    gen0 = [0] if reads_gen0_model(exp) else []
+    return {
+        "data": [g - 1, *gen0] if g and exp.regime.name == "accumulate_select" else [],  # it selects at data
+        "train": [g - 1] if g else [],  # the vocabulary or tokenizer, and the weights under init: previous
+        "eval": [g], "generate": [g], "select": [g, *gen0], "probes": [g, 0],
+    }[stage]
+
+
+def deleted_models(exp: Experiment, path: Path, done) -> str | None:
+    """A problem when a stage still to run loads a model folder that checkpoint retention deleted
+    (a finished ``keep: last`` replica extended with more generations, or a pruned generation's stage
+    redone for a damaged file): the model cannot come back without retraining what it grew from."""
+    for name in planned_stages(exp):
+        if name in done:
+            continue
+        for k in models_read(exp, name):
+            if f"{gen_name(k)}/train" in done and not (gen_dir(path, k) / MODEL).exists():
+                return (f"{path}: {name} is still to run and loads {gen_name(k)}/{MODEL}/, which checkpoints.keep: "
+                        f"{exp.checkpoints.keep} deleted; run it in another --run-dir (with keep: all to extend runs)")
+    return None
 
 
 def make_backend(exp: Experiment):
@@ -256,6 +289,8 @@ def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overri
                      ranks: Ranks) -> RunDir | None:
     run = RunDir(path, replica_config(exp, seed, arm, overrides), seed=seed, log=log, inputs=stage_inputs,
                  defaults=default_config(exp, arm)) if ranks.main else None
+    if ranks.main and (problem := deleted_models(exp, path, run.manifest["stages"])):
+        raise RunFolderError(problem)
     threads = set_threads(exp.runtime.threads)
     if ranks.main:
         log(f"[{arm}/seed_{seed}] torch threads: {threads}")
@@ -273,7 +308,7 @@ def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overri
     def retain(trained: int, finished: bool) -> None:
         """Checkpoint retention: drop the model folders no stage still to run needs (``checkpoints.keep``)."""
         run.forget(prune(path, stale_generations(exp.checkpoints.keep, trained=trained, generations=exp.generations,
-                                                 probes=exp.probes.enabled, finished=finished)))
+                                                 gen0=exp.probes.enabled or reads_gen0_model(exp), finished=finished)))
 
     for g in range(exp.generations):
         gdir = gen_dir(path, g)
@@ -387,6 +422,8 @@ def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, over
         if main:
             RunLock(path, log).check()
             extends = check_compatible(path, replica_config(exp, s, a), defaults=default_config(exp, a))
+            if extends and (problem := deleted_models(exp, path, read_manifest(path / MANIFEST)["stages"])):
+                raise RunFolderError(problem)
         edit = f", transform {exp.transform.name}" if exp.transform.name != "none" else ""
         log(f"{a} seed {s}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}{edit}, "
             f"filter {exp.filter.name}, {sources[a].num_train} real training documents -> {path}"

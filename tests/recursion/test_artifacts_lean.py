@@ -57,7 +57,32 @@ def test_last_deletes_a_model_as_soon_as_no_stage_needs_it(tmp_path):
     assert during["gen_02/train"] == ["gen_00", "gen_01", "gen_02"]  # gen 1 is pruned right after this stage
     assert during["gen_02/eval" if "gen_02/eval" in during else "gen_02/generate"] == ["gen_00", "gen_02"]
     assert during["gen_03/probes"] == ["gen_00", "gen_03"]  # gen 0 is the probes' reference to the end
-    assert stale_generations("last", trained=2, generations=4, probes=False, finished=False) == [0, 1]
+    assert stale_generations("last", trained=2, generations=4, gen0=False, finished=False) == [0, 1]
+
+
+def test_last_keeps_generation_0_while_a_filter_scores_with_it(tmp_path):
+    """Probes off, but the acceptability filter ranks every generation's samples by generation 0's
+    perplexity: its model stays until the last selection (before, a resume at generation 2 failed)."""
+    seen = []
+
+    def log(line):
+        seen.append((line.split("] ")[-1].split(" done")[0], models(tmp_path / "run/default/seed_0")))
+
+    folder, _ = run(tmp_path, "checkpoints.keep=last", "probes.enabled=false", "filter.name=acceptability",
+                    "filter.keep=0.5", log=log)
+    assert dict(seen)["gen_03/select"] == ["gen_00", "gen_03"] and models(folder) == ["gen_03"]
+
+
+def test_a_pruned_run_that_needs_a_deleted_model_is_refused_before_any_work(tmp_path):
+    folder, _ = run(tmp_path, "generations=2", "checkpoints.keep=last")
+    before = json.loads((folder / "manifest.json").read_text())["stages"]
+    with pytest.raises(ValueError, match=r"gen_02/probes is still to run and loads gen_00/model/, which "
+                                         r"checkpoints.keep: last deleted; run it in another --run-dir"):
+        run(tmp_path, "generations=3", "checkpoints.keep=last")  # more generations: the probes need gen 0
+    assert json.loads((folder / "manifest.json").read_text())["stages"] == before
+    (folder / "gen_00/synthetic.jsonl").write_text("")  # a stage of a pruned generation to redo
+    with pytest.raises(ValueError, match=r"gen_00/generate is still to run and loads gen_00/model/"):
+        run(tmp_path, "generations=2", "checkpoints.keep=last")
 
 
 def test_pools_are_referenced_not_copied(tmp_path):
