@@ -80,13 +80,19 @@ def planned_stages(exp: Experiment) -> list[str]:
     return [f"{gen_name(g)}/{s}" for g in range(exp.generations) for s in STAGES if s not in skip]
 
 
-def replica_finished(exp: Experiment, path: str | Path) -> bool:
-    """Whether the replica folder ``path`` holds every stage of ``exp`` (read from its manifest)."""
+def generations_done(exp: Experiment, path: str | Path) -> int:
+    """Generations of the replica at ``path`` whose every planned stage its manifest records."""
     try:
         stages = json.loads((Path(path) / MANIFEST).read_text())["stages"]
     except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return all(s in stages for s in planned_stages(exp))
+        return 0
+    planned = planned_stages(exp)
+    return sum(all(s in stages for s in planned if s.startswith(f"{gen_name(g)}/")) for g in range(exp.generations))
+
+
+def replica_finished(exp: Experiment, path: str | Path) -> bool:
+    """Whether the replica folder ``path`` holds every stage of ``exp`` (read from its manifest)."""
+    return generations_done(exp, path) == exp.generations
 
 
 def stage_inputs(name: str) -> list[str]:
@@ -175,11 +181,13 @@ class _Models:
         return self.fixed[name]
 
 
-def num_docs(exp: Experiment, n_real: int) -> int:
-    """Synthetic documents per generation: configured, or enough that the filter keeps ~n_real."""
+def num_docs(exp: Experiment, n_docs: int) -> int:
+    """Synthetic documents per generation: ``generate.num_docs``, else enough that the filter keeps
+    about ``n_docs`` — the real training documents, or, for ``prompt: train_prefix``, this
+    generation's training set (one continuation per block trained on, growing under ``accumulate``)."""
     if exp.generate.num_docs is not None:
         return exp.generate.num_docs
-    return n_real if exp.filter.top_k is not None else math.ceil(n_real / exp.filter.keep)
+    return n_docs if exp.filter.top_k is not None else math.ceil(n_docs / exp.filter.keep)
 
 
 def generation_prompts(exp: Experiment, model, docs: list[str], n: int, rng: np.random.Generator) -> list[str] | None:
@@ -209,7 +217,10 @@ def write_training_set(exp: Experiment, g: int, gdir: Path, real: RealData, mode
     chosen documents (the filter picks them from the accumulated pool under generation g-1's model);
     every other regime's set is a reference to the rows of earlier files (``train_sources.json``), so
     an accumulating pool is never copied; ``mix``'s fresh real documents are written (``fresh.jsonl``).
+    Whichever form an earlier run left is removed first: it would be read in place of the new one.
     """
+    for earlier in (gdir / TRAIN, gdir / TRAIN_SOURCES):
+        earlier.unlink(missing_ok=True)
     rng = np.random.default_rng(stage_seed(seed, g, "data"))
     replica = gdir.parent
     if g == 0 and exp.regime.name != "accumulate_select":

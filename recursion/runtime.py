@@ -5,7 +5,8 @@ The default is the cores this process may run on (``os.sched_getaffinity``) minu
 1-minute load average (``os.getloadavg``) minus this process's own recent CPU use (CPU seconds
 per wall second since the previous call, or since this module was imported), so a run does not
 count its own work as someone else's. On a shared 2-core laptop beside one busy process that gives
-1 thread, not 2 threads fighting for 1 core; alone, both cores.
+1 thread, not 2 threads fighting for 1 core; alone, both cores. ``OMP_NUM_THREADS``, when set (a
+Ray task's CPUs in ``lm-collapse sweep``, a job scheduler's share), caps the default.
 """
 from __future__ import annotations
 
@@ -69,12 +70,19 @@ def free_cores(*, cores: int | None = None, load: float | None = None, own: floa
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads to ``threads`` (``runtime.threads``), else to :func:`free_cores`;
-    returns the number set (nothing is set when torch is not installed)."""
-    n = int(threads) if threads else free_cores()
+    """Set torch's intra-op threads to ``threads`` (``runtime.threads``), else to :func:`free_cores`,
+    at most ``OMP_NUM_THREADS`` when that is set (a scheduler's share: a Ray task's CPUs); returns
+    the number set (nothing is set when torch is not installed)."""
+    n = int(threads) if threads else min(free_cores(), _omp_cap() or usable_cores())
     try:
         import torch
     except ImportError:
         return n
     torch.set_num_threads(n)
     return n
+
+
+def _omp_cap() -> int | None:
+    """``OMP_NUM_THREADS`` as a positive integer, else ``None``."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None

@@ -2,8 +2,9 @@
 
 Ray schedules; nothing here does. Each replica is one Ray task that asks for ``num_gpus`` GPUs
 (``--gpus-per-replica``, default 1) — or, on a cluster without GPUs, ``num_cpus`` = the config's
-``runtime.threads`` (1 if unset) — and runs :func:`recursion.driver.run_replica` for its (arm,
-seed) in its own worker process, into the usual ``RUN/<arm>/seed_<s>/`` folder, so
+``runtime.threads`` (1 if unset), torch then using that many threads — and runs
+:func:`recursion.driver.run_replica` for its (arm, seed), with the sweep's ``--set`` overrides
+recorded as a ``run`` records them, in its own worker process, into the usual ``RUN/<arm>/seed_<s>/`` folder, so
 ``lm-collapse report RUN`` reads a sweep like any run. Ray starts as many tasks at once as the
 resources allow and queues the rest.
 
@@ -20,13 +21,12 @@ generations done.
 """
 from __future__ import annotations
 
-import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifacts import MANIFEST, gen_name
-from .driver import plan_replicas, planned_stages, replica_finished
+from .driver import generations_done, plan_replicas, replica_finished
 
 INSTALL_HINT = "pip install 'lm-collapse[sweep]'"
 
@@ -42,23 +42,16 @@ class Outcome:
     path: Path
 
 
-def generations_done(exp, path: Path) -> int:
-    """Generations of the replica at ``path`` whose every planned stage its manifest records."""
-    try:
-        stages = json.loads((Path(path) / MANIFEST).read_text())["stages"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-    planned = planned_stages(exp)
-    return sum(all(s in stages for s in planned if s.startswith(f"{gen_name(g)}/")) for g in range(exp.generations))
-
-
-def _run_one(exp, path: str, seed: int, arm: str) -> tuple[str, float]:
-    """Body of a replica's Ray task (in a Ray worker process): ``("done" | "failed: ...", seconds)``."""
+def _run_one(exp, path: str, seed: int, arm: str, overrides: list[str], cpus: int | None) -> tuple[str, float]:
+    """Body of a replica's Ray task (in a Ray worker process): ``("done" | "failed: ...", seconds)``.
+    ``cpus``: the CPUs Ray gave the task (on a machine without GPUs): torch uses no more threads."""
     from .driver import run_replica
 
+    if cpus is not None:
+        os.environ["OMP_NUM_THREADS"] = str(cpus)  # the cap runtime.set_threads honours
     start = time.perf_counter()
     try:
-        run_replica(exp, path, seed=seed, arm=arm)
+        run_replica(exp, path, seed=seed, arm=arm, overrides=overrides)
     except Exception as e:  # reported in the summary; the other replicas go on
         return f"failed: {type(e).__name__}: {e}", time.perf_counter() - start
     return "done", time.perf_counter() - start
@@ -84,8 +77,10 @@ def sweep(config: str | Path, run_dir: str | Path | None = None, *, overrides=()
         if replica_finished(exp, path):
             outcomes[i] = Outcome(name, "skipped (finished before)", 0.0, f"{exp.generations}/{exp.generations}", path)
             continue
-        resources = {"num_gpus": gpus_per_replica} if gpus else {"num_cpus": exp.runtime.threads or 1}
-        pending[task.options(max_retries=0, **resources).remote(exp, str(path), seed, arm)] = (i, name, exp, path)
+        cpus = None if gpus else exp.runtime.threads or 1
+        resources = {"num_gpus": gpus_per_replica} if gpus else {"num_cpus": cpus}
+        pending[task.options(max_retries=0, **resources).remote(exp, str(path), seed, arm, list(overrides), cpus)] = (
+            i, name, exp, path)
     log(f"sweep: {len(pending)} replica(s) to run, {len(outcomes)} finished before; "
         f"{'%g GPU' % gpus_per_replica if gpus else 'CPUs'} per replica on {ray.cluster_resources()}")
     while pending:

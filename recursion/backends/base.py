@@ -79,9 +79,15 @@ class Backend(Protocol):
     ``config_class`` is the dataclass of its ``model:`` block; ``experiment_problems(exp)`` (a
     classmethod) returns ``(key, message)`` for every setting of the whole experiment this back
     end cannot honour (a decoding option it cannot do, ...), so the config fails before any work.
+    The driver builds it as ``cls(exp.model, exp.runtime, checkpoints=exp.checkpoints)``.
+    ``hf_finetune`` also has ``load_base()`` (the pretrained model, ToEdit's ``prior: base``), and
+    the Hugging Face back ends' ``train`` takes ``validation=`` texts (``data.validation_split``).
     """
 
     config_class: type
+
+    def __init__(self, cfg, runtime=None, checkpoints=None) -> None:
+        """``cfg``: the ``model:`` block; ``runtime`` / ``checkpoints``: the experiment's blocks."""
 
     @classmethod
     def experiment_problems(cls, exp) -> list[tuple[str, str]]:

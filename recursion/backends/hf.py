@@ -38,8 +38,9 @@ Generation follows :class:`~recursion.backends.base.Decoding` alone (the checkpo
 ``generation_config`` sampling defaults are dropped on load).
 
 Devices: ``runtime.device: auto`` trains and runs on the GPU when one is present (mixed precision
-``bf16`` where supported), else on the CPU with ``runtime.threads`` torch threads (default: the cores
-not busy with other processes, :func:`recursion.runtime.free_cores`). Training on
+``bf16`` where supported), else on the CPU with the torch threads the driver sets
+(:func:`recursion.runtime.set_threads`: ``runtime.threads``, default the cores not busy with other
+processes). Training on
 several GPUs is the Trainer's own data parallelism:
 ``accelerate launch --num_processes 4 -m lm_collapse.cli run CONFIG.yaml`` — every process trains,
 rank 0 alone saves and runs every other stage (:mod:`recursion.ranks`); ``train.global_batch_size``
@@ -71,7 +72,6 @@ from tqdm.auto import tqdm
 
 from ..artifacts import TENSORBOARD
 from ..ranks import rank, world_size
-from ..runtime import set_threads
 from . import vllm_engine
 from .base import Decoding, failing
 
@@ -877,7 +877,6 @@ class HFScratchBackend:
     def __init__(self, cfg: HFScratchConfig, runtime=None, checkpoints=None):
         self.cfg, self.runtime = cfg, runtime
         self.save_dtype = getattr(checkpoints, "dtype", "auto")
-        set_threads(getattr(runtime, "threads", None))
 
     def model_config(self, vocab_size: int, **special_ids):
         """The ``transformers`` config of the configured shape for a vocabulary of ``vocab_size``."""
@@ -1012,7 +1011,6 @@ class HFFinetuneBackend:
         self.cfg, self.runtime = cfg, runtime
         self.save_dtype = getattr(checkpoints, "dtype", "auto")
         self.trust_remote_code = cfg.trust_remote_code or bool(getattr(runtime, "trust_remote_code", False))
-        set_threads(getattr(runtime, "threads", None))
 
     @property
     def kind(self) -> str:

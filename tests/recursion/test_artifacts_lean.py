@@ -97,6 +97,15 @@ def test_pools_are_referenced_not_copied(tmp_path):
     assert sorted(p.name for p in folder.glob("gen_0[1-3]/*.jsonl")) == sorted(["synthetic.jsonl", "selected.jsonl"] * 3)
 
 
+def test_a_redone_data_stage_leaves_one_form_of_the_training_set(tmp_path):
+    folder, _ = run(tmp_path, "generations=2")
+    expected = read_training_texts(folder / "gen_01")
+    write_jsonl(folder / "gen_01/train.jsonl", [{"text": "left by a run of the previous format"}])
+    (folder / "gen_01/train_sources.json").write_text("{}")  # damaged: the data stage is redone
+    run(tmp_path, "generations=2")
+    assert not (folder / "gen_01/train.jsonl").exists() and read_training_texts(folder / "gen_01") == expected
+
+
 def test_train_sources_errors_name_the_file(tmp_path):
     write_jsonl(tmp_path / "gen_00/selected.jsonl", [{"text": "a"}, {"text": "b"}])
     write_train_sources(tmp_path / "gen_01", [("gen_00/selected.jsonl", [1, 0]), ("gen_00/selected.jsonl", None)])

@@ -40,6 +40,30 @@ def test_set_threads_default_and_override(machine):
     assert runtime.set_threads(3) == 3 and torch.get_num_threads() == 3  # runtime.threads is obeyed as given
 
 
+def test_omp_num_threads_caps_the_default(machine, monkeypatch):
+    machine["load"] = 0.0  # both cores free, but a scheduler (a Ray task's num_cpus) gave this process one
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert runtime.set_threads(None) == 1 and torch.get_num_threads() == 1
+    assert runtime.set_threads(2) == 2  # runtime.threads still wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert runtime.set_threads(None) == 2
+
+
+def test_a_sweep_task_passes_its_overrides_and_cpu_share(monkeypatch):
+    import recursion.driver
+    from recursion.sweep import _run_one
+
+    seen = {}
+
+    def fake_run_replica(exp, path, *, seed, arm, overrides):
+        seen.update(overrides=overrides, omp=os.environ.get("OMP_NUM_THREADS"))
+
+    monkeypatch.setattr(recursion.driver, "run_replica", fake_run_replica)
+    monkeypatch.setenv("OMP_NUM_THREADS", "9")  # restored after the test
+    assert _run_one(None, "x", 0, "a", ["generations=2"], 3)[0] == "done"
+    assert seen == {"overrides": ["generations=2"], "omp": "3"}  # recorded in config.yaml as a run records them
+
+
 def test_own_load_measures_this_process(monkeypatch):
     clock = {"wall": 100.0, "cpu": 10.0}
     monkeypatch.setattr(runtime.time, "monotonic", lambda: clock["wall"])
