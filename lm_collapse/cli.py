@@ -134,8 +134,11 @@ def cmd_theory(args: argparse.Namespace) -> int:
 
     from recursion import theory
 
-    if args.plot and (Path(args.plot).suffix not in (".png", ".pdf", ".svg") or not Path(args.plot).parent.is_dir()):
-        raise ValueError(f"--plot {args.plot}: expected a .png, .pdf or .svg file in an existing folder")
+    if args.plot:
+        from .report.theory_plot import FIGURE_SUFFIXES
+
+        if Path(args.plot).suffix not in FIGURE_SUFFIXES or not Path(args.plot).parent.is_dir():
+            raise ValueError(f"--plot {args.plot}: expected a {', '.join(FIGURE_SUFFIXES)} file in an existing folder")
     setup = theory.Setup(args.d, args.T, args.sigma, args.generations, theory.parse_spectrum(args.spectrum))
     regimes = theory.parse_regimes(args.regimes)
     learners = theory.parse_learners(args.ridge, args.adaptive)

@@ -32,8 +32,6 @@ from metrics import ngram_entropy
 
 FilterFn = Callable[..., np.ndarray]
 FILTERS: dict[str, FilterFn] = {}
-#: Keywords a filter may declare to receive them from the driver.
-RESOURCES = ("model", "gen0_model", "rng", "config")
 
 
 def register_filter(name: str) -> Callable[[FilterFn], FilterFn]:

@@ -36,6 +36,7 @@ def test_table_and_figure(tmp_path, capsys):
         (["--ridge", "-0.5"], "λ must be >= 0"),
         (["--spectrum", "flat"], "isotropic or power:ALPHA"),
         (["--plot", "/no/such/folder/x.png"], "existing folder"),
+        (["--plot", "x.jpg"], "expected a .png, .pdf, .svg file"),  # theory_plot.FIGURE_SUFFIXES
     ],
 )
 def test_bad_input_is_one_line(args, message, capsys):
