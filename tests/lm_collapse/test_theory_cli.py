@@ -51,3 +51,15 @@ def test_argparse_rejections_exit_2(capsys):
             main([*SMALL, *args])
         assert e.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_figure_draws_every_series_past_ten(tmp_path):
+    from lm_collapse.report.theory_plot import theory_figure
+
+    regimes = [f"regime_{i}" for i in range(12)]
+    records = [{"regime": r, "learner": "ols", "generation": g, "test_error_sim": 1.0 + i + g,
+                "test_error_sim_ci95": [0.5 + i + g, 1.5 + i + g], "test_error_theory": None}
+               for i, r in enumerate(regimes) for g in range(2)]
+    svg = theory_figure(records, tmp_path / "t.svg", title="twelve").read_text()
+    for r in regimes:  # matplotlib writes each text of an SVG as a comment beside its glyphs
+        assert f"<!-- {r} -->" in svg, r
