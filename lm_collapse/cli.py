@@ -236,10 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sigma", type=float, default=1.0, help="label-noise standard deviation (default: 1)")
     t.add_argument("--spectrum", default="isotropic", help="input covariance: isotropic or power:ALPHA (default: isotropic)")
     t.add_argument("--reps", type=int, default=200, help="simulated independent chains (default: 200)")
-    learner = t.add_mutually_exclusive_group()
-    learner.add_argument("--ridge", metavar="LAMBDA[,LAMBDA...]", help="ridge learners evaluated beside least squares")
-    learner.add_argument("--adaptive", action="store_true",
-                         help="the adaptive ridge learner beside least squares (λ grows with the inherited synthetic error)")
+    t.add_argument("--ridge", metavar="LAMBDA[,LAMBDA...]", help="ridge learners evaluated beside least squares")
+    t.add_argument("--adaptive", action="store_true",
+                   help="the adaptive ridge learner beside least squares (λ grows with the inherited synthetic error)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--format", choices=("table", "json"), default="table")
     t.add_argument("--plot", metavar="OUT.png", help="also write the figure (.png, .pdf or .svg)")

@@ -46,11 +46,16 @@ def test_bad_input_is_one_line(args, message, capsys):
 
 
 def test_argparse_rejections_exit_2(capsys):
-    for args in (["--d", "x"], ["--ridge", "1", "--adaptive"]):
-        with pytest.raises(SystemExit) as e:
-            main([*SMALL, *args])
-        assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main([*SMALL, "--d", "x"])
+    assert e.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_ridge_and_adaptive_learners_together(capsys):
+    assert main([*SMALL, "--regimes", "replace", "--ridge", "0.1,1", "--adaptive", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert list(dict.fromkeys(r["learner"] for r in records)) == ["ols", "ridge:0.1", "ridge:1", "adaptive"]
 
 
 def test_the_figure_draws_every_series_past_ten(tmp_path):
