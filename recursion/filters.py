@@ -222,7 +222,9 @@ def threshold_decay_order(X, k: int, *, tau: float, decay: float, scan: np.ndarr
 @register_filter("farthest_point")
 def keep_farthest_points(texts: Sequence[str], *, n_keep: int, rng: np.random.Generator, config) -> np.ndarray:
     """Shi et al.'s greedy selection: farthest-point sampling on the embeddings of the pool
-    (``filter.embedder``), from a random start drawn with the generation's seed."""
+    (``filter.embedder``), from a random start drawn with the generation's seed; nothing from an empty pool."""
+    if not texts:
+        return np.empty(0, dtype=np.int64)
     X = _pool_embeddings(texts, config)
     return np.sort(farthest_point_order(X, n_keep, start=int(rng.integers(len(texts)))))
 
@@ -241,8 +243,10 @@ def keep_threshold_decay(texts: Sequence[str], *, n_keep: int, rng: np.random.Ge
     nearest neighbour among 400 is at about 1.07. The default τ = 1.4 starts near the largest of
     them, so the first passes keep only far-apart documents and the decay (the paper's 0.95) does
     the selecting; a τ near the nearest-neighbour distance would fill k in one pass (a random-order
-    scan that only skips near-duplicates).
+    scan that only skips near-duplicates). Nothing is kept from an empty pool.
     """
+    if not texts:
+        return np.empty(0, dtype=np.int64)
     X = _pool_embeddings(texts, config)
     return np.sort(threshold_decay_order(X, n_keep, tau=config.tau, decay=config.decay, scan=rng.permutation(len(texts))))
 

@@ -145,6 +145,13 @@ def test_embedding_filters_select_what_the_orders_say(embedder):
     assert not {0, 1, 2} <= set(kept.tolist())
 
 
+@pytest.mark.parametrize("name", ["farthest_point", "threshold_decay"])
+def test_embedding_filters_keep_nothing_of_an_empty_pool(name):
+    config = FilterConfig(name=name, keep=0.5)
+    kept = select(name, [], keep=0.5, top_k=None, config=config, rng=np.random.default_rng(0))
+    assert kept.tolist() == [] and kept.dtype.kind == "i"
+
+
 # -- acceptability -------------------------------------------------------------------------------------
 class PerplexityModel:
     def perplexity(self, texts):
