@@ -88,7 +88,7 @@ def _load_source(cfg: DataConfig) -> list[str]:
     if cfg.source == "shakespeare":
         texts = [t for t in shipped_units(cfg) if _long_enough(cfg, t)]
     elif kind in ("jsonl", "hf") and cfg.template is not None:
-        texts = template_documents(_records(kind, rest, cfg), cfg.template, min_words=cfg.min_words)
+        texts = template_documents(_records(kind, rest, cfg), cfg)
     elif kind in ("jsonl", "hf"):
         records = _records(kind, rest, cfg)
         fields = [cfg.field] + ([cfg.prompt_field] if cfg.prompt_field else [])
@@ -126,14 +126,15 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def template_documents(records: list[dict], template: str, *, min_words: int = 0) -> list[str]:
-    """``prompt + " " + reference`` of every record the task ``collapse_gen_<template>`` can prompt with
-    (references of at least ``min_words`` words), in record order."""
+def template_documents(records: list[dict], cfg: DataConfig) -> list[str]:
+    """``prompt + " " + reference`` of every record the task ``collapse_gen_<cfg.template>`` can prompt
+    with, whose reference is long enough (``min_words`` words counted by ``count_words``, ``min_chars``
+    characters: as a text field elsewhere), in record order."""
     from collapse_tasks.hub_utils import TEMPLATES
 
-    make = TEMPLATES[template]
+    make = TEMPLATES[cfg.template]
     pairs = [pair for r in records if (pair := make(r)) is not None]
-    return [f"{p['prompt']} {p['reference']}" for p in pairs if len(p["reference"].split()) >= min_words]
+    return [f"{p['prompt']} {p['reference']}" for p in pairs if _long_enough(cfg, p["reference"])]
 
 
 def token_documents(texts: list[str], cfg: TokensConfig) -> list[str]:
