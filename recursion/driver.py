@@ -9,9 +9,9 @@ at any moment loses at most the stage in flight. Every stage draws its randomnes
 stopped.
 
 :func:`run_experiment` checks everything a run needs before it creates a folder: the config, the
-data (files read, hub datasets loaded, training set and probes sized), the lm-eval tasks (built,
-extras checked), every replica folder (a folder, not a file; its config compatible; no other
-process at work in it). ``--dry-run`` stops after those checks.
+data (files read, hub datasets and the validation split loaded, training set and probes sized),
+the lm-eval tasks (built, extras checked), every replica folder (a folder, not a file; its config
+compatible; no other process at work in it). ``--dry-run`` stops after those checks.
 
 Under ``accelerate launch`` every process trains; rank 0 alone runs every other stage, holds the
 locks and keeps the run folder (:mod:`recursion.ranks`). Model folders no stage still needs are
@@ -242,14 +242,13 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
     Under ``accelerate launch`` every process trains; rank 0 alone runs every other stage, holds
     the lock and keeps the run folder; the other ranks return ``None``."""
     ranks = Ranks.from_env(cpu=exp.runtime.device == "cpu")
-    if ranks.main:
-        source = prepare(exp.data, exp.probes) if source is None else source
+    source = prepare(exp.data, exp.probes) if source is None else source  # every rank trains on its validation texts
     with RunLock(path, log) if ranks.main else nullcontext():
         return _run_generations(exp, Path(path), seed=seed, arm=arm, overrides=overrides, log=log, source=source,
                                 ranks=ranks)
 
 
-def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overrides, log, source: Source | None,
+def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overrides, log, source: Source,
                      ranks: Ranks) -> RunDir | None:
     run = RunDir(path, replica_config(exp, seed, arm, overrides), seed=seed, log=log, inputs=stage_inputs,
                  defaults=default_config(exp, arm)) if ranks.main else None
@@ -259,7 +258,7 @@ def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overri
     backend = make_backend(exp)
     models = _Models(backend)
     real = real_data(source, seed=seed) if ranks.main else None
-    validation = validation_texts(exp.data) if exp.data.validation_split else None
+    validation = source.validation
     written: dict[int, int] = {}
 
     def todo(g: int, stage: str) -> bool:
@@ -419,12 +418,13 @@ def task_metadata(exp: Experiment) -> dict:
 
 def prepare_sources(arms: dict[str, Experiment]) -> dict[str, Source]:
     """Each arm's corpus, loaded once per distinct ``data`` block and checked, with its prompt files."""
-    pools: dict = {}
+    corpora: dict = {}
     sources = {}
     for arm, exp in arms.items():
-        if exp.data not in pools:
-            pools[exp.data] = load_pool(exp.data)
-        sources[arm] = prepare(exp.data, exp.probes, pool=pools[exp.data])
+        if exp.data not in corpora:
+            corpora[exp.data] = load_pool(exp.data), validation_texts(exp.data) if exp.data.validation_split else None
+        pool, validation = corpora[exp.data]
+        sources[arm] = prepare(exp.data, exp.probes, pool=pool, validation=validation)
         if exp.regime.name == "mix":
             sources[arm].check_fresh(int(round(exp.regime.fraction * sources[arm].num_train)), exp.generations)
         if exp.generate.prompt == "task" and exp.generate.prompts_file and not read_texts(exp.generate.prompts_file):
