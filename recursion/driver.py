@@ -9,9 +9,10 @@ at any moment loses at most the stage in flight. Every stage draws its randomnes
 stopped.
 
 :func:`run_experiment` checks everything a run needs before it creates a folder: the config, the
-data (files read, hub datasets and the validation split loaded, training set and probes sized),
-the lm-eval tasks (built, extras checked), every replica folder (a folder, not a file; its config
-compatible; no other process at work in it). ``--dry-run`` stops after those checks.
+data (files read, hub datasets and the validation split loaded, training set and probes sized), the
+models the filters load (the classifier's labels, the sentence embedder), the lm-eval tasks (built,
+extras checked), every replica folder (a folder, not a file; its config compatible; no other
+process at work in it). ``--dry-run`` stops after those checks.
 
 Under ``accelerate launch`` every process trains; rank 0 alone runs every other stage, holds the
 locks and keeps the run folder (:mod:`recursion.ranks`). Model folders no stage still needs are
@@ -62,7 +63,7 @@ from .backends import backend_class
 from .checkpoints import prune, stale_generations
 from .config import Experiment, FilterConfig, experiment_from_dict, load_config, to_dict
 from .data import RealData, Source, load_pool, prepare, real_data, split_prompt, validation_texts
-from .filters import Lazy, check_embeddings, select
+from .filters import Lazy, check_classifier, check_embeddings, select
 from .probes import embedding_diagnostics, run_probes
 from .ranks import Ranks, rank
 from .regimes import real_share, selection_pool, training_parts
@@ -373,6 +374,7 @@ def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, over
         scoring.check_tasks(tasks, json.loads(metadata))
     for exp in arms.values():
         check_embeddings(exp)
+        check_classifier(exp)
     sources = prepare_sources(arms)
     plan = [(a, exp, s, replica_dir(root, a, s)) for a, exp in arms.items() for s in exp.seeds if seed is None or s == seed]
     main = rank() == 0  # under accelerate launch, rank 0 speaks for the launch and holds the locks

@@ -109,13 +109,48 @@ EMBEDDING_FILTERS = ("farthest_point", "threshold_decay")
 
 def check_embeddings(exp) -> None:
     """Fail before any work when the experiment embeds text (an entropy-based filter, or
-    ``probes.embedding_diagnostics``) and sentence-transformers is not installed."""
+    ``probes.embedding_diagnostics``) and sentence-transformers is not installed, or the embedder it
+    names (``filter.embedder``, ``probes.embedder``) cannot be loaded: one line naming the key."""
     import importlib.util
 
-    users = ([f"filter.name = {exp.filter.name}"] if exp.filter.name in EMBEDDING_FILTERS else []) + \
-        (["probes.embedding_diagnostics"] if exp.probes.enabled and exp.probes.embedding_diagnostics else [])
+    from collapse_tasks.gen_utils import check_embedder
+
+    from .data import _first_line
+
+    embedders = {"filter.embedder": exp.filter.embedder} if exp.filter.name in EMBEDDING_FILTERS else {}
+    if exp.probes.enabled and exp.probes.embedding_diagnostics:
+        embedders["probes.embedder"] = exp.probes.embedder
+    users = ([f"filter.name = {exp.filter.name}"] if "filter.embedder" in embedders else []) + \
+        (["probes.embedding_diagnostics"] if "probes.embedder" in embedders else [])
     if users and importlib.util.find_spec("sentence_transformers") is None:
         raise ValueError(f"{' and '.join(users)} need sentence embeddings: pip install 'lm-collapse[embeddings]'")
+    for key, name in embedders.items():
+        try:
+            check_embedder(name)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{key} = {embedder_name(name)!r}: the sentence embedder cannot be loaded (not a model "
+                             f"folder, or a hub id not reachable: offline?) — {_first_line(err)}") from None
+
+
+def check_classifier(exp) -> None:
+    """Fail before any work when the acceptability filter scores with a classifier (``filter.scorer:
+    classifier``) whose config cannot be read (a folder, or a hub id: from the hub cache when offline)
+    or that has no label ``filter.acceptable_label``: one line naming the key."""
+    cfg = exp.filter
+    if cfg.name != "acceptability" or cfg.scorer != "classifier":
+        return
+    from transformers import AutoConfig
+
+    from .data import _first_line
+
+    try:
+        num_labels = AutoConfig.from_pretrained(cfg.classifier).num_labels
+    except (OSError, ValueError) as err:
+        raise ValueError(f"filter.classifier = {cfg.classifier!r}: cannot read its config (not a model folder, or a hub "
+                         f"id not reachable: offline?) — {_first_line(err)}") from None
+    if not cfg.acceptable_label < num_labels:
+        raise ValueError(f"filter.acceptable_label = {cfg.acceptable_label} but filter.classifier {cfg.classifier!r} has "
+                         f"{num_labels} labels; choose one of: {', '.join(map(str, range(num_labels)))}")
 
 
 def _sq_distances(X: np.ndarray, sq: np.ndarray, i: int) -> np.ndarray:
