@@ -428,7 +428,7 @@ def prepare_sources(arms: dict[str, Experiment]) -> dict[str, Source]:
         pool, validation = corpora[exp.data]
         sources[arm] = prepare(exp.data, exp.probes, pool=pool, validation=validation)
         if exp.regime.name == "mix":
-            sources[arm].check_fresh(int(round(exp.regime.fraction * sources[arm].num_train)), exp.generations)
+            sources[arm].check_fresh(real_share(sources[arm].num_train, exp.regime.fraction), exp.generations)
         if exp.generate.prompt == "task" and exp.generate.prompts_file and not read_texts(exp.generate.prompts_file):
             raise ValueError(f"generate.prompts_file {exp.generate.prompts_file}: no prompts (the file is empty)")
     return sources
