@@ -298,12 +298,19 @@ def check_options(options: dict, *, full: bool) -> None:
         raise ValueError(f"unique_n_tokens = {options['unique_n_tokens']!r} is not valid; choose one of: words, wordpunct")
     if not full:
         return
-    from metrics.semantic import embed
     from metrics.syntactic import parse_trees
 
     guo_sentences(["A sentence."], splitter=options["sentence_splitter"])
-    embed(["the embedder loads before any generation"], **_embedder_options(options["embedder"]))
+    check_embedder(options["embedder"])
     parse_trees(["The parser loads."], model=options["spacy_model"] or _spacy_model())
+
+
+def check_embedder(model_name: str | None = None) -> None:
+    """Load the sentence embedder ``model_name`` (default: :func:`_embedder_options`) and embed one
+    sentence, so that a missing or unloadable embedder fails before any work (it stays cached)."""
+    from metrics.semantic import embed
+
+    embed(["the embedder loads before any generation"], **_embedder_options(model_name))
 
 
 @lru_cache(maxsize=1)

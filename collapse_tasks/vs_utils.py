@@ -160,18 +160,20 @@ def embed(texts: list[str]):
     return _embed(texts, **_embedder_options())
 
 
-def diversity(texts: list[str]) -> dict[str, float | None]:
+def diversity(texts: list[str], *, semantic: bool = True) -> dict[str, float | None]:
     """``cosine_diversity``, ``rouge_l``, ``one_minus_rouge_l``, ``distinct_2`` of one prompt's answers.
 
-    All None for fewer than two answers (the prompt is left out of the diversity means).
+    All None for fewer than two answers (the prompt is left out of the diversity means);
+    ``cosine_diversity`` None with ``semantic=False`` (no embedder is loaded).
     """
     from metrics import cosine_diversity, distinct_n, homogenization
 
     if len(texts) < 2:
         return {name: None for name in ("cosine_diversity", "rouge_l", "one_minus_rouge_l", "distinct_2")}
+    cosine = cosine_diversity(texts, embeddings=embed(texts)) if semantic else None  # first: it may fail to import
     rouge = homogenization(texts, "rouge_l")
     return {
-        "cosine_diversity": cosine_diversity(texts, embeddings=embed(texts)),
+        "cosine_diversity": cosine,
         "rouge_l": rouge,
         "one_minus_rouge_l": 1.0 - rouge,
         "distinct_2": distinct_n(texts, 2),

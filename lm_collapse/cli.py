@@ -134,8 +134,11 @@ def cmd_theory(args: argparse.Namespace) -> int:
 
     from recursion import theory
 
-    if args.plot and (Path(args.plot).suffix not in (".png", ".pdf", ".svg") or not Path(args.plot).parent.is_dir()):
-        raise ValueError(f"--plot {args.plot}: expected a .png, .pdf or .svg file in an existing folder")
+    if args.plot:
+        from .report.theory_plot import FIGURE_SUFFIXES
+
+        if Path(args.plot).suffix not in FIGURE_SUFFIXES or not Path(args.plot).parent.is_dir():
+            raise ValueError(f"--plot {args.plot}: expected a {', '.join(FIGURE_SUFFIXES)} file in an existing folder")
     setup = theory.Setup(args.d, args.T, args.sigma, args.generations, theory.parse_spectrum(args.spectrum))
     regimes = theory.parse_regimes(args.regimes)
     learners = theory.parse_learners(args.ridge, args.adaptive)
@@ -233,10 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sigma", type=float, default=1.0, help="label-noise standard deviation (default: 1)")
     t.add_argument("--spectrum", default="isotropic", help="input covariance: isotropic or power:ALPHA (default: isotropic)")
     t.add_argument("--reps", type=int, default=200, help="simulated independent chains (default: 200)")
-    learner = t.add_mutually_exclusive_group()
-    learner.add_argument("--ridge", metavar="LAMBDA[,LAMBDA...]", help="ridge learners evaluated beside least squares")
-    learner.add_argument("--adaptive", action="store_true",
-                         help="the adaptive ridge learner beside least squares (λ grows with the inherited synthetic error)")
+    t.add_argument("--ridge", metavar="LAMBDA[,LAMBDA...]", help="ridge learners evaluated beside least squares")
+    t.add_argument("--adaptive", action="store_true",
+                   help="the adaptive ridge learner beside least squares (λ grows with the inherited synthetic error)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--format", choices=("table", "json"), default="table")
     t.add_argument("--plot", metavar="OUT.png", help="also write the figure (.png, .pdf or .svg)")

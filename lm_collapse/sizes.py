@@ -78,8 +78,10 @@ def _value(exp, dotted: str):
 def check_sizes(config: str | Path, overrides: list[str]) -> dict[str, dict[str, tuple]]:
     """Refuse overrides that are not sizes or that enlarge one; ``{arm: {key: (shipped, new)}}`` of what changes.
 
-    Raises :class:`ValueError` naming the first offending pair; a config problem raises the
-    loader's :class:`~recursion.config.ConfigError`.
+    ``eval.limit`` is lm-eval's: a fraction of each task's documents when below 1, else a count; a
+    fraction may only shrink a fraction and a count a count (or "all"). Raises :class:`ValueError`
+    naming the first offending pair; a config problem raises the loader's
+    :class:`~recursion.config.ConfigError`.
     """
     from recursion.config import load_config
 
@@ -94,6 +96,10 @@ def check_sizes(config: str | Path, overrides: list[str]) -> dict[str, dict[str,
             old, new = _value(shipped[arm], key), _value(exp, key)
             if old == new:
                 continue
+            if key == "eval.limit" and None not in (old, new) and (old < 1) != (new < 1):
+                raise ValueError(f"{Path(config).name} (arm {arm!r}): eval.limit {_fmt(old)} -> {_fmt(new)} mixes a fraction "
+                                 "of each task's documents (< 1) and a count (>= 1), which cannot be compared; give a "
+                                 + (f"fraction < {_fmt(old)}" if old < 1 else f"count < {_fmt(old)}"))
             if new is None or (old is not None and new > old):
                 raise ValueError(f"{Path(config).name} (arm {arm!r}): {key} {old} -> {new} is not a reduction; "
                                  "the demo may only make sizes smaller")

@@ -118,18 +118,15 @@ def _seed(seed: int) -> None:
 
 
 def _scores(texts: list[str], notes: list[str]) -> dict[str, float | None]:
-    from collapse_tasks.vs_utils import embed
-    from metrics import cosine_diversity, distinct_n, homogenization
+    """:func:`collapse_tasks.vs_utils.diversity`; without the embeddings extra, the lexical scores and a note."""
+    from collapse_tasks.vs_utils import diversity
 
-    if len(texts) < 2:
-        return {"cosine_diversity": None, "rouge_l": None, "distinct_2": None}
     try:
-        semantic = cosine_diversity(texts, embeddings=embed(texts))
+        return diversity(texts)
     except ImportError as err:
-        semantic = None
         if str(err) not in notes:
             notes.append(str(err))
-    return {"cosine_diversity": semantic, "rouge_l": homogenization(texts), "distinct_2": distinct_n(texts, 2)}
+        return diversity(texts, semantic=False)
 
 
 def _merge(parts: list[Parsed]) -> Parsed:

@@ -89,8 +89,14 @@ class DataConfig:
     heldout_fraction: float = 0.0  # share of documents held out at random (replica's seed), never trained on
 
     def problems(self) -> list[tuple[str, str]]:
+        from collapse_tasks.corpus import SPLITS
+
         kind = self.source.partition(":")[0]
+        shipped = f"is not a split of the shipped corpus (source: shakespeare); choose one of: {', '.join(SPLITS)}"
         return failing(
+            (self.source != "shakespeare" or self.split in SPLITS, "split", f"= {self.split!r} {shipped}"),
+            (self.source != "shakespeare" or self.validation_split in (None, *SPLITS), "validation_split",
+             f"= {self.validation_split!r} {shipped}"),
             (self.source == "shakespeare" or (kind in ("jsonl", "hf") and self.source.partition(":")[2] != ""),
              "source", f"= {self.source!r} is not valid; choose one of: shakespeare, jsonl:PATH, hf:NAME[:CONFIG]"),
             (self.min_words >= 0, "min_words", "must be >= 0"),

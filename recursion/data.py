@@ -19,7 +19,7 @@ on, and ``generate.prompt: task`` prompts with exactly the task's prompt. ``chun
 document into consecutive blocks of that many words; ``tokens`` cuts the records by a model's
 tokenizer (:func:`token_documents`: Shumailov et al.'s exact 64-token blocks, Gambetta et al.'s
 128-token prefixes). ``validation_split`` names another split of the source, processed alike
-(:func:`validation_texts`).
+(:func:`validation_texts`) and loaded by :func:`prepare` with the corpus, before any run folder exists.
 
 The pool is shuffled once with the replica's seed; the first ``num_train`` documents are the real
 training set, the following ones the disjoint fresh folds of the ``mix`` regime.
@@ -88,7 +88,7 @@ def _load_source(cfg: DataConfig) -> list[str]:
     if cfg.source == "shakespeare":
         texts = [t for t in shipped_units(cfg) if _long_enough(cfg, t)]
     elif kind in ("jsonl", "hf") and cfg.template is not None:
-        texts = template_documents(_records(kind, rest, cfg), cfg.template, min_words=cfg.min_words)
+        texts = template_documents(_records(kind, rest, cfg), cfg)
     elif kind in ("jsonl", "hf"):
         records = _records(kind, rest, cfg)
         fields = [cfg.field] + ([cfg.prompt_field] if cfg.prompt_field else [])
@@ -126,14 +126,15 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def template_documents(records: list[dict], template: str, *, min_words: int = 0) -> list[str]:
-    """``prompt + " " + reference`` of every record the task ``collapse_gen_<template>`` can prompt with
-    (references of at least ``min_words`` words), in record order."""
+def template_documents(records: list[dict], cfg: DataConfig) -> list[str]:
+    """``prompt + " " + reference`` of every record the task ``collapse_gen_<cfg.template>`` can prompt
+    with, whose reference is long enough (``min_words`` words counted by ``count_words``, ``min_chars``
+    characters: as a text field elsewhere), in record order."""
     from collapse_tasks.hub_utils import TEMPLATES
 
-    make = TEMPLATES[template]
+    make = TEMPLATES[cfg.template]
     pairs = [pair for r in records if (pair := make(r)) is not None]
-    return [f"{p['prompt']} {p['reference']}" for p in pairs if len(p["reference"].split()) >= min_words]
+    return [f"{p['prompt']} {p['reference']}" for p in pairs if _long_enough(cfg, p["reference"])]
 
 
 def token_documents(texts: list[str], cfg: TokensConfig) -> list[str]:
@@ -216,6 +217,7 @@ class Source:
     pool: list[str]  # every document, in source order
     num_probes: int  # probe prompts (0: probes disabled)
     probe_prompts: list[str] | None  # from their own source; None: held out from the pool
+    validation: list[str] | None = None  # the documents of data.validation_split (None: none asked for)
 
     @property
     def available(self) -> int:
@@ -242,12 +244,16 @@ class Source:
                              "the training set and the probes; lower generations, regime.fraction or data.num_train")
 
 
-def prepare(data: DataConfig, probes: ProbesConfig, *, pool: list[str] | None = None) -> Source:
-    """Load the corpus (unless ``pool`` is given) and the probe prompts, and check that the
-    training set and the probes fit: ``ValueError`` naming the keys to change otherwise."""
+def prepare(data: DataConfig, probes: ProbesConfig, *, pool: list[str] | None = None,
+            validation: list[str] | None = None) -> Source:
+    """Load the corpus and the validation texts (unless ``pool`` / ``validation`` are given) and the
+    probe prompts, and check that the training set and the probes fit: ``ValueError`` naming the
+    keys to change otherwise."""
     from .artifacts import read_texts
 
     pool = load_pool(data) if pool is None else pool
+    if validation is None and data.validation_split:
+        validation = validation_texts(data)
     num = probes.num_prompts if probes.enabled else 0
     prompts = None
     if num and probes.prompts_file:
@@ -261,7 +267,7 @@ def prepare(data: DataConfig, probes: ProbesConfig, *, pool: list[str] | None = 
         what = "the held-out plays"
     if prompts is not None and len(prompts) < num:
         raise ValueError(f"probes.num_prompts = {num} but {what} has only {len(prompts)} prompts")
-    source = Source(data, pool, num, None if prompts is None else prompts[:num])
+    source = Source(data, pool, num, None if prompts is None else prompts[:num], validation)
     held, n = source.held_out, source.num_train
     fix = "lower probes.num_prompts, or give probes.prompts_file" + (" or probes.split" if data.source.startswith("hf:") else "")
     have = source.available

@@ -9,7 +9,8 @@ at any moment loses at most the stage in flight. Every stage draws its randomnes
 stopped.
 
 :func:`run_experiment` checks everything a run needs before it creates a folder: the config, the
-data (files read, hub datasets loaded, training set and probes sized), the lm-eval tasks (built,
+data (files read, hub datasets and the validation split loaded, training set and probes sized), the
+models the filters load (the classifier's labels, the sentence embedder), the lm-eval tasks (built,
 extras checked), every replica folder (a folder, not a file; its config compatible; no other
 process at work in it). ``--dry-run`` stops after those checks.
 
@@ -62,7 +63,7 @@ from .backends import backend_class
 from .checkpoints import prune, stale_generations
 from .config import Experiment, FilterConfig, experiment_from_dict, load_config, to_dict
 from .data import RealData, Source, load_pool, prepare, real_data, split_prompt, validation_texts
-from .filters import Lazy, check_embeddings, select
+from .filters import Lazy, check_classifier, check_embeddings, select
 from .probes import embedding_diagnostics, run_probes
 from .ranks import Ranks, rank
 from .regimes import real_share, selection_pool, training_parts
@@ -289,14 +290,13 @@ def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "def
     Under ``accelerate launch`` every process trains; rank 0 alone runs every other stage, holds
     the lock and keeps the run folder; the other ranks return ``None``."""
     ranks = Ranks.from_env(cpu=exp.runtime.device == "cpu")
-    if ranks.main:
-        source = prepare(exp.data, exp.probes) if source is None else source
+    source = prepare(exp.data, exp.probes) if source is None else source  # every rank trains on its validation texts
     with RunLock(path, log) if ranks.main else nullcontext():
         return _run_generations(exp, Path(path), seed=seed, arm=arm, overrides=overrides, log=log, source=source,
                                 ranks=ranks)
 
 
-def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overrides, log, source: Source | None,
+def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overrides, log, source: Source,
                      ranks: Ranks) -> RunDir | None:
     run = RunDir(path, replica_config(exp, seed, arm, overrides), seed=seed, log=log, inputs=stage_inputs,
                  defaults=default_config(exp, arm)) if ranks.main else None
@@ -308,7 +308,7 @@ def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overri
     backend = make_backend(exp)
     models = _Models(backend)
     real = real_data(source, seed=seed) if ranks.main else None
-    validation = validation_texts(exp.data) if exp.data.validation_split else None
+    validation = source.validation
     written: dict[int, int] = {}
 
     def todo(g: int, stage: str) -> bool:
@@ -423,6 +423,7 @@ def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, over
         scoring.check_tasks(tasks, json.loads(metadata))
     for exp in arms.values():
         check_embeddings(exp)
+        check_classifier(exp)
     sources = prepare_sources(arms)
     plan = [(a, exp, s, replica_dir(root, a, s)) for a, exp in arms.items() for s in exp.seeds if seed is None or s == seed]
     main = rank() == 0  # under accelerate launch, rank 0 speaks for the launch and holds the locks
@@ -470,14 +471,15 @@ def task_metadata(exp: Experiment) -> dict:
 
 def prepare_sources(arms: dict[str, Experiment]) -> dict[str, Source]:
     """Each arm's corpus, loaded once per distinct ``data`` block and checked, with its prompt files."""
-    pools: dict = {}
+    corpora: dict = {}
     sources = {}
     for arm, exp in arms.items():
-        if exp.data not in pools:
-            pools[exp.data] = load_pool(exp.data)
-        sources[arm] = prepare(exp.data, exp.probes, pool=pools[exp.data])
+        if exp.data not in corpora:
+            corpora[exp.data] = load_pool(exp.data), validation_texts(exp.data) if exp.data.validation_split else None
+        pool, validation = corpora[exp.data]
+        sources[arm] = prepare(exp.data, exp.probes, pool=pool, validation=validation)
         if exp.regime.name == "mix":
-            sources[arm].check_fresh(int(round(exp.regime.fraction * sources[arm].num_train)), exp.generations)
+            sources[arm].check_fresh(real_share(sources[arm].num_train, exp.regime.fraction), exp.generations)
         if exp.generate.prompt == "task" and exp.generate.prompts_file and not read_texts(exp.generate.prompts_file):
             raise ValueError(f"generate.prompts_file {exp.generate.prompts_file}: no prompts (the file is empty)")
     return sources

@@ -32,8 +32,6 @@ from metrics import ngram_entropy
 
 FilterFn = Callable[..., np.ndarray]
 FILTERS: dict[str, FilterFn] = {}
-#: Keywords a filter may declare to receive them from the driver.
-RESOURCES = ("model", "gen0_model", "rng", "config")
 
 
 def register_filter(name: str) -> Callable[[FilterFn], FilterFn]:
@@ -111,13 +109,48 @@ EMBEDDING_FILTERS = ("farthest_point", "threshold_decay")
 
 def check_embeddings(exp) -> None:
     """Fail before any work when the experiment embeds text (an entropy-based filter, or
-    ``probes.embedding_diagnostics``) and sentence-transformers is not installed."""
+    ``probes.embedding_diagnostics``) and sentence-transformers is not installed, or the embedder it
+    names (``filter.embedder``, ``probes.embedder``) cannot be loaded: one line naming the key."""
     import importlib.util
 
-    users = ([f"filter.name = {exp.filter.name}"] if exp.filter.name in EMBEDDING_FILTERS else []) + \
-        (["probes.embedding_diagnostics"] if exp.probes.enabled and exp.probes.embedding_diagnostics else [])
+    from collapse_tasks.gen_utils import check_embedder
+
+    from .data import _first_line
+
+    embedders = {"filter.embedder": exp.filter.embedder} if exp.filter.name in EMBEDDING_FILTERS else {}
+    if exp.probes.enabled and exp.probes.embedding_diagnostics:
+        embedders["probes.embedder"] = exp.probes.embedder
+    users = ([f"filter.name = {exp.filter.name}"] if "filter.embedder" in embedders else []) + \
+        (["probes.embedding_diagnostics"] if "probes.embedder" in embedders else [])
     if users and importlib.util.find_spec("sentence_transformers") is None:
         raise ValueError(f"{' and '.join(users)} need sentence embeddings: pip install 'lm-collapse[embeddings]'")
+    for key, name in embedders.items():
+        try:
+            check_embedder(name)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{key} = {embedder_name(name)!r}: the sentence embedder cannot be loaded (not a model "
+                             f"folder, or a hub id not reachable: offline?) — {_first_line(err)}") from None
+
+
+def check_classifier(exp) -> None:
+    """Fail before any work when the acceptability filter scores with a classifier (``filter.scorer:
+    classifier``) whose config cannot be read (a folder, or a hub id: from the hub cache when offline)
+    or that has no label ``filter.acceptable_label``: one line naming the key."""
+    cfg = exp.filter
+    if cfg.name != "acceptability" or cfg.scorer != "classifier":
+        return
+    from transformers import AutoConfig
+
+    from .data import _first_line
+
+    try:
+        num_labels = AutoConfig.from_pretrained(cfg.classifier).num_labels
+    except (OSError, ValueError) as err:
+        raise ValueError(f"filter.classifier = {cfg.classifier!r}: cannot read its config (not a model folder, or a hub "
+                         f"id not reachable: offline?) — {_first_line(err)}") from None
+    if not cfg.acceptable_label < num_labels:
+        raise ValueError(f"filter.acceptable_label = {cfg.acceptable_label} but filter.classifier {cfg.classifier!r} has "
+                         f"{num_labels} labels; choose one of: {', '.join(map(str, range(num_labels)))}")
 
 
 def _sq_distances(X: np.ndarray, sq: np.ndarray, i: int) -> np.ndarray:
@@ -224,7 +257,9 @@ def threshold_decay_order(X, k: int, *, tau: float, decay: float, scan: np.ndarr
 @register_filter("farthest_point")
 def keep_farthest_points(texts: Sequence[str], *, n_keep: int, rng: np.random.Generator, config) -> np.ndarray:
     """Shi et al.'s greedy selection: farthest-point sampling on the embeddings of the pool
-    (``filter.embedder``), from a random start drawn with the generation's seed."""
+    (``filter.embedder``), from a random start drawn with the generation's seed; nothing from an empty pool."""
+    if not texts:
+        return np.empty(0, dtype=np.int64)
     X = _pool_embeddings(texts, config)
     return np.sort(farthest_point_order(X, n_keep, start=int(rng.integers(len(texts)))))
 
@@ -243,8 +278,10 @@ def keep_threshold_decay(texts: Sequence[str], *, n_keep: int, rng: np.random.Ge
     nearest neighbour among 400 is at about 1.07. The default τ = 1.4 starts near the largest of
     them, so the first passes keep only far-apart documents and the decay (the paper's 0.95) does
     the selecting; a τ near the nearest-neighbour distance would fill k in one pass (a random-order
-    scan that only skips near-duplicates).
+    scan that only skips near-duplicates). Nothing is kept from an empty pool.
     """
+    if not texts:
+        return np.empty(0, dtype=np.int64)
     X = _pool_embeddings(texts, config)
     return np.sort(threshold_decay_order(X, n_keep, tau=config.tau, decay=config.decay, scan=rng.permutation(len(texts))))
 

@@ -1,8 +1,10 @@
 """Score a loaded checkpoint with lm-eval, in-process.
 
-The model already loaded for the generation is wrapped (``Model.lm_eval_model()``), never reloaded,
-and one :class:`lm_eval.tasks.TaskManager` is built per process and reused for every checkpoint:
-the overhead per checkpoint beyond model compute is the task set-up alone.
+The model already loaded for the generation is wrapped (``Model.lm_eval_model()``), never reloaded.
+A :class:`lm_eval.tasks.TaskManager` is built per task set and metadata (a few kept per process);
+the metadata names the checkpoint's own folder as ``pretrained`` (the token-block task cuts with its
+tokenizer), so each checkpoint indexes the tasks anew: the overhead per checkpoint beyond model
+compute is that index and the task set-up.
 
 With ``eval.log_samples``, lm-eval's own :class:`~lm_eval.loggers.EvaluationTracker` keeps every
 scored request and response in its own layout (``results_<date>.json`` and

@@ -37,7 +37,8 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _colors(plt, arms: list[str]) -> dict[str, tuple]:
+def _colors(plt, arms: list) -> dict:
+    """The tab10 colour of each arm (or any other series key), cycled after the tenth."""
     cmap = plt.get_cmap("tab10")
     return {arm: cmap(i % 10) for i, arm in enumerate(arms)}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import _pyplot
+from .plots import _colors, _pyplot
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -26,7 +26,9 @@ def theory_figure(records: list[dict], path: str | Path, *, title: str, null_err
         series.setdefault((r["regime"], r["learner"]), []).append(r)
     fig, ax = plt.subplots(figsize=(7.6, 4.0))
     values = [null_error] if null_error else []
-    for color, ((regime, learner), rows) in zip(plt.get_cmap("tab10").colors, series.items()):
+    colors = _colors(plt, list(series))  # tab10, cycled: every series is drawn however many there are
+    for (regime, learner), rows in series.items():
+        color = colors[regime, learner]
         gen = np.array([r["generation"] for r in rows])
         mean = np.array([r["test_error_sim"] for r in rows])
         lo, hi = np.array([r["test_error_sim_ci95"] for r in rows]).T

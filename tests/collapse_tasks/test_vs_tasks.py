@@ -194,6 +194,22 @@ def test_vs_demo_run_parses_samples_and_prints_each_side():
         assert section in text
 
 
+def test_vs_demo_scores_are_the_tasks_diversity(monkeypatch):
+    texts = ["A joke about coffee and cups.", "A joke about tea.", "A pun on milk, in two words."]
+    notes = []
+    assert vs_demo._scores(texts, notes) == vs_utils.diversity(texts) and notes == []
+
+    missing = "embeddings need sentence-transformers: pip install 'lm-collapse[embeddings]'"
+
+    def no_extra(texts):
+        raise ImportError(missing)
+
+    monkeypatch.setattr(vs_utils, "embed", no_extra)  # the extra not installed: the lexical scores, and a note
+    scores = vs_demo._scores(texts, notes)
+    assert scores["cosine_diversity"] is None and scores == vs_utils.diversity(texts, semantic=False)
+    assert scores["rouge_l"] is not None and notes == [missing]
+
+
 def test_vs_demo_multi_is_a_real_conversation():
     lm = EchoLM(vs_json(JOKES[:2], [0.5, 0.5]))
     result = vs_demo.run(lm, "Tell me a joke about coffee.", form="multi", k=2, num_direct=2, turns=3)

@@ -44,6 +44,19 @@ def test_a_size_can_only_shrink(tmp_path):
     assert describe({}) == "none (as shipped)"
 
 
+def test_eval_limit_fractions_and_counts_are_not_compared(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "c", "eval": {"limit": 0.5}, "arms": {"a": {}, "b": {"eval": {"limit": 200}}}}))
+    assert check_sizes(config, ["arms.a.eval.limit=0.25"]) == {"a": {"eval.limit": (0.5, 0.25)}}  # a fraction shrinks
+    assert check_sizes(config, ["arms.b.eval.limit=50"]) == {"b": {"eval.limit": (200, 50)}}  # a count shrinks
+    with pytest.raises(ValueError, match=r"arm 'a'\): eval.limit 0.5 -> 20 mixes a fraction .* give a fraction < 0.5$"):
+        check_sizes(config, ["arms.a.eval.limit=20"])  # 20 > 0.5, yet it may be fewer documents: refused
+    with pytest.raises(ValueError, match=r"arm 'b'\): eval.limit 200 -> 0.9 mixes a fraction .* give a count < 200$"):
+        check_sizes(config, ["arms.b.eval.limit=0.9"])  # 0.9 < 200, yet 90% of a large task: refused
+    with pytest.raises(ValueError, match="0.5 -> 0.75 is not a reduction"):
+        check_sizes(config, ["arms.a.eval.limit=0.75"])
+
+
 def test_size_spec_names_only_sizes():
     with pytest.raises(ValueError, match="not a size: 'model.alpha'"):
         size_overrides({}, {"model.alpha": 1e-6})

@@ -36,6 +36,7 @@ def test_table_and_figure(tmp_path, capsys):
         (["--ridge", "-0.5"], "λ must be >= 0"),
         (["--spectrum", "flat"], "isotropic or power:ALPHA"),
         (["--plot", "/no/such/folder/x.png"], "existing folder"),
+        (["--plot", "x.jpg"], "expected a .png, .pdf, .svg file"),  # theory_plot.FIGURE_SUFFIXES
     ],
 )
 def test_bad_input_is_one_line(args, message, capsys):
@@ -45,8 +46,25 @@ def test_bad_input_is_one_line(args, message, capsys):
 
 
 def test_argparse_rejections_exit_2(capsys):
-    for args in (["--d", "x"], ["--ridge", "1", "--adaptive"]):
-        with pytest.raises(SystemExit) as e:
-            main([*SMALL, *args])
-        assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main([*SMALL, "--d", "x"])
+    assert e.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_ridge_and_adaptive_learners_together(capsys):
+    assert main([*SMALL, "--regimes", "replace", "--ridge", "0.1,1", "--adaptive", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert list(dict.fromkeys(r["learner"] for r in records)) == ["ols", "ridge:0.1", "ridge:1", "adaptive"]
+
+
+def test_the_figure_draws_every_series_past_ten(tmp_path):
+    from lm_collapse.report.theory_plot import theory_figure
+
+    regimes = [f"regime_{i}" for i in range(12)]
+    records = [{"regime": r, "learner": "ols", "generation": g, "test_error_sim": 1.0 + i + g,
+                "test_error_sim_ci95": [0.5 + i + g, 1.5 + i + g], "test_error_theory": None}
+               for i, r in enumerate(regimes) for g in range(2)]
+    svg = theory_figure(records, tmp_path / "t.svg", title="twelve").read_text()
+    for r in regimes:  # matplotlib writes each text of an SVG as a comment beside its glyphs
+        assert f"<!-- {r} -->" in svg, r

@@ -58,6 +58,8 @@ def test_set_overrides(tmp_path):
         ("regime: {pool: real}", r"regime.pool is read only by regime accumulate_select"),
         ("data: {validation_split: validation}", r"data.validation_split is read only by the hf back ends"),
         ("data: {source: 'jsonl:x', validation_split: v}", r"data.validation_split needs a source with splits"),
+        ("data: {split: test}", r"data.split = 'test' is not a split of the shipped corpus \(source: shakespeare\); "
+                                r"choose one of: train, heldout, all"),
         ("data: {chunk_words: 4, tokens: {tokenizer: t}}", r"data.tokens and chunk_words both cut documents"),
         ("data: {tokens: {size: 0}}", r"data.tokens.tokenizer must name a tokenizer"),
         ("data: {source: 'jsonl:x', template: xsum, prompt_field: p}", r"data.template and prompt_field"),

@@ -152,6 +152,36 @@ def test_validation_split_is_loaded_and_cut_alike(tmp_path):
     assert not set(val) & set(load_pool(cfg))
 
 
+def test_prepare_keeps_the_validation_texts(tmp_path):
+    from recursion.data import validation_texts
+
+    for split in ("train", "validation"):
+        write_jsonl(tmp_path / f"{split}.jsonl", [{"text": f"{split} document number {i} here"} for i in range(12)])
+    cfg = DataConfig(source=f"hf:{tmp_path}", validation_split="validation", min_words=1)
+    assert prepare(cfg, ProbesConfig(enabled=False)).validation == validation_texts(cfg)
+    assert prepare(DataConfig(source=f"hf:{tmp_path}", min_words=1), ProbesConfig(enabled=False)).validation is None
+
+
+@pytest.mark.parametrize("source, split, match", [
+    ("shakespeare", "validation", r"data.validation_split = 'validation' is not a split of the shipped corpus "
+                                  r"\(source: shakespeare\); choose one of: train, heldout, all"),
+    ("hub", "nope", r"data.source 'hf:.*' \(split 'nope'\)"),
+])
+def test_a_bad_validation_split_is_refused_before_any_folder(tmp_path, source, split, match):
+    from recursion.driver import run_experiment
+
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    write_jsonl(hub / "train.jsonl", [{"text": f"training document number {i} is here"} for i in range(30)])
+    source = f"hf:{hub}" if source == "hub" else source
+    config = tmp_path / "c.yaml"
+    config.write_text(f"name: t\nmodel: {{backend: hf_scratch, train: {{best_checkpoint: true}}}}\neval: {{enabled: false}}\n"
+                      f"probes: {{enabled: false}}\ndata: {{source: '{source}', validation_split: {split}}}\n")
+    with pytest.raises(ValueError, match=match):
+        run_experiment(config, tmp_path / "run", log=lambda s: None)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("template, fields", [
     ("xsum", lambda i: {"document": f"Article text {i}. " * 20, "summary": f"A summary of article {i}.", "id": str(i)}),
     ("sciabs", lambda i: {"title": f"On thing {i}", "abstract": f"We study thing {i}. It works well."}),

@@ -35,6 +35,18 @@ def test_min_chars_and_word_counting_on_jsonl(tmp_path):
     assert load_pool(DataConfig(source=f"jsonl:{path}", min_words=1, min_chars=15)) == ["aaaaaaaaaaaaaaaaaaaaaaaaaa b"]
 
 
+def test_min_chars_and_word_counting_on_templated_records(tmp_path):
+    path = tmp_path / "s.jsonl"
+    rows = [{"title": f"Title {i}", "abstract": a} for i, a in enumerate(["a b c d e", "-- -- -- -- --",
+                                                                        "aaaaaaaaaaaaaaaaaaaaaaaaaa b"])]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    refs = lambda **kw: [d.partition("\nAbstract: ")[2] for d in load_pool(  # noqa: E731
+        DataConfig(source=f"jsonl:{path}", template="sciabs", **kw))]
+    assert refs(min_words=5) == ["a b c d e", "-- -- -- -- --"]
+    assert refs(min_words=5, count_words="lower_alnum") == ["a b c d e"]  # as any text field
+    assert refs(min_words=1, min_chars=15) == ["aaaaaaaaaaaaaaaaaaaaaaaaaa b"]
+
+
 def test_heldout_split_is_random_seeded_disjoint_and_sized_like_the_notebook():
     pool = [f"line {i}" for i in range(1001)]
     rest, held = split_heldout(pool, 0.1, seed=3)

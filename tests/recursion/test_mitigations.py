@@ -145,6 +145,13 @@ def test_embedding_filters_select_what_the_orders_say(embedder):
     assert not {0, 1, 2} <= set(kept.tolist())
 
 
+@pytest.mark.parametrize("name", ["farthest_point", "threshold_decay"])
+def test_embedding_filters_keep_nothing_of_an_empty_pool(name):
+    config = FilterConfig(name=name, keep=0.5)
+    kept = select(name, [], keep=0.5, top_k=None, config=config, rng=np.random.default_rng(0))
+    assert kept.tolist() == [] and kept.dtype.kind == "i"
+
+
 # -- acceptability -------------------------------------------------------------------------------------
 class PerplexityModel:
     def perplexity(self, texts):
@@ -245,3 +252,39 @@ def test_a_missing_embeddings_extra_fails_before_any_work(tmp_path, monkeypatch)
                                          r"embeddings: pip install 'lm-collapse\[embeddings\]'"):
         run_experiment(path, tmp_path / "run", log=lambda s: None)
     assert not (tmp_path / "run").exists()
+
+
+def _refused_before_any_folder(tmp_path, yaml_text: str, match: str) -> str:
+    from recursion.driver import run_experiment
+
+    path = tmp_path / "c.yaml"
+    path.write_text("name: t\neval: {enabled: false}\n" + yaml_text)
+    with pytest.raises(ValueError, match=match) as err:
+        run_experiment(path, tmp_path / "run", log=lambda s: None)
+    assert not (tmp_path / "run").exists() and "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_the_classifier_and_its_label_are_checked_before_any_work(tmp_path, tiny_classifier):
+    from recursion.config import experiment_from_dict
+    from recursion.filters import check_classifier
+
+    acceptability = "filter: {name: acceptability, keep: 0.8, scorer: classifier, classifier: %s, acceptable_label: %d}\n"
+    _refused_before_any_folder(tmp_path, acceptability % (tiny_classifier, 2),
+                               r"^filter.acceptable_label = 2 but filter.classifier '.*' has 2 labels; choose one of: 0, 1$")
+    _refused_before_any_folder(tmp_path, acceptability % ("nobody/no-such-classifier", 1),  # HF_HUB_OFFLINE (conftest)
+                               r"^filter.classifier = 'nobody/no-such-classifier': cannot read its config .*offline\?")
+    exp = experiment_from_dict({"name": "t", "filter": {"name": "acceptability", "keep": 0.8, "scorer": "classifier",
+                                                        "classifier": str(tiny_classifier)}})
+    check_classifier(exp)  # label 1 of 2: fine
+
+
+def test_an_embedder_that_cannot_load_is_refused_before_any_work(tmp_path, embedder):
+    from recursion.config import experiment_from_dict
+    from recursion.filters import check_embeddings
+
+    check_embeddings(experiment_from_dict({"name": "t", "filter": {"name": "farthest_point", "keep": 0.5, "embedder": embedder}}))
+    _refused_before_any_folder(tmp_path, "filter: {name: farthest_point, keep: 0.5, embedder: nobody/no-such-embedder}\n",
+                               r"^filter.embedder = 'nobody/no-such-embedder': the sentence embedder cannot be loaded")
+    _refused_before_any_folder(tmp_path, "probes: {embedding_diagnostics: true, embedder: nobody/no-such-embedder}\n",
+                               r"^probes.embedder = 'nobody/no-such-embedder': the sentence embedder cannot be loaded")
