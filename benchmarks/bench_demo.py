@@ -4,9 +4,9 @@ Runs the demo twice, each time into a fresh folder (a rerun into the same folder
 skip the work): once as the machine is, then beside a busy-loop process started before and killed
 after it (what a laptop running one other job looks like). Records the load average at each
 start, the cores, the torch threads the demo chose (``recursion.runtime.free_cores``), the time
-of each experiment and the tiny GPT-2's mean generation length (lm-eval's ``mean_length`` of
-``collapse_gen_shakespeare``). Targets (issue 10): ≤ 10 min alone on 2 cores, about twice that
-beside one busy process.
+of each experiment, the tiny GPT-2's mean generation length (lm-eval's ``mean_length`` of
+``collapse_gen_shakespeare``) and whether the two runs gave the same lm-eval results. Targets
+(issue 10): ≤ 10 min alone on 2 cores, about twice that beside one busy process.
 
 Usage: ``python benchmarks/bench_demo.py [--quick] [--alone-only] [--keep DIR]``; writes
 ``benchmarks/results/demo.md``.
@@ -51,6 +51,12 @@ def mean_lengths(out: Path) -> dict[str, float]:
     return found
 
 
+def all_results(out: Path) -> dict[str, dict]:
+    """``replica/gen → lm-eval results`` of every checkpoint of both experiments."""
+    return {f"{rep.relative_to(out)}/{gdir.name}": json.loads((gdir / LM_EVAL).read_text())["results"]
+            for rep in find_replicas(out) for _, gdir in generation_dirs(rep) if (gdir / LM_EVAL).exists()}
+
+
 def run_demo(out: Path, quick: bool) -> dict:
     load = os.getloadavg()[0]
     start = time.perf_counter()
@@ -61,7 +67,7 @@ def run_demo(out: Path, quick: bool) -> dict:
         raise SystemExit(f"demo failed:\n{proc.stderr[-3000:]}")
     parts = {m["name"]: _seconds(m["clock"]) for line in proc.stdout.splitlines() if (m := EXPERIMENT_LINE.match(line))}
     threads = re.findall(r"torch threads: (\d+)", (out / "demo.log").read_text()) if (out / "demo.log").exists() else []
-    return {"wall": wall, "load": load, "parts": parts, "lengths": mean_lengths(out),
+    return {"wall": wall, "load": load, "parts": parts, "lengths": mean_lengths(out), "results": all_results(out),
             "console_lines": len(proc.stdout.splitlines()), "threads": sorted(set(threads))}
 
 
@@ -97,6 +103,9 @@ def main() -> None:
     if len(runs) == 2:
         a, b = runs.values()
         lines += ["", f"Beside one busy process: {b['wall'] / a['wall']:.2f}× the time alone (target: about 2× or less)."]
+        same = [k for k in a["results"] if a["results"][k] == b["results"].get(k)]
+        lines += ["", f"The two runs' lm-eval results are identical for {len(same)} of {len(a['results'])} checkpoints "
+                  "(every metric of every task; the configs fix their torch threads where it matters)."]
     lengths = runs["alone"]["lengths"]
     if lengths:
         lines += ["", "Tiny GPT-2, mean generation length in `collapse_gen_shakespeare` (lm-eval `mean_length`, words, "
