@@ -11,6 +11,7 @@ and readers. Layout of an experiment run ``RUN/``::
                                timings, versions; "redo": the old
                                records of stages to be run again
         .lock                  the PID of the process running it   LOCK
+        environment.json       versions, CPU, threads of the run   ENVIRONMENT  (recursion.environment)
         heldout.jsonl          held-out real documents             HELDOUT
                                (data.heldout_fraction), never trained on
         gen_00/                generation 0                        gen_dir(replica, 0)
@@ -58,6 +59,7 @@ from typing import Any
 CONFIG = "config.yaml"
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+ENVIRONMENT = "environment.json"
 HELDOUT = "heldout.jsonl"
 TRAIN = "train.jsonl"
 MODEL = "model"

@@ -63,6 +63,7 @@ from .backends import backend_class
 from .checkpoints import prune, stale_generations
 from .config import Experiment, FilterConfig, experiment_from_dict, load_config, to_dict
 from .data import RealData, Source, load_pool, prepare, real_data, split_prompt, validation_texts
+from .environment import write_environment
 from .filters import Lazy, check_classifier, check_embeddings, select
 from .probes import embedding_diagnostics, run_probes
 from .ranks import Ranks, rank
@@ -305,6 +306,8 @@ def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overri
     threads = set_threads(exp.runtime.threads)
     if ranks.main:
         log(f"[{arm}/seed_{seed}] torch threads: {threads}")
+        if not replica_finished(exp, path):  # where the numbers still to come are computed
+            write_environment(path, threads)
     backend = make_backend(exp)
     models = _Models(backend)
     real = real_data(source, seed=seed) if ranks.main else None

@@ -9,6 +9,7 @@ from recursion.rundir import check_folder
 
 from . import plots, tables
 from .collect import Collection, collect
+from .header import header_lines
 from .labels import GROUPS, grouped, label
 from .pitfalls import reading_notes
 from .samples import samples_markdown
@@ -74,19 +75,24 @@ def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, f
     files: list[Path] = []
 
     key = tables.side_by_side(cells, col.arms, metrics, last)
+    diffs = tables.differences(cells, col.arms, metrics, last)
     per_arm = [tables.arm_table(cells, a, metrics, gens[a]) for a in col.arms]
     if "md" in formats:
-        text = "\n\n".join(f"### {t.caption}\n\n{tables.to_markdown(t)}" for t in [key, *per_arm]) + "\n"
+        shown = [t for t in (key, diffs, *per_arm) if t is not None]
+        text = "\n\n".join(f"### {t.caption}\n\n{tables.to_markdown(t)}" for t in shown) + "\n"
         atomic_write_text(out / "tables.md", text)
         files.append(out / "tables.md")
     if "latex" in formats:
-        tex = [tables.side_by_side(cells, col.arms, metrics, last, latex=True),
+        tex = [tables.side_by_side(cells, col.arms, metrics, last, latex=True), diffs,
                *(tables.arm_table(cells, a, metrics, gens[a], latex=True) for a in col.arms)]
-        atomic_write_text(out / "tables.tex", "\n".join(tables.to_latex(t) for t in tex))
+        atomic_write_text(out / "tables.tex", "\n".join(tables.to_latex(t) for t in tex if t is not None))
         files.append(out / "tables.tex")
     if "csv" in formats:
         atomic_write_text(out / "results.csv", tables.to_csv(cells))
         files.append(out / "results.csv")
+        if diffs is not None:
+            atomic_write_text(out / "differences.csv", tables.differences_csv(cells, col.arms, metrics, last))
+            files.append(out / "differences.csv")
 
     figures: list[Path] = []
     if plots_on and cells:
@@ -100,11 +106,14 @@ def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, f
     md = ["# lm-collapse report", ""]
     if sizes:
         md += [sizes, ""]
-    md += ["Replicas read (mean ± 95% CI over seeds where several):", ""]
+    md += header_lines(col)
+    md += ["Replicas read:", ""]
     md += [f"- `{r.arm}` seed {r.seed}: generations {sorted(r.generations)} — `{r.path}`" for r in col.replicas]
     if col.problems:
         md += ["", "## What is missing or unreadable", "", *(f"- {p}" for p in col.problems)]
-    md += ["", "## Arms side by side", "", tables.to_markdown(key), ""]
+    md += ["", "## Arms side by side", "", key.caption + ".", "", tables.to_markdown(key), ""]
+    if diffs is not None:
+        md += ["### Differences between arms, paired by seed", "", diffs.caption + ".", "", tables.to_markdown(diffs), ""]
     if notes:
         md += ["### Reading these numbers", "", *(f"- {n}" for n in notes), ""]
     if gloss := glossary(metrics):
@@ -123,7 +132,9 @@ def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, f
             md += [f"### {a} (seed {r.seed})", "", samples_markdown(r), ""]
     md += ["## Where the numbers come from", "",
            "Every value is the mean of the `lm_eval.json` (lm-eval results) or `probes.json` files of the "
-           "replicas; `results.csv` lists, for every (arm, metric, generation), the exact files it was read from.", ""]
+           "replicas; `results.csv` lists, for every (arm, metric, generation), each seed's value, the interval "
+           "and the exact files it was read from; `differences.csv` the paired differences between arms "
+           "(columns: `lm_collapse/report/tables.py`).", ""]
     atomic_write_text(out / "report.md", "\n".join(md))
     files.insert(0, out / "report.md")
     return Report(out / "report.md", tables.to_markdown(key), files, col.problems, cells, col.arms, sizes, notes)

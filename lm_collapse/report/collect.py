@@ -9,6 +9,12 @@ named ``<task>/<metric>`` without the ``collapse_`` prefix and ``,none`` filter)
 diagnostics included) and, for ToEdit runs, ``gen_XX/edits.json`` (``toedit/<share>``: the shares
 of tokens resampled, changed and dropped). Anything unreadable is
 recorded as a problem and skipped: a half-finished or damaged run still reports what it has.
+
+Each (arm, seed) is one observation: a second replica of an arm and seed already read (the same
+run given twice, two runs of one config) is skipped, with a problem line. Beside the numbers, a
+collection holds what the report's header states: each task's decoding, read from the task
+configs lm-eval saves in ``lm_eval.json`` (``configs/<task>/generation_kwargs`` for a generation
+task, after every override), and each replica's ``environment.json`` (:mod:`recursion.environment`).
 """
 from __future__ import annotations
 
@@ -45,6 +51,11 @@ class Replica:
     planned: int | None = None
     scored: bool = True  # the config asked for lm-eval scoring
     overrides: tuple[str, ...] = ()  # ``--set`` pairs applied to the config file (the demo's size reductions)
+    environment: dict | None = None  # its environment.json; None for a run made before it was written
+
+    @property
+    def name(self) -> str:
+        return f"{self.arm} seed {self.seed}"
 
 
 @dataclass
@@ -53,6 +64,7 @@ class Collection:
     replicas: list[Replica] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     root: Path | None = None
+    decoding: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (task, decoding) -> replica names
 
     @property
     def arms(self) -> list[str]:
@@ -94,13 +106,24 @@ def collect(paths: list[str | Path]) -> Collection:
         out.problems.append(f"no replica (folder with manifest.json) under {', '.join(map(str, paths))}")
         return out
     out.root = Path(paths[0])
+    seen: dict[tuple[str, int], Path] = {}
     for path in replicas:
         replica = _replica(path, out.problems)
+        if (replica.arm, replica.seed) in seen:
+            out.problems.append(f"{path}: {replica.name} was already read from {seen[replica.arm, replica.seed]}; "
+                                "skipped (one observation per arm and seed: report different runs separately)")
+            continue
+        seen[replica.arm, replica.seed] = path
         out.replicas.append(replica)
         for g, gdir in artifacts.generation_dirs(path):
             replica.generations.append(g)
             if replica.scored:
-                out.rows += _lm_eval_rows(replica, g, gdir / artifacts.LM_EVAL, out.problems)
+                doc = _read_json(gdir / artifacts.LM_EVAL, out.problems, "lm-eval scoring")
+                out.rows += _lm_eval_rows(replica, g, gdir / artifacts.LM_EVAL, doc, out.problems)
+                for task_decoding in decodings(doc).items():
+                    names = out.decoding.setdefault(task_decoding, [])
+                    if replica.name not in names:
+                        names.append(replica.name)
             out.rows += _scalar_rows(replica, g, gdir / artifacts.PROBES, out.problems, what="probes", prefix="probe",
                                      keys=PROBE_SCALARS)
             if (gdir / artifacts.EDITS).exists():
@@ -126,7 +149,12 @@ def _replica(path: Path, problems: list[str]) -> Replica:
         seed = int(json.loads((path / artifacts.MANIFEST).read_text()).get("seed", seed))
     except (OSError, ValueError, TypeError, AttributeError) as e:
         problems.append(f"{path / artifacts.MANIFEST}: unreadable ({type(e).__name__})")
-    return Replica(path, arm, seed, planned=planned, scored=scored, overrides=overrides)
+    environment = None
+    if (path / artifacts.ENVIRONMENT).exists():
+        environment = _read_json(path / artifacts.ENVIRONMENT, problems, "environment")
+        if not isinstance(environment, dict):
+            environment = None
+    return Replica(path, arm, seed, planned=planned, scored=scored, overrides=overrides, environment=environment)
 
 
 def _read_json(path: Path, problems: list[str], what: str):
@@ -140,8 +168,23 @@ def _read_json(path: Path, problems: list[str], what: str):
         return None
 
 
-def _lm_eval_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list[Row]:
-    doc = _read_json(path, problems, "lm-eval scoring")
+def decodings(doc) -> dict[str, str]:
+    """``task → its decoding`` from lm-eval results' ``configs``: a generation task's
+    ``generation_kwargs`` as ``key=value, ...`` (sorted), any other ``scored by log-likelihood``."""
+    configs = doc.get("configs") if isinstance(doc, dict) else None
+    out = {}
+    for task, config in (configs if isinstance(configs, dict) else {}).items():
+        if not isinstance(config, dict):
+            continue
+        kwargs = config.get("generation_kwargs")
+        if config.get("output_type") == "generate_until" and isinstance(kwargs, dict):
+            out[task.removeprefix("collapse_")] = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+        elif config.get("output_type"):
+            out[task.removeprefix("collapse_")] = f"scored by log-likelihood ({config['output_type']}), no decoding"
+    return out
+
+
+def _lm_eval_rows(rep: Replica, g: int, path: Path, doc, problems: list[str]) -> list[Row]:
     if doc is None:
         return []
     results = doc.get("results") if isinstance(doc, dict) else None

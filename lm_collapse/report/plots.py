@@ -1,5 +1,7 @@
 """Figures: metrics versus generation, one figure per kind (quality, diversity, probes: see
-:mod:`.labels`), one line per arm with its 95% CI band; and the density of per-sequence perplexity
+:mod:`.labels`), per arm its mean over seeds (thick line), each seed (thin lines) and the 95%
+Student-t interval over seeds (shaded band, :mod:`.stats`); the title says how many seeds, or
+"single seed: no interval". And the density of per-sequence perplexity
 of each generation's synthetic data under the generation-0 model (Shumailov et al., Fig. 1).
 
 Every axis says what it shows and in which unit; a quantity whose values span two decades or more
@@ -16,6 +18,7 @@ import numpy as np
 
 from .collect import Collection, read_probe_series
 from .labels import GROUPS, label
+from .tables import seeds_note
 
 PANEL = (3.6, 2.6)  # inches per panel
 NCOLS = 3
@@ -56,7 +59,7 @@ def log_axis(lab, values) -> bool:
 
 def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem: str = "metrics",
                  title: str | None = None) -> list[Path]:
-    """Small multiples: each metric versus generation, a line per arm with its CI band."""
+    """Small multiples: each metric versus generation; per arm the mean, each seed and the CI band."""
     if not metrics:
         return []
     plt = _pyplot()
@@ -76,6 +79,10 @@ def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem:
             ax.plot(gs, mean, marker="o", ms=3, color=colors[arm], label=arm)
             if half.any():
                 ax.fill_between(gs, mean - half, mean + half, color=colors[arm], alpha=0.2, lw=0)
+            seeds = sorted({s for g in gs for s in cells[(arm, m, g)].by_seed})
+            for seed in seeds if len(seeds) > 1 else []:
+                xs = [g for g in gs if seed in cells[(arm, m, g)].by_seed]
+                ax.plot(xs, [cells[(arm, m, g)].by_seed[seed] for g in xs], color=colors[arm], lw=0.6, alpha=0.4)
             values += list(mean)
         if log_axis(lab, values):
             ax.set_yscale("log")
@@ -89,7 +96,9 @@ def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem:
         ax.grid(alpha=0.3, which="major")
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    fig.suptitle(title or GROUPS.get(stem, stem), fontsize=11)
+    note = seeds_note(cells, col.arms)
+    note += " band; thin lines: seeds" if note.endswith("t-CI") else ""
+    fig.suptitle(f"{title or GROUPS.get(stem, stem)} ({note})", fontsize=11)
     handles, labels = [], []
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):

@@ -33,11 +33,12 @@ def config(tmp_path):
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every artifact of a run, byte for byte, except timings: the manifest, and lm-eval's dates and
-    durations (its ``results`` are compared)."""
+    """Every artifact of a run, byte for byte, except records of how it ran: the manifest, the
+    environment (threads follow the machine's load), and lm-eval's dates and durations (its
+    ``results`` are compared)."""
     out = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != "manifest.json":
+        if p.is_file() and p.name not in ("manifest.json", "environment.json"):
             data = p.read_bytes()
             if p.name == "lm_eval.json":
                 data = json.dumps(json.loads(data)["results"], sort_keys=True).encode()
@@ -52,6 +53,9 @@ def test_artifacts(config, tmp_path):
     rep = tmp_path / "run/replace/seed_0"
     manifest = json.loads((rep / "manifest.json").read_text())
     assert {"versions", "git_commit", "seed", "stages"} <= set(manifest)
+    environment = json.loads((rep / "environment.json").read_text())
+    assert {"torch", "transformers", "lm_eval", "numpy"} <= set(environment["versions"]) and environment["cpu"]
+    assert environment["torch_threads"] >= 1
     assert len(manifest["stages"]) == 3 * 5  # data, train, generate, select, probes (eval disabled)
     for g in range(3):
         gen = rep / f"gen_{g:02d}"

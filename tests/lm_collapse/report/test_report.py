@@ -8,9 +8,13 @@ import yaml
 from lm_collapse.cli import main
 from lm_collapse.report import build_report
 from lm_collapse.report.collect import collect, metric_name
-from lm_collapse.report.tables import aggregate, ci95, latex_escape
+from lm_collapse.report.stats import t_interval
+from lm_collapse.report.tables import aggregate, latex_escape
 
 ARMS = {"replace": 1.0, "accumulate": 0.5}  # word perplexity grows by this much per generation
+SAMPLING = {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "max_gen_toks": 64, "until": ["\n\n"]}
+CONFIGS = {"collapse_gen_shakespeare": {"output_type": "generate_until", "generation_kwargs": SAMPLING},
+           "collapse_ppl_shakespeare": {"output_type": "loglikelihood_rolling"}}  # as lm-eval saves them
 
 
 def value(arm, seed, g):
@@ -32,7 +36,7 @@ def make_run(root, generations=3, seeds=(0, 1, 2), overrides=None):
                 results = {"collapse_ppl_shakespeare": {"alias": "x", "word_perplexity,none": value(arm, seed, g),
                                                         "word_perplexity_stderr,none": "N/A", "bits_per_byte,none": 1.5},
                            "collapse_gen_shakespeare": {"distinct_2,none": 0.9 - 0.1 * g}}
-                (gen / "lm_eval.json").write_text(json.dumps({"results": results}))
+                (gen / "lm_eval.json").write_text(json.dumps({"results": results, "configs": CONFIGS}))
                 (gen / "probes.json").write_text(json.dumps({"gen0_perplexity": [10.0 * (g + 1), 20.0, 30.0 + g],
                                                              "gen0_perplexity_median": 20.0, "top1_mass_mean": 0.1 * (g + 1)}))
                 docs = [{"text": f"{arm} gen {g} doc {i}", "prompt": f"p{i}"} for i in range(3)]
@@ -51,7 +55,7 @@ def test_collect_and_aggregate(tmp_path):
     assert c.ci95 == pytest.approx(t / math.sqrt(3), rel=1e-10)
     assert len(c.sources) == 3 and all(s.endswith("lm_eval.json") for s in c.sources)
     assert ("replace", "ppl_shakespeare/word_perplexity_stderr", 0) not in cells
-    assert ci95([1.0]) is None
+    assert t_interval([1.0]).half is None and c.by_seed == {0: 120.0, 1: 121.0, 2: 122.0}
     assert metric_name("collapse_gen_x", "distinct_2,none") == "gen_x/distinct_2"
 
 
@@ -69,17 +73,20 @@ def test_report_files_and_numbers(tmp_path):
         data = png.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     csv = (tmp_path / "out/results.csv").read_text().splitlines()
-    assert csv[0] == "arm,metric,generation,mean,ci95,n,sources" and len(csv) == 1 + 2 * 3 * 5
+    assert csv[0] == ("arm,metric,generation,n,mean,ci95,ci_low,ci_high,change_pct,change_pct_low,change_pct_high,"
+                      "seed_0,seed_1,seed_2,sources") and len(csv) == 1 + 2 * 3 * 5
 
 
 def test_latex_is_compile_shaped(tmp_path):
     build_report([make_run(tmp_path / "run")], tmp_path / "out", formats=("latex",))
     tex = (tmp_path / "out/tables.tex").read_text()
-    assert tex.count("{") == tex.count("}") and tex.count(r"\begin{table}") == tex.count(r"\end{table}") == 3
+    # four tables: side by side, differences, one per arm
+    assert tex.count("{") == tex.count("}") and tex.count(r"\begin{table}") == tex.count(r"\end{table}") == 4
     assert r"\toprule" in tex and r"word\_perplexity" in tex and r"\%" in tex and "$\\pm$" in tex
     body = tex.replace(r"\_", "").replace(r"\%", "")
     assert "_" not in body and "%" not in body
-    assert latex_escape("a_b 5% & {x}") == r"a\_b 5\% \& \{x\}"
+    assert latex_escape("a_b 5% & {x}") == r"a\_b 5\% \& \{x\}" and latex_escape("a − b ± 1") == r"a $-$ b $\pm$ 1"
+    assert "±" not in tex and "−" not in tex
 
 
 def test_unfinished_and_corrupt_runs_report_what_is_there(tmp_path):
@@ -207,3 +214,147 @@ def test_samples_read_a_prompt_stored_inside_the_document(tmp_path):
                     [synthetic_record(f" {word} {i}", f"Title {i}: ", prompt_in_text=True) for i in range(3)])
     rows = sample_rows(Replica(tmp_path, "a", 0, generations=[0, 1]), num=1)
     assert rows == [("Title 0: ", 0, " old 0"), ("Title 0: ", 1, " new 0")]
+
+
+# -- seeds and intervals ---------------------------------------------------------------------------
+T_975_2 = 4.302653  # Student's t, 0.975 quantile, 2 degrees of freedom (any t table)
+
+
+def test_t_interval_and_paired_difference_by_hand():
+    from lm_collapse.report.stats import change, paired_difference
+
+    # 2, 4, 9: mean 5, s = sqrt((9 + 1 + 16) / 2) = sqrt(13) = 3.605551, half = 4.302653 * 3.605551 / sqrt(3) = 8.956686
+    iv = t_interval([2.0, 4.0, 9.0])
+    assert (iv.mean, iv.n) == (5.0, 3)
+    assert iv.half == pytest.approx(T_975_2 * math.sqrt(13) / math.sqrt(3), rel=1e-6) == pytest.approx(8.956686, abs=1e-6)
+    assert (iv.lo, iv.hi) == (pytest.approx(-3.956686, abs=1e-6), pytest.approx(13.956686, abs=1e-6)) and iv.spans_zero
+    # paired by seed: d = 0.50-0.55, 0.60-0.66, 0.70-0.74 = -0.05, -0.06, -0.04: mean -0.05, s = 0.01,
+    # half = 4.302653 * 0.01 / sqrt(3) = 0.024841; the arms' own intervals (s = 0.1, 0.095) overlap widely
+    a, b = {0: 0.50, 1: 0.60, 2: 0.70}, {2: 0.74, 0: 0.55, 1: 0.66, 3: 0.9}  # seed 3 has no partner: left out
+    d = paired_difference(a, b)
+    assert d.n == 3 and d.mean == pytest.approx(-0.05) and d.half == pytest.approx(0.024841, abs=1e-6)
+    assert (d.lo, d.hi) == (pytest.approx(-0.074841, abs=1e-6), pytest.approx(-0.025159, abs=1e-6)) and not d.spans_zero
+    assert t_interval(list(a.values())).lo < t_interval([0.55, 0.66, 0.74]).hi  # unpaired: no separation
+    # change vs generation 0, per seed: 0.9 -> 0.5, 0.6, 0.7 = -44.44%, -33.33%, -22.22%: s = 11.1111, half = 27.601530
+    rel = change({0: 0.9, 1: 0.9, 2: 0.9}, a, relative=True)
+    assert rel.mean == pytest.approx(-100 / 3) and rel.half == pytest.approx(27.601530, abs=1e-5)
+    assert change({0: 0.0}, {0: 1.0}, relative=True) is None and paired_difference({0: 1.0}, {1: 1.0}) is None
+
+
+def set_seed_values(run, arm, g, metric, values):
+    """Set ``metric`` (``task/key``) of generation ``g`` of ``arm``, one value per seed."""
+    task, key = metric.split("/")
+    for seed, v in values.items():
+        path = run / arm / f"seed_{seed}" / f"gen_{g:02d}/lm_eval.json"
+        doc = json.loads(path.read_text())
+        doc["results"][f"collapse_{task}"][f"{key},none"] = v
+        path.write_text(json.dumps(doc))
+
+
+def test_report_prints_intervals_paired_differences_and_spanning_zero(tmp_path):
+    run = make_run(tmp_path / "run")
+    d2, ppl = "gen_shakespeare/distinct_2", "ppl_shakespeare/word_perplexity"
+    set_seed_values(run, "replace", 2, d2, {0: 0.50, 1: 0.60, 2: 0.70})
+    set_seed_values(run, "accumulate", 2, d2, {0: 0.55, 1: 0.66, 2: 0.74})
+    set_seed_values(run, "replace", 2, ppl, {0: 120.0, 1: 125.0, 2: 118.0})  # replace - accumulate: -1, +6, -4
+    set_seed_values(run, "accumulate", 2, ppl, {0: 121.0, 1: 119.0, 2: 122.0})
+    set_seed_values(run, "replace", 2, "ppl_shakespeare/bits_per_byte", {0: 1.49, 1: 1.52, 2: 1.50})
+    rep = build_report([run], tmp_path / "out", plots_on=False)
+    md = rep.path.read_text()
+    diffs = md.split("### Differences between arms, paired by seed")[1].split("\n## ")[0]
+    assert "| metric (3 seeds, 95% t-CI) | replace − accumulate (gen 2) |" in diffs
+    # -0.05 [-0.05 - 0.024841, -0.05 + 0.024841]
+    assert f"| {d2} | -0.05 [-0.07484, -0.02516] |" in diffs
+    # d = -1, 6, -4: mean 0.333, s = 5.131601, half = 12.747605: spans 0, printed without a sign
+    assert f"| {ppl} | no detectable difference (CI spans 0: -12.41 to +13.08) |" in diffs
+    assert "+0.3333" not in md
+    # replace's change 0.9 -> 0.5, 0.6, 0.7 per seed, and no arrow for a change from gen 1 whose CI spans 0
+    replace = md.split("## replace")[1]
+    assert "-33.3% [-60.9%, -5.7%]" in replace
+    # gen 1 -> 2: 0.8 -> 0.5, 0.6, 0.7: -0.3, -0.2, -0.1 per seed, mean -0.2 ± 0.2484: spans 0, no arrow
+    assert "| 0.6 ± 0.2484 |" in replace
+    row = next(line for line in replace.splitlines() if line.startswith(f"| {ppl} |"))
+    assert row.split(" | ")[3] == "121.0 ± 8.957 ↑"  # s = sqrt(13); gen 1 -> 2: 111, 112, 113 -> 120, 125, 118: +9, +13, +5
+    row = next(line for line in replace.splitlines() if line.startswith("| ppl_shakespeare/bits_per_byte |"))
+    # gen 1 -> 2: 1.5 -> 1.49, 1.52, 1.50: -0.01, +0.02, 0: CI spans 0, so no arrow, and no direction versus gen 0:
+    # -0.667%, +1.333%, 0%: mean 0.2222, s = 1.01835, half = 4.302653 * 1.01835 / sqrt(3) = 2.5297
+    assert row.split(" | ")[3:] == ["1.503 ± 0.03795", "no detectable change (CI spans 0: -2.3% to +2.8%) |"]
+    csv = (tmp_path / "out/differences.csv").read_text().splitlines()
+    assert csv[0] == "arm,reference,metric,generation,n,mean,ci_low,ci_high,spans_zero"
+    line = next(r for r in csv if f",{ppl}," in r).split(",")
+    assert line[:5] == ["replace", "accumulate", ppl, "2", "3"] and line[-1] == "True"
+    assert float(line[6]) == pytest.approx(1 / 3 - T_975_2 * 5.131601 / math.sqrt(3), abs=1e-4)
+    results = (tmp_path / "out/results.csv").read_text().splitlines()
+    row = next(r for r in results if r.startswith(f"replace,{d2},2,")).split(",")
+    assert row[3] == "3" and [float(v) for v in row[11:14]] == [0.5, 0.6, 0.7]  # seed_0, seed_1, seed_2
+    assert float(row[6]) == pytest.approx(0.6 - T_975_2 * 0.1 / math.sqrt(3), abs=1e-5)  # ci_low
+    assert float(row[8]) == pytest.approx(-100 / 3)  # change_pct
+
+
+def test_single_seed_tables_say_so_in_their_header(tmp_path):
+    from lm_collapse.report.tables import last_generations, to_markdown, trajectory
+
+    rep = build_report([make_run(tmp_path / "run", seeds=(0,))], tmp_path / "out", plots_on=False)
+    md = rep.path.read_text()
+    assert md.count("| metric (single seed: no interval) |") == 4  # side by side, differences, 2 arms
+    assert not [line for line in md.splitlines() if line.startswith("| ") and ("±" in line or "[" in line)]
+    table = to_markdown(trajectory(rep.cells, rep.arms, ["ppl_shakespeare/word_perplexity"],
+                                   last_generations(rep.cells, rep.arms)))
+    assert table.startswith("| metric (single seed: no interval) |") and "100.0 → 120.0 (+20.0%)" in table
+
+
+def test_demo_key_table_prints_each_number_with_its_interval(tmp_path):
+    from lm_collapse.report.tables import last_generations, to_markdown, trajectory
+
+    rep = build_report([make_run(tmp_path / "run")], tmp_path / "out", plots_on=False)
+    table = to_markdown(trajectory(rep.cells, rep.arms, ["ppl_shakespeare/word_perplexity"],
+                                   last_generations(rep.cells, rep.arms)))
+    # replace: 100, 101, 102 -> 120, 121, 122: +20%, +19.80%, +19.61% per seed
+    assert "| metric (3 seeds, 95% t-CI) |" in table and "101.0 ± 2.484 → 121.0 ± 2.484 (+19.8% [+19.3%, +20.3%])" in table
+
+
+def test_header_states_each_tasks_decoding_and_the_environment(tmp_path):
+    from recursion.environment import write_environment
+
+    run = make_run(tmp_path / "run")
+    for rep in sorted(run.glob("*/seed_*")):
+        write_environment(rep, threads=1)
+    md = build_report([run], tmp_path / "out", plots_on=False).path.read_text()
+    assert ("- `gen_shakespeare`: do_sample=True, max_gen_toks=64, temperature=1.0, top_k=0, top_p=1.0, "
+            "until=['\\n\\n']") in md
+    assert "- `ppl_shakespeare`: scored by log-likelihood (loglikelihood_rolling), no decoding" in md
+    env = md.split("**Environment**")[1].split("Replicas read")[0]
+    assert env.count("\n- ") == 1 and "torch threads 1" in env and "torch " in env and "numpy " in env
+    assert "different environments" not in env
+    # one replica ran elsewhere, one task decoded differently there: the header says both
+    write_environment(run / "replace/seed_2", threads=2)
+    path = run / "replace/seed_2/gen_00/lm_eval.json"
+    doc = json.loads(path.read_text())
+    doc["configs"]["collapse_gen_shakespeare"]["generation_kwargs"] = {**SAMPLING, "top_k": 50}
+    path.write_text(json.dumps(doc))
+    md = build_report([run], tmp_path / "out2", plots_on=False).path.read_text()
+    assert "**The replicas ran in different environments:**" in md and "torch threads 2" in md
+    assert "resumed from 1 earlier environment(s)" in md
+    assert "`gen_shakespeare` **differs between replicas**" in md
+    assert "top_k=50, top_p=1.0, until=['\\n\\n'] (replace seed 2)" in md
+
+
+def test_environment_record_keeps_an_earlier_different_one(tmp_path):
+    from recursion.environment import write_environment
+
+    first = write_environment(tmp_path, threads=1)
+    assert write_environment(tmp_path, threads=1) == first and "previous" not in first  # same environment: unchanged
+    again = write_environment(tmp_path, threads=2)
+    assert again["torch_threads"] == 2 and again["previous"] == [first]
+    assert json.loads((tmp_path / "environment.json").read_text()) == again
+    assert {"torch", "transformers", "lm_eval", "numpy"} <= set(first["versions"]) and first["cpu"]
+
+
+def test_a_replica_given_twice_is_one_observation(tmp_path):
+    import shutil
+
+    run = make_run(tmp_path / "run")
+    shutil.copytree(run / "replace/seed_0", tmp_path / "copy/seed_0")  # the same arm and seed in another folder
+    col = collect([run, tmp_path / "copy"])
+    assert len(col.replicas) == 6 and any("replace seed 0 was already read" in p for p in col.problems)
+    assert aggregate(col)[("replace", "ppl_shakespeare/word_perplexity", 0)].n == 3
