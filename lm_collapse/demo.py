@@ -15,7 +15,8 @@ document counts (scaled together in every arm), ``eval.limit``, training steps, 
 work. The reductions are printed, recorded as ``overrides`` in each replica's ``config.yaml``, and
 stated under the title of each report.
 
-The console shows one progress line per replica and the key table of each experiment; everything
+The console shows one progress line per replica and the key tables of each experiment (each number
+with its 95% t-interval over seeds; each arm minus the first, paired by seed); everything
 else (the driver's per-stage lines, lm-eval's and transformers' messages, progress bars, the
 trainer's losses) goes to ``OUT/demo.log``.
 """
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 
 from .report import build_report
-from .report.tables import last_generations, ordered_metrics, to_markdown, trajectory
+from .report.tables import differences, last_generations, ordered_metrics, to_markdown, trajectory
 from .sizes import check_sizes, describe, size_overrides
 
 KEY_METRICS = (
@@ -185,7 +186,10 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) ->
             found = list(dict.fromkeys(m for (_, m, _) in report.cells))
             key = [m for m in KEY_METRICS if m in found] or ordered_metrics(found)[:6]
             log(f"\n{name}: {_clock(time.perf_counter() - t0)}, report {report.path}\n")
-            log(to_markdown(trajectory(report.cells, report.arms, key, last_generations(report.cells, report.arms))))
+            last = last_generations(report.cells, report.arms)
+            log(to_markdown(trajectory(report.cells, report.arms, key, last)))
+            if (diffs := differences(report.cells, report.arms, key, last)) is not None:
+                log(f"\n{diffs.caption}:\n\n{to_markdown(diffs)}")
             if report.notes:
                 log("\nReading these numbers:\n" + "\n".join(f"- {n}" for n in report.notes))
     log(f"\nDemo finished in {_clock(time.perf_counter() - start)}. Reports:")

@@ -17,7 +17,8 @@ mistaken for diversity, found in a run's own numbers.
   strung together at random), which single-word counts read as diversity.
 
 A metric rises or falls, here, when its last generation differs from generation 0 by more than
-2% (:data:`MOVED`), so that noise-level changes of one seed raise no warning.
+2% (:data:`MOVED`), so that noise-level changes of one seed raise no warning, and, with several
+seeds, when the 95% t-interval of the per-seed change (:func:`.stats.change`) excludes 0.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import json
 from recursion import artifacts
 
 from .collect import Collection
+from .stats import change
 
 NEAR_UNIFORM = (0.25, 2.0)  # perplexity / V in this band: close to a uniform model; above it: worse than one
 PERPLEXITIES = ("/word_perplexity", "probe/heldout_perplexity")  # per word / per model token
@@ -45,17 +47,21 @@ def ngram_vocabulary(model_dir) -> int | None:
         return None
 
 
-def _change(cells, arm: str, metric: str, last: int) -> tuple[float, float] | None:
+def _change(cells, arm: str, metric: str, last: int) -> tuple[float, float, bool] | None:
+    """(generation-0 mean, last mean, whether the change is detectable: one seed, or a per-seed CI without 0)."""
     first, end = cells.get((arm, metric, 0)), cells.get((arm, metric, last))
-    return (first.mean, end.mean) if first and end and last > 0 else None
+    if not (first and end and last > 0):
+        return None
+    iv = change(first.by_seed, end.by_seed)
+    return first.mean, end.mean, iv is None or not iv.spans_zero
 
 
-def _rises(c: tuple[float, float]) -> bool:
-    return c[1] - c[0] > MOVED * abs(c[0])
+def _rises(c: tuple[float, float, bool]) -> bool:
+    return c[2] and c[1] - c[0] > MOVED * abs(c[0])
 
 
-def _falls(c: tuple[float, float]) -> bool:
-    return c[0] - c[1] > MOVED * abs(c[0])
+def _falls(c: tuple[float, float, bool]) -> bool:
+    return c[2] and c[0] - c[1] > MOVED * abs(c[0])
 
 
 def _ppl_metrics(metrics: list[str]) -> list[str]:
@@ -127,7 +133,7 @@ def _trend_notes(cells, col: Collection, last: dict[str, int]) -> list[str]:
         return found
 
     if shorter := beside_distinct2("/mean_length", "mean length", " words",
-                                   lambda n, d: 0 < n[0] and n[1] < (1 - SHORTER) * n[0] and _rises(d)):
+                                   lambda n, d: n[2] and 0 < n[0] and n[1] < (1 - SHORTER) * n[0] and _rises(d)):
         notes.append("**Generations getting shorter while distinct-2 rises** (" + "; ".join(shorter) + "). Distinct-n "
                      "counts repeats, and shorter texts repeat less: the rise is the length, not new diversity. Compare "
                      "Self-BLEU, n-gram entropy and the top-10 share, or generations of equal length.")

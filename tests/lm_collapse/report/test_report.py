@@ -358,3 +358,14 @@ def test_a_replica_given_twice_is_one_observation(tmp_path):
     col = collect([run, tmp_path / "copy"])
     assert len(col.replicas) == 6 and any("replace seed 0 was already read" in p for p in col.problems)
     assert aggregate(col)[("replace", "ppl_shakespeare/word_perplexity", 0)].n == 3
+
+
+def test_reading_notes_claim_no_direction_whose_interval_spans_zero(tmp_path):
+    run = make_run(tmp_path / "run")
+    ppl = "ppl_shakespeare/word_perplexity"
+    # accumulate: 100, 101, 102 -> 50, 150, 60: the mean falls 15%, but per seed -50, +49, -42: the CI spans 0
+    set_seed_values(run, "accumulate", 2, ppl, {0: 50.0, 1: 150.0, 2: 60.0})
+    assert build_report([run], tmp_path / "out", plots_on=False).notes == []
+    set_seed_values(run, "accumulate", 2, ppl, {0: 50.0, 1: 52.0, 2: 51.0})  # falls in every seed
+    [note] = build_report([run], tmp_path / "out2", plots_on=False).notes
+    assert note.startswith("**Perplexity falling while diversity falls** (`accumulate`")
