@@ -136,8 +136,13 @@ def fmt_interval(iv: Interval | None, *, percent: bool = False, what: str = "dif
 
 
 def fmt_change(first: Cell, last: Cell) -> str:
-    """Change of ``last`` versus ``first`` in % of each seed's first value, with its interval over seeds."""
-    return fmt_interval(change(first.by_seed, last.by_seed, relative=True), percent=True, what="change")
+    """Change of ``last`` versus ``first`` in % of each seed's first value, with its interval over seeds
+    (``n/a`` from a first value of 0, unless nothing changed)."""
+    relative = change(first.by_seed, last.by_seed, relative=True)
+    absolute = change(first.by_seed, last.by_seed)
+    if relative is None and absolute and {absolute.mean, absolute.lo, absolute.hi} <= {0, None}:
+        return fmt_interval(absolute, what="change")
+    return fmt_interval(relative, percent=True, what="change")
 
 
 def arrow(prev: Cell | None, cur: Cell, latex: bool = False) -> str:

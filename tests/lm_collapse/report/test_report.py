@@ -369,3 +369,25 @@ def test_reading_notes_claim_no_direction_whose_interval_spans_zero(tmp_path):
     set_seed_values(run, "accumulate", 2, ppl, {0: 50.0, 1: 52.0, 2: 51.0})  # falls in every seed
     [note] = build_report([run], tmp_path / "out2", plots_on=False).notes
     assert note.startswith("**Perplexity falling while diversity falls** (`accumulate`")
+
+
+def test_interval_properties():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from lm_collapse.report.stats import paired_difference
+
+    values = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=8)
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(values, st.floats(-1e3, 1e3))
+    def check(xs, shift):
+        iv, moved = t_interval(xs), t_interval([x + shift for x in xs])
+        assert iv.lo <= iv.mean <= iv.hi and iv.n == len(xs)
+        assert moved.half == pytest.approx(iv.half, rel=1e-6, abs=1e-6)  # a shift moves the interval, not its width
+        a, b = dict(enumerate(xs)), dict(enumerate(reversed(xs)))
+        ab, ba = paired_difference(a, b), paired_difference(b, a)
+        assert ab.mean == pytest.approx(-ba.mean, abs=1e-6) and ab.spans_zero == ba.spans_zero  # antisymmetric
+        assert paired_difference(a, a).half == 0  # an arm against itself: exactly nothing
+
+    check()
