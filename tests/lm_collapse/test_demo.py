@@ -48,9 +48,9 @@ def test_demo_quick_end_to_end(tmp_path):
         config = yaml.safe_load(next((out / name).glob("*/seed_0/config.yaml")).read_text())
         assert "generations=2" in config["overrides"]
     assert "Demo finished" in proc.stdout and "gen 0 →" in proc.stdout and "sizes reduced by the demo" in proc.stdout
-    assert "pure_synthetic" in proc.stdout and "accumulate_subsample" in proc.stdout
+    assert "pure_synthetic" in proc.stdout and "accumulate_subsample" in proc.stdout and "paired by seed" in proc.stdout
     # the console holds progress and the key tables; the libraries' output is in the log, without the lm-eval hint
-    assert len(proc.stdout.splitlines()) < 80 and proc.stderr.strip() == ""
+    assert len(proc.stdout.splitlines()) < 120 and proc.stderr.strip() == ""  # progress, key and difference tables
     log = (out / "demo.log").read_text()
     assert "gen_00/train done in" in log and "Custom kwargs can be passed" not in log
 
