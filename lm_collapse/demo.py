@@ -181,7 +181,7 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) ->
                 progress = Progress(name, {(a, s): len(planned_stages(e)) for a, e in arms.items() for s in e.seeds},
                                     console=console, logfile=logfile)
                 run_experiment(config, out / name, overrides=overrides, log=progress)
-                report = build_report([out / name], out / name / "report")
+                report = build_report([out / name], out / name / "report", arm_order=list(arms))
             reports.append(report.path)
             found = list(dict.fromkeys(m for (_, m, _) in report.cells))
             key = [m for m in KEY_METRICS if m in found] or ordered_metrics(found)[:6]

@@ -58,14 +58,20 @@ def glossary(metrics: list[str]) -> list[str]:
     return lines
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, formats=FORMATS, plots_on: bool = True) -> Report:
-    """Read every replica under ``run_dirs`` and write the report into ``out`` (default ``RUN/report``)."""
+def build_report(run_dirs: list[str | Path], out: str | Path | None = None, *, formats=FORMATS, plots_on: bool = True,
+                 arm_order: list[str] | None = None) -> Report:
+    """Read every replica under ``run_dirs`` and write the report into ``out`` (default ``RUN/report``).
+
+    ``arm_order``: the arms in this order (e.g. the config's), others after them by folder name; the
+    first is the reference of the paired differences."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"unknown format {bad[0]!r}; choose from {', '.join(FORMATS)}")
     col = collect(list(run_dirs))
     if not col.replicas:  # nothing to report: say so, write nothing
         raise ValueError(col.problems[0])
+    order = [a for a in arm_order or [] if a in col.arms] + [a for a in col.arms if a not in (arm_order or [])]
+    col.replicas.sort(key=lambda r: order.index(r.arm))  # stable: seeds stay in order
     out = check_folder(Path(out) if out is not None else Path(run_dirs[0]) / "report", "--out")
     out.mkdir(parents=True, exist_ok=True)
     cells = tables.aggregate(col)

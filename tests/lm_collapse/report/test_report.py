@@ -291,6 +291,14 @@ def test_report_prints_intervals_paired_differences_and_spanning_zero(tmp_path):
     assert float(row[8]) == pytest.approx(-100 / 3)  # change_pct
 
 
+def test_arm_order_sets_the_reference_of_the_differences(tmp_path):
+    run = make_run(tmp_path / "run")
+    assert build_report([run], tmp_path / "a", plots_on=False).arms == ["accumulate", "replace"]  # by folder name
+    rep = build_report([run], tmp_path / "b", plots_on=False, arm_order=["replace", "nope"])
+    assert rep.arms == ["replace", "accumulate"] and "| accumulate − replace (gen 2) |" in rep.path.read_text()
+    assert "| ppl_shakespeare/word_perplexity | -10 [-10, -10] |" in rep.path.read_text()
+
+
 def test_single_seed_tables_say_so_in_their_header(tmp_path):
     from lm_collapse.report.tables import last_generations, to_markdown, trajectory
 
