@@ -13,6 +13,7 @@ from .lexical import (
     normalized_entropy,
     top_k_share,
     ttr,
+    ttr_fixed_length,
     unique_n,
 )
 from .memorization import Memorization, NgramIndex, memorization
@@ -33,6 +34,7 @@ __all__ = [
     "tokenize",
     "distinct_n",
     "ttr",
+    "ttr_fixed_length",
     "unique_n",
     "ngram_entropy",
     "normalized_entropy",
