@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "configs" / "README.md"
 PAPER_CONFIGS = sorted(p.stem for pattern in ("shumailov*", "gerstgrasser*", "guo_*", "gambetta*")
                        for p in (ROOT / "configs").glob(f"{pattern}.yaml"))
+#: Sections of lm-eval tasks rather than driver configs (their rows name task YAML keys).
+TASK_SECTIONS = ("collapse_vs",)
 SPEC = re.compile(r"`(?:([\w.\-]+): )?([\w.]+) = ([^`]*)`")
 CLASSES = ("match", "deviation", "ours")
 
@@ -74,7 +76,7 @@ def task_metadata(task: str) -> dict:
 
 def test_every_paper_config_has_a_table_and_every_row_a_class():
     tables = sections()
-    assert sorted(tables) == PAPER_CONFIGS
+    assert sorted(set(tables) - set(TASK_SECTIONS)) == PAPER_CONFIGS and set(TASK_SECTIONS) <= set(tables)
     for name, rows in tables.items():
         assert rows, name
         for row in rows:
@@ -98,6 +100,20 @@ def test_table_values_are_the_resolved_config(name):
                 actual = lookup(tree, key)
                 assert same(actual, expected), f"{name} [{label}] {setting}: {key} is {actual!r}, the table says {expected!r}"
                 checked += 1
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("name", TASK_SECTIONS)
+def test_task_table_values_are_the_task_yamls(name):
+    """A task section's `` `collapse_…: key = value` `` against that task's YAML (includes resolved); every
+    value names a task of the section's family."""
+    checked = 0
+    for setting, _paper, config_cell, _source in sections()[name]:
+        for where, key, value in SPEC.findall(config_cell):
+            assert where.startswith(name), f"{name} {setting}: {where!r} is not a {name}_* task"
+            actual = lookup(task_metadata(where), key)
+            assert same(actual, parse(value)), f"{name} [{where}] {setting}: {key} is {actual!r}, the table says {value!r}"
+            checked += 1
     assert checked >= 8
 
 
