@@ -255,3 +255,21 @@ def test_a_reduced_run_of_each_paper_config(name, tmp_path, tiny_gpt2, paper_hub
     if exp.model.train.best_checkpoint:
         log = json.loads((folder / "gen_00/model/train_log.json").read_text())
         assert "best_eval_loss" in log[-1]
+
+
+@pytest.mark.slow
+def test_guo_acceptability_arm_runs_offline(tmp_path, tiny_gpt2, paper_hub):
+    """Guo et al.'s acceptability arm through the driver, scored by generation 0's perplexity (the hub
+    classifier is not loaded offline): each generation keeps 80% of what it generated."""
+    from recursion.artifacts import read_jsonl, read_training_texts
+    from recursion.driver import run_experiment
+
+    name = "guo_opt350m_xsum"
+    raw = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+    arm = {"acceptability_filter": raw["arms"]["acceptability_filter"]}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**raw, "arms": arm}))
+    overrides = SMALL + reduced(name, tiny_gpt2) + ["arms.acceptability_filter.filter.scorer=gen0_perplexity"]
+    [folder] = run_experiment(tmp_path / "c.yaml", tmp_path / "run", overrides=overrides, log=lambda s: None)
+    gen = folder / "gen_01"
+    synthetic, trained = read_jsonl(gen / "synthetic.jsonl"), read_training_texts(gen)
+    assert synthetic and len(trained) == math.ceil(0.8 * len(synthetic))
