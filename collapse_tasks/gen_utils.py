@@ -41,7 +41,11 @@ Guo et al.'s settings (``linguistic-diversity``'s scripts) in ``collapse_gen_{xs
   generation of more than two sentences gives its inner ones, of two its first, of one itself;
   all of them when fewer), split by ``sentence_splitter`` (``punkt``: ``nltk.sent_tokenize``, needs
   ``nltk.download("punkt_tab")``; ``punkt_untrained``: NLTK's Punkt with default parameters, offline);
-  ``embedder`` names the sentence-transformers model of ``div_sem`` (all-mpnet-base-v2 there).
+  ``embedder`` names the sentence-transformers model of ``div_sem`` (all-mpnet-base-v2 there);
+  ``sentences_n`` reports how many sentences that was (fewer than ``sentences_sample`` when the
+  generations hold fewer: XSum's one-sentence summaries give at most N = 2,000);
+* ``ttr_length`` (Guo et al.'s "TTR on fixed-length texts"): ``ttr_fixed`` is
+  :func:`metrics.ttr_fixed_length` of the generations' first ``ttr_length`` tokens (:func:`metrics.tokenize`).
 """
 from __future__ import annotations
 
@@ -72,6 +76,7 @@ OPTION_DEFAULTS = {
     "sentence_splitter": "punkt",
     "embedder": None,
     "spacy_model": None,
+    "ttr_length": None,
 }
 
 #: Corpus metrics of every generation task.
@@ -90,6 +95,10 @@ CORPUS_METRICS = (
 )
 #: Per-prompt metrics (averaged over prompts).
 WITHIN_METRICS = ("within_distinct_2", "within_self_bleu_4")
+#: Corpus metrics of the Guo et al. tasks on top of :data:`CORPUS_METRICS` (they read the task options),
+#: and of their ``_full`` variants on top of those.
+GUO_METRICS = ("ttr_fixed",)
+GUO_FULL_METRICS = ("div_syn", "div_sem", "sentences_n")
 #: Metrics registered with lm-eval by :func:`collapse_tasks.register_metrics`.
 REGISTERED_METRICS = CORPUS_METRICS + (f"memorization_{MEMORIZATION_N}", "div_syn", "div_sem")
 
@@ -201,13 +210,14 @@ def process_results_full(doc: dict, results: list) -> dict:
 
 
 def process_results_options(doc: dict, results: list) -> dict:
-    """:func:`process_results`, each corpus item carrying the document's task options (``doc["metric_options"]``)."""
-    return _results(CORPUS_METRICS, results, doc["metric_options"])
+    """:func:`process_results` plus :data:`GUO_METRICS`, each corpus item carrying the document's task
+    options (``doc["metric_options"]``)."""
+    return _results(CORPUS_METRICS + GUO_METRICS, results, doc["metric_options"])
 
 
 def process_results_options_full(doc: dict, results: list) -> dict:
-    """:func:`process_results_options` plus ``div_syn`` and ``div_sem``."""
-    return _results(CORPUS_METRICS + ("div_syn", "div_sem"), results, doc["metric_options"])
+    """:func:`process_results_options` plus ``div_syn``, ``div_sem`` and ``sentences_n``."""
+    return _results(CORPUS_METRICS + GUO_METRICS + GUO_FULL_METRICS, results, doc["metric_options"])
 
 
 def passthrough(references=None, predictions=None, **_kwargs):
@@ -296,6 +306,9 @@ def check_options(options: dict, *, full: bool) -> None:
     """Fail before any generation if a task option is bad or, for ``full``, a model it needs cannot load."""
     if options["unique_n_tokens"] not in ("words", "wordpunct"):
         raise ValueError(f"unique_n_tokens = {options['unique_n_tokens']!r} is not valid; choose one of: words, wordpunct")
+    length = options["ttr_length"]
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"ttr_length = {length!r} is not valid; it must be a positive integer (tokens per text)")
     if not full:
         return
     from metrics.syntactic import parse_trees
@@ -380,6 +393,14 @@ def _score(texts: list[str], name: str, options: dict = OPTION_DEFAULTS) -> floa
         return memorization(texts, _training_index(), int(name.rpartition("_")[2])).rate
     if name == "unique_n":
         return _unique_n(texts, options)
+    if name == "ttr_fixed":
+        from metrics import tokenize, ttr_fixed_length
+
+        if options["ttr_length"] is None:
+            raise ValueError("ttr_fixed needs the task option ttr_length (tokens per text)")
+        return ttr_fixed_length([tokenize(t) for t in texts], options["ttr_length"])
+    if name == "sentences_n":
+        return float(len(sample_sentences(texts, options) if options["sentences_sample"] else texts))
     if name in ("div_sem", "div_syn") and options["sentences_sample"]:
         texts = sample_sentences(texts, options)
     return score(texts, [name], options=_options(name, options))[name]
@@ -391,7 +412,8 @@ def _corpus_aggregation(name: str):
     base = name.removeprefix("one_minus_")
     if base != name and not re.fullmatch(r"self_bleu_\d+", base):
         raise ValueError(f"unknown metric {name!r}: one_minus_ applies to self_bleu_<n> only")
-    resolve(base)  # ValueError naming the valid names
+    if base not in ("ttr_fixed", "sentences_n"):  # the task-option metrics of this module
+        resolve(base)  # ValueError naming the valid names
 
     def aggregate(items: list) -> float:
         texts, options = _flatten(items)

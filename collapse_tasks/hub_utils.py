@@ -13,7 +13,9 @@ task                           prompt                               reference
 ``collapse_gen_writingprompts`` ``Prompt: <prompt>\\nStory:``        the story
 ``collapse_gen_xsum``          ``Article: <first 400 words>``       the one-sentence summary
                                ``\\nSummary:``
-``collapse_gen_sciabs``        ``Title: <title>\\nAbstract:``        the abstract (Guo et al.)
+``collapse_gen_sciabs``        ``The title of the paper is: <title>``  the rest of the abstract (Guo et
+                               ``\\nThe abstract of the paper is:``   al.'s prompt: the title and the
+                               `` <first sentence>``                  abstract's first sentence)
 =============================  ===================================  ===================================
 
 Prefixes are counted in whitespace-separated words, not model tokens, so every model sees the
@@ -108,10 +110,29 @@ def xsum_record(row: dict) -> dict | None:
     return None
 
 
+SCIABS_TITLE = "The title of the paper is: "
+SCIABS_ABSTRACT = "\nThe abstract of the paper is: "
+#: The first sentence of a whitespace-collapsed abstract: up to the first ``.``, ``!`` or ``?`` followed by a space.
+FIRST_SENTENCE = re.compile(r".*?[.!?](?=\s)")
+
+
 def sciabs_record(row: dict) -> dict | None:
-    """``Title: <title>\\nAbstract:`` → the abstract."""
+    """Guo et al.'s prompt, ``The title of the paper is: <title>\\nThe abstract of the paper is: <first
+    sentence>`` → the rest of the abstract (None without a title, or an abstract of one sentence).
+
+    Examples
+    --------
+    >>> sciabs_record({"title": "On  cats", "abstract": "Cats sit. They also  nap."})["prompt"]
+    'The title of the paper is: On cats\\nThe abstract of the paper is: Cats sit.'
+    >>> sciabs_record({"title": "On cats", "abstract": "Cats sit."}) is None
+    True
+    """
     title, abstract = " ".join(row["title"].split()), " ".join(row["abstract"].split())
-    return {"prompt": f"Title: {title}\nAbstract:", "reference": abstract} if title and abstract else None
+    first = FIRST_SENTENCE.match(abstract)
+    rest = abstract[first.end():].strip() if first else ""
+    if not (title and rest):
+        return None
+    return {"prompt": f"{SCIABS_TITLE}{title}{SCIABS_ABSTRACT}{first.group(0)}", "reference": rest}
 
 
 #: The (prompt, reference) of a hub record in each Guo et al. task's format. The recursion driver
@@ -119,8 +140,11 @@ def sciabs_record(row: dict) -> dict | None:
 #: ``prompt + " " + reference``, so a model is trained on the format it is evaluated on.
 TEMPLATES: dict[str, Callable[[dict], dict | None]] = {
     "xsum": xsum_record, "sciabs": sciabs_record, "writingprompts": writingprompts_record}
-#: How each template's prompt ends (prompts hold no newline before it: whitespace is collapsed).
-PROMPT_END = {"xsum": "\nSummary:", "sciabs": "\nAbstract:", "writingprompts": "\nStory:"}
+#: How each template's prompt ends (prompts hold no newline before it: whitespace is collapsed): a
+#: marker, or for ``sciabs`` a pattern whose first match ends the prompt (the abstract's first sentence).
+PROMPT_END: dict[str, str | re.Pattern] = {
+    "xsum": "\nSummary:", "writingprompts": "\nStory:",
+    "sciabs": re.compile(re.escape(SCIABS_ABSTRACT) + FIRST_SENTENCE.pattern)}
 
 
 def _records_of(make: Callable[[dict], dict | None]):

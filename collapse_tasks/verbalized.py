@@ -52,13 +52,13 @@ TEMPLATES: dict[str, str] = {
         'Then, return the output in JSON format with the key "responses" (list of dicts). Each dictionary must include:\n'
         + _ITEMS + "\n" + _SAMPLE + " Return ONLY the JSON object, with no additional explanations or text." + _REQUEST
     ),
-    "multi": "Generate {total} responses to the input prompt.\n" + _AIM + "\n\nFirst, sample {k} responses.\n"
-             + _JSON_FORMAT + _REQUEST,
+    # VS-Multi as their CreativityPromptTemplate.get_vs_multi_turn_prompt words it: no _AIM line
+    "multi": "Generate {total} responses to the input prompt.\n\nFirst, sample {k} responses.\n" + _JSON_FORMAT + _REQUEST,
     "multi_followup": "Sample {k} alternative responses to the original input prompt.",
     "multi_rounds": (
         "Generate {total} responses to the input prompt, in {turns} rounds of {k} responses ({total} in all): "
         "first sample {k} responses, then, in each later round, {k} alternative responses, different from all "
-        "the responses of the previous rounds.\n" + _AIM + "\n\n"
+        "the responses of the previous rounds.\n\n"
         + _JSON_FORMAT.replace("Return the responses in JSON format with the key",
                                "Write each round as its own JSON object, one after the other, with the key")
         .replace("Return ONLY the JSON object", "Return ONLY the {turns} JSON objects") + _REQUEST

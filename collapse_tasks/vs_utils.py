@@ -30,13 +30,16 @@ answers, as in the paper, but within one assistant message. ``lm-collapse vs-dem
 runs the real multi-turn conversation.
 
 Metrics, per prompt over its answers, then the mean over prompts (lm-eval's ``mean``, or the
-means below over the prompts that have a value):
+means below over the prompts that have a value; ``cosine_diversity`` pools pairs instead):
 
-* ``cosine_diversity`` = :func:`metrics.cosine_diversity`, the paper's "semantic diversity":
-  mean over ordered pairs i ≠ j of 1 − cos(e_i, e_j) of the all-MiniLM-L6-v2 sentence
-  embeddings e_i (0 = same meaning; 1 = orthogonal on average). Not Guo et al.'s Div_sem
-  (:func:`metrics.semantic_diversity`), which halves it. The paper embeds with OpenAI's
+* ``cosine_diversity``, the paper's "semantic diversity" as the authors compute it
+  (CHATS-lab/verbalized-sampling, ``evals/diversity.py``): for every unordered pair i < j of a
+  prompt's answers 1 − clip(cos(e_i, e_j), 0, 1) of the all-MiniLM-L6-v2 sentence embeddings e_i
+  (:func:`metrics.clipped_pair_distances`), the pairs of *every* prompt pooled and averaged — a
+  prompt with more answers weighs more, as in theirs. In [0, 1] (0 = same meaning). Not Guo et
+  al.'s Div_sem (:func:`metrics.semantic_diversity`). The paper embeds with OpenAI's
   text-embedding-3-small: compare values across models and tasks here, not with the paper's numbers.
+  Per prompt the task records ``[sum, pairs]`` of its pair values; :data:`agg_cosine_diversity` pools them.
 * ``rouge_l`` = :func:`metrics.homogenization`, the mean over pairs of the ROUGE-L F-measure
   (``rouge-score`` tokens, no stemming; lower is more diverse; Shaib et al.'s homogenization)
   and ``one_minus_rouge_l`` = 1 − that.
@@ -163,21 +166,30 @@ def embed(texts: list[str]):
 def diversity(texts: list[str], *, semantic: bool = True) -> dict[str, float | None]:
     """``cosine_diversity``, ``rouge_l``, ``one_minus_rouge_l``, ``distinct_2`` of one prompt's answers.
 
-    All None for fewer than two answers (the prompt is left out of the diversity means);
-    ``cosine_diversity`` None with ``semantic=False`` (no embedder is loaded).
+    ``cosine_diversity`` is the mean of the prompt's :func:`semantic_pairs`. All None for fewer than
+    two answers (the prompt is left out of the diversity means); ``cosine_diversity`` None with
+    ``semantic=False`` (no embedder is loaded).
     """
-    from metrics import cosine_diversity, distinct_n, homogenization
+    from metrics import distinct_n, homogenization
 
     if len(texts) < 2:
         return {name: None for name in ("cosine_diversity", "rouge_l", "one_minus_rouge_l", "distinct_2")}
-    cosine = cosine_diversity(texts, embeddings=embed(texts)) if semantic else None  # first: it may fail to import
+    pairs = semantic_pairs(texts) if semantic else None  # first: it may fail to import
     rouge = homogenization(texts, "rouge_l")
     return {
-        "cosine_diversity": cosine,
+        "cosine_diversity": pairs[0] / pairs[1] if pairs else None,
         "rouge_l": rouge,
         "one_minus_rouge_l": 1.0 - rouge,
         "distinct_2": distinct_n(texts, 2),
     }
+
+
+def semantic_pairs(texts: list[str]) -> list[float]:
+    """``[sum, pairs]`` of :func:`metrics.clipped_pair_distances` over the unordered pairs of ``texts`` (>= 2)."""
+    from metrics import clipped_pair_distances
+
+    values = clipped_pair_distances(embed(texts))
+    return [float(values.sum()), len(values)]
 
 
 def process_results(doc: dict, results: list) -> dict:
@@ -185,8 +197,11 @@ def process_results(doc: dict, results: list) -> dict:
     (generations,) = results
     generations = [generations] if isinstance(generations, str) else list(generations)
     texts, probabilities, failed = answers(doc, generations)
+    scores = diversity(texts, semantic=False)
+    if len(texts) >= 2:  # [sum, pairs], pooled over every pair of the run by agg_cosine_diversity
+        scores["cosine_diversity"] = semantic_pairs(texts)
     out = {
-        **diversity(texts),
+        **scores,
         "parse_failure_rate": failed / len(generations),
         "num_candidates": len(texts),
     }
@@ -213,7 +228,17 @@ def _mean_over_prompts(name: str):
     return aggregate
 
 
-agg_cosine_diversity = _mean_over_prompts("cosine_diversity")
+def agg_cosine_diversity(items: list) -> float:
+    """Mean of the pair values of every prompt, pooled: Σ sums / Σ pairs over the prompts that have
+    pairs (the authors' ``avg_diversity``); 0.0 with a warning when none has (see the module docstring)."""
+    pooled = [v for v in items if v is not None]
+    pairs = sum(p for _, p in pooled)
+    if not pairs:
+        log.warning("cosine_diversity: no prompt has two answers; reporting 0.0, the value of a fully collapsed set")
+        return EMPTY["cosine_diversity"]
+    return sum(s for s, _ in pooled) / pairs
+
+
 agg_rouge_l = _mean_over_prompts("rouge_l")
 agg_one_minus_rouge_l = _mean_over_prompts("one_minus_rouge_l")
 agg_distinct_2 = _mean_over_prompts("distinct_2")

@@ -13,18 +13,28 @@ from .lexical import (
     normalized_entropy,
     top_k_share,
     ttr,
+    ttr_fixed_length,
     unique_n,
 )
 from .memorization import Memorization, NgramIndex, memorization
 from .score import DEFAULT_METRICS, score
 from .self_bleu import self_bleu
-from .semantic import cosine_diversity, embed, knn_entropy, mean_cosine_distance, nn_distance, semantic_diversity
+from .semantic import (
+    clipped_pair_distances,
+    cosine_diversity,
+    embed,
+    knn_entropy,
+    mean_cosine_distance,
+    nn_distance,
+    semantic_diversity,
+)
 from .syntactic import parse_trees, syntactic_diversity, wl_diversity
 
 __all__ = [
     "tokenize",
     "distinct_n",
     "ttr",
+    "ttr_fixed_length",
     "unique_n",
     "ngram_entropy",
     "normalized_entropy",
@@ -36,6 +46,7 @@ __all__ = [
     "syntactic_diversity",
     "semantic_diversity",
     "cosine_diversity",
+    "clipped_pair_distances",
     "homogenization",
     "embed",
     "knn_entropy",

@@ -21,6 +21,7 @@ from ._inputs import Texts, as_token_lists, check_order, ngrams
 __all__ = [
     "distinct_n",
     "ttr",
+    "ttr_fixed_length",
     "unique_n",
     "ngram_entropy",
     "normalized_entropy",
@@ -86,6 +87,33 @@ def ttr(texts: Texts) -> float:
     0.6
     """
     return distinct_n(texts, 1)
+
+
+def ttr_fixed_length(texts: Texts, length: int) -> float:
+    """TTR on fixed-length texts: the mean, over the texts of at least ``length`` tokens, of the
+    type-token ratio of their first ``length`` tokens.
+
+    .. math:: \\text{TTR}_L = \\frac{1}{|T_L|} \\sum_{t \\in T_L} \\frac{|\\{t_1, \\dots, t_L\\}|}{L},
+              \\quad T_L = \\{t : |t| \\ge L\\}
+
+    Every text is cut to the same length, so the value does not move with the texts' lengths
+    (a whole-corpus TTR falls as the corpus grows). Texts shorter than ``length`` are left out;
+    0.0 when no text is that long (no evidence of diversity, as elsewhere in this module).
+
+    References
+    ----------
+    Guo et al., "The Curious Decline of Linguistic Diversity: Training Language Models on Synthetic
+    Text", NAACL Findings 2024 (TTR on fixed-length texts; the length cut here is ours: their
+    released scripts do not compute it).
+
+    Examples
+    --------
+    >>> ttr_fixed_length(["a b a c d", "a a a", "x y"], length=3)  # (2/3 + 1/3) / 2; "x y" is too short
+    0.5
+    """
+    check_order(length, "length")
+    cut = [tokens[:length] for tokens in as_token_lists(texts) if len(tokens) >= length]
+    return float(np.mean([len(set(tokens)) / length for tokens in cut])) if cut else 0.0
 
 
 def unique_n(

@@ -7,6 +7,7 @@ name                       value
 =========================  ==================================================================
 ``distinct_<n>``           :func:`metrics.distinct_n` with order n (``distinct_1``, ...)
 ``ttr``                    :func:`metrics.ttr`
+``ttr_<L>``                :func:`metrics.ttr_fixed_length`: mean TTR of the texts' first L tokens
 ``unique_n``               :func:`metrics.unique_n` (orders 1-3; option ``sample_size``)
 ``self_bleu_<n>``          :func:`metrics.self_bleu` of order n (option ``sample_size``)
 ``entropy_<n>``            :func:`metrics.ngram_entropy` (bits)
@@ -150,6 +151,7 @@ _FIXED: dict[str, Callable[[_Corpus, str], float]] = {
 
 _PATTERNS: list[tuple[re.Pattern, Callable[[int], Callable[[_Corpus, str], float]]]] = [
     (re.compile(r"distinct_(\d+)"), lambda n: _lexical("distinct_n", n=n)),
+    (re.compile(r"ttr_(\d+)"), lambda n: _lexical("ttr_fixed_length", length=n)),
     (re.compile(r"self_bleu_(\d+)"), _self_bleu),
     (re.compile(r"entropy_(\d+)"), lambda n: _lexical("ngram_entropy", n=n)),
     (re.compile(r"normalized_entropy_(\d+)"), lambda n: _lexical("normalized_entropy", n=n)),
@@ -215,7 +217,7 @@ def resolve(name: str) -> Callable[[_Corpus, str], float]:
         if m and int(m.group(1)) >= 1:
             return make(int(m.group(1)))
     raise ValueError(
-        f"unknown metric {name!r}; valid names: {', '.join(sorted(_FIXED))}, distinct_<n>, "
+        f"unknown metric {name!r}; valid names: {', '.join(sorted(_FIXED))}, distinct_<n>, ttr_<L>, "
         "self_bleu_<n>, entropy_<n>, normalized_entropy_<n>, top<k>_share, memorization_<n>"
     )
 

@@ -15,7 +15,10 @@ import numpy as np
 from scipy import sparse
 from scipy.special import digamma, gammaln
 
-__all__ = ["mean_cosine_distance", "embed", "semantic_diversity", "cosine_diversity", "knn_entropy", "nn_distance"]
+__all__ = [
+    "mean_cosine_distance", "clipped_pair_distances", "embed", "semantic_diversity", "cosine_diversity",
+    "knn_entropy", "nn_distance",
+]
 
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 _BLOCK = 1 << 22  # float64 entries per block of the distance computation (32 MiB)
@@ -89,6 +92,43 @@ def mean_cosine_distance(vectors) -> float:
         Y = unit - unit[0]
         total = np.sum((Y - Y.mean(axis=0)) ** 2)
     return float(total / (n - 1))
+
+
+def clipped_pair_distances(vectors) -> np.ndarray:
+    """Verbalized Sampling's pairwise semantic diversity: 1 − clip(cos, 0, 1) of every unordered pair.
+
+    .. math:: d_{ij} = 1 - \\min\\big(1, \\max(0, \\cos(x_i, x_j))\\big), \\quad i < j
+
+    one value per pair, in row-major order of the upper triangle (N(N−1)/2 values). Negative
+    similarities count as 0 (diversity 1), so the values lie in [0, 1]. The authors pool these
+    values over every pair of every prompt and report their mean (``avg_diversity``); the pooling
+    is the caller's (:mod:`collapse_tasks.vs_utils`).
+
+    Parameters
+    ----------
+    vectors : array-like, shape (N, d)
+        N >= 2 rows, none all-zero.
+
+    References
+    ----------
+    Zhang et al., "Verbalized Sampling" (2025, arXiv:2510.01171); CHATS-lab/verbalized-sampling,
+    ``verbalized_sampling/evals/diversity.py`` (``DiversityEvaluator.aggregate_metrics``:
+    ``diversity = 1 - np.clip(similarity, 0.0, 1.0)`` for ``j > i``, all pairs pooled).
+
+    Examples
+    --------
+    >>> clipped_pair_distances([[1, 0], [0, 1], [-1, 0]]).round(4).tolist()  # cos 0, -1, 0
+    [1.0, 1.0, 1.0]
+    >>> clipped_pair_distances([[1, 0], [1, 1], [2, 0]]).round(4).tolist()
+    [0.2929, 0.0, 0.2929]
+    """
+    X = _as_vectors(vectors, "vectors", min_rows=2)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    if np.any(norms == 0):
+        raise ValueError(f"vector {int(np.argmin(norms))} is all zeros: its cosine similarity is undefined")
+    unit = X / norms[:, None]
+    i, j = np.triu_indices(len(X), k=1)
+    return 1.0 - np.clip(np.einsum("ij,ij->i", unit[i], unit[j]), 0.0, 1.0)
 
 
 def raw_texts(texts: Sequence[str], *, min_texts: int, needed_by: str) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -118,8 +119,8 @@ class DataConfig:
         )
 
     @property
-    def prompt_end(self) -> str:
-        """What ends the prompt of a (prompt, text) document: the template's marker, else ``separator``."""
+    def prompt_end(self) -> str | re.Pattern:
+        """What ends the prompt of a (prompt, text) document: the template's marker (or pattern), else ``separator``."""
         if self.template is not None:
             from collapse_tasks.hub_utils import PROMPT_END
 

@@ -39,6 +39,7 @@ and scored by the ``heldout_perplexity`` probe. The sizes above count what is le
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,8 +172,12 @@ def validation_texts(cfg: DataConfig) -> list[str]:
     return load_pool(dataclasses.replace(cfg, split=cfg.validation_split))
 
 
-def split_prompt(document: str, separator: str) -> str:
-    """The prompt part of a (prompt, text) document, separator included."""
+def split_prompt(document: str, separator: str | re.Pattern) -> str:
+    """The prompt part of a (prompt, text) document, separator included; ``separator`` a string, or a
+    pattern whose first match ends the prompt (:data:`collapse_tasks.hub_utils.PROMPT_END`)."""
+    if isinstance(separator, re.Pattern):
+        found = separator.search(document)
+        return document[:found.end()] if found else document
     head, sep, _ = document.partition(separator)
     return head + sep
 

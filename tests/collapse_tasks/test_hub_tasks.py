@@ -61,7 +61,7 @@ def test_ppl_hub_tasks(loaded, fake_hub_module):
         ("collapse_gen_tinystories", r"(\S+ ){9}\S+"),
         ("collapse_gen_writingprompts", r"Prompt: (?!\[ WP)[^\n]+\nStory:"),
         ("collapse_gen_xsum", r"Article: [^\n]+\nSummary:"),
-        ("collapse_gen_sciabs", r"Title: [^\n]+\nAbstract:"),
+        ("collapse_gen_sciabs", r"The title of the paper is: [^\n]+\nThe abstract of the paper is: [^\n]*?[.!?]"),
     ],
 )
 def test_gen_hub_tasks_build_prompts(loaded, task, prompt_pattern):

@@ -124,7 +124,7 @@ def test_wordpunct_tokens_are_nltk_s():
 
 def options(**over):
     return {**gen_utils.OPTION_DEFAULTS, "unique_n_sample": 200_000, "unique_n_tokens": "wordpunct",
-            "unique_n_all_if_fewer": True, **over}
+            "unique_n_all_if_fewer": True, "ttr_length": 4, **over}
 
 
 def test_unique_n_with_guo_options_equals_their_script():
@@ -164,11 +164,27 @@ def test_div_sem_on_the_sampled_sentences():
     assert gen_utils._score(TEXTS * 3, "div_sem", opts) == pytest.approx(expected, abs=1e-9)
 
 
+def test_ttr_fixed_and_the_sentence_count_reported_beside_div_sem():
+    from metrics import tokenize, ttr_fixed_length
+
+    assert gen_utils._score(TEXTS, "ttr_fixed", options()) == ttr_fixed_length([tokenize(t) for t in TEXTS], 4)
+    doc = {"metric_options": json.dumps({"ttr_length": 4, "sentences_sample": 3, "sentence_splitter": "punkt_untrained"})}
+    items = [gen_utils.process_results_options_full(doc, [[t, t]]) for t in TEXTS]
+    assert gen_utils.ttr_fixed([i["ttr_fixed"] for i in items]) == ttr_fixed_length([tokenize(t) for t in TEXTS * 2], 4)
+    many = [f"Start {i}. Middle {i} is here. End {i}." for i in range(5)]
+    opts = options(sentences_sample=3, sentence_splitter="punkt_untrained")
+    assert gen_utils._score(many, "sentences_n", opts) == 3.0  # the 3,000 of the paper, here 3
+    assert gen_utils._score(many[:2], "sentences_n", opts) == 2.0 == len(gen_utils.sample_sentences(many[:2], opts))
+
+
 def test_check_options_fails_before_generation(monkeypatch):
     import nltk
 
     with pytest.raises(ValueError, match="unique_n_tokens"):
         gen_utils.check_options(options(unique_n_tokens="bpe"), full=False)
+    for bad in (None, 0, "16", True):
+        with pytest.raises(ValueError, match="ttr_length"):
+            gen_utils.check_options(options(ttr_length=bad), full=False)
 
     def no_punkt(text):
         raise LookupError("Resource punkt_tab not found")

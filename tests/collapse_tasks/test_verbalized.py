@@ -34,8 +34,10 @@ def test_templates():
     assert "Randomly sample the responses from the full distribution." in render("cot", "x")
     assert render("xml", "Tell me a joke.", k=5, threshold=0.1).startswith(
         "<instructions>\nGenerate 5 responses to the user query, each within a separate <response> tag.")
-    assert render("multi", "x", k=5, turns=3).startswith("Generate 15 responses") and "First, sample 5 responses." in (
-        render("multi", "x", k=5, turns=3))
+    assert render("multi", "x", k=5, turns=3).startswith(
+        "Generate 15 responses to the input prompt.\n\nFirst, sample 5 responses.\n")
+    # their CreativityPromptTemplate.get_vs_multi_turn_prompt has no "Maximizing ..." line (VS-Standard does)
+    assert "Maximizing" not in render("multi", "x") + render("multi_rounds", "x") and "Maximizing" in render("standard", "x")
     with pytest.raises(ValueError, match="choose one of"):
         render("vs_plus", "x")
 

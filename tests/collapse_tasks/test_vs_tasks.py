@@ -18,7 +18,7 @@ import collapse_tasks
 from collapse_tasks import vs_utils
 from collapse_tasks.verbalized import parse, render
 from lm_collapse import vs_demo
-from metrics import cosine_diversity, distinct_n, homogenization
+from metrics import clipped_pair_distances, distinct_n, homogenization
 
 TASK_DIR = Path(collapse_tasks.include_path())
 VS_TASKS = ["collapse_vs_cot", "collapse_vs_direct", "collapse_vs_multi", "collapse_vs_standard", "collapse_vs_xml"]
@@ -96,7 +96,19 @@ def test_well_formed_json_with_five_candidates():
     assert out["rouge_l"] == pytest.approx(homogenization(texts))
     assert out["one_minus_rouge_l"] == pytest.approx(1 - out["rouge_l"])
     assert out["distinct_2"] == distinct_n(texts, 2)
-    assert out["cosine_diversity"] == pytest.approx(cosine_diversity(texts, embeddings=vs_utils.embed(texts)))
+    pairs = clipped_pair_distances(vs_utils.embed(texts))
+    assert out["cosine_diversity"] == [pytest.approx(pairs.sum()), 45]
+
+
+def test_cosine_diversity_pools_every_pair_of_every_prompt_as_the_authors_do():
+    """Their avg_diversity: the mean of the pair values of all prompts (a prompt with more answers
+    weighs more), not the mean of per-prompt means."""
+    few, many = JOKES[:2], JOKES
+    items = [vs_utils.process_results(doc("direct"), [texts])["cosine_diversity"] for texts in (few, many)]
+    values = np.concatenate([clipped_pair_distances(vs_utils.embed(t)) for t in (few, many)])
+    assert [n for _, n in items] == [1, 10]
+    assert vs_utils.agg_cosine_diversity([*items, None]) == pytest.approx(values.mean(), abs=1e-12)
+    assert vs_utils.diversity(many)["cosine_diversity"] == pytest.approx(values[1:].mean(), abs=1e-12)
 
 
 def test_garbage_is_a_counted_parse_failure_never_an_empty_answer():
@@ -127,6 +139,7 @@ def test_aggregations_average_the_prompts_that_have_a_value(caplog):
     assert vs_utils.agg_rouge_l([0.2, None, 0.4]) == pytest.approx(0.3)
     with caplog.at_level(logging.WARNING):
         values = {name: getattr(vs_utils, f"agg_{name}")([None, None]) for name in vs_utils.EMPTY}
+    assert vs_utils.agg_cosine_diversity([[0.5, 1], None, [1.5, 3]]) == pytest.approx(0.5)
     collapsed = dict.fromkeys(("cosine_diversity", "one_minus_rouge_l", "distinct_2", "mean_probability"), 0.0)
     assert values == vs_utils.EMPTY == {**collapsed, "rouge_l": 1.0}
     assert "no prompt has a value" in caplog.text
@@ -267,7 +280,7 @@ def test_lm_collapse_eval_collapse_vs_end_to_end(tiny_gpt2, tmp_path):
             rouge = [np.mean([scorer.score(a, b)["rougeL"].fmeasure for a, b in permutations(p, 2)]) for p in per_prompt]
             assert reported["rouge_l"] == pytest.approx(np.mean(rouge), abs=1e-12)
             assert reported["distinct_2"] == pytest.approx(np.mean([distinct_n(p, 2) for p in per_prompt]), abs=1e-12)
-            assert 0 < reported["cosine_diversity"] <= 2
+            assert 0 < reported["cosine_diversity"] <= 1
         else:  # the tiny model writes no JSON and no XML: the failure rate says so
             every = task == "collapse_vs_multi"
             failed = [np.mean([not parse(t, every=every).ok for t in g]) for g in generations]

@@ -15,6 +15,7 @@ from metrics import (
     tokenize,
     top_k_share,
     ttr,
+    ttr_fixed_length,
     unique_n,
 )
 
@@ -174,3 +175,36 @@ def test_entropy_matches_counter_definition(texts):
     total = sum(counts.values())
     expected = -sum(c / total * math.log2(c / total) for c in counts.values()) if total else 0.0
     assert ngram_entropy(texts) == pytest.approx(expected, abs=1e-12)
+
+
+# ---------------------------------------------------------------- TTR on fixed-length texts
+
+
+def nltk_ttr_fixed_length(texts, length):
+    """Independent reference: NLTK's FreqDist of each long-enough text's first ``length`` tokens, B() / N()."""
+    from nltk import FreqDist
+
+    ratios = [FreqDist(t[:length]).B() / FreqDist(t[:length]).N() for t in texts if len(t) >= length]
+    return sum(ratios) / len(ratios) if ratios else 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(token_lists, st.integers(1, 8))
+def test_ttr_fixed_length_equals_nltk_and_is_length_controlled(texts, length):
+    value = ttr_fixed_length(texts, length)
+    assert value == pytest.approx(nltk_ttr_fixed_length(texts, length), abs=1e-12)
+    assert value == 0.0 or 1 / length - 1e-12 <= value <= 1.0
+    assert ttr_fixed_length(list(reversed(texts)), length) == pytest.approx(value)
+    assert ttr_fixed_length(texts * 3, length) == pytest.approx(value)  # the corpus size does not move it
+    longer = [t + ["z"] * 5 if len(t) >= length else t for t in texts]
+    assert ttr_fixed_length(longer, length) == pytest.approx(value)  # tokens past L do not count
+
+
+def test_ttr_fixed_length_hand_computed_and_controls_for_length(shakespeare_lines):
+    assert ttr_fixed_length(["a b a c", "a a a a", "x"], length=4) == pytest.approx((3 / 4 + 1 / 4) / 2)
+    assert ttr_fixed_length(["a b"], length=3) == 0.0  # no text is long enough
+    with pytest.raises(ValueError):
+        ttr_fixed_length(["a b"], length=0)
+    short, long = shakespeare_lines[:1000], shakespeare_lines[:8000]
+    assert ttr(long) < 0.6 * ttr(short)  # whole-corpus TTR falls with N ...
+    assert abs(ttr_fixed_length(short, 5) - ttr_fixed_length(long, 5)) < 0.02  # ... TTR at a fixed length does not

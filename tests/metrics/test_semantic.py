@@ -8,7 +8,7 @@ from scipy import sparse
 from scipy.special import digamma, gammaln
 from sklearn.neighbors import NearestNeighbors
 
-from metrics.semantic import embed, knn_entropy, mean_cosine_distance, nn_distance, semantic_diversity
+from metrics.semantic import clipped_pair_distances, embed, knn_entropy, mean_cosine_distance, nn_distance, semantic_diversity
 
 
 def explicit_div_sem(E):
@@ -36,6 +36,46 @@ def embedding_sets(draw):
     E = draw(arrays(np.float64, (n, d), elements=finite))
     E[np.linalg.norm(E, axis=1) < 1e-6, 0] = 1.0  # cosine needs non-zero rows
     return E
+
+
+# ---------------------------------------------------------------- Verbalized Sampling's pairs
+
+
+def authors_pair_diversities(E):
+    """CHATS-lab/verbalized-sampling's loop: sklearn's cosine matrix, clipped to [-1, 1], then for j > i
+    ``1 - np.clip(similarity, 0.0, 1.0)``."""
+    from sklearn.metrics.pairwise import cosine_similarity
+    from sklearn.preprocessing import normalize
+
+    S = np.clip(cosine_similarity(normalize(np.asarray(E, dtype=float), norm="l2", axis=1)), -1.0, 1.0)
+    return [1 - float(np.clip(S[i, j], 0.0, 1.0)) for i in range(len(E)) for j in range(i + 1, len(E))]
+
+
+@settings(max_examples=80, deadline=None)
+@given(E=embedding_sets())
+def test_clipped_pairs_equal_the_authors_loop_and_lie_in_0_1(E):
+    values = clipped_pair_distances(E)
+    assert values.tolist() == pytest.approx(authors_pair_diversities(E), abs=1e-12)
+    assert len(values) == len(E) * (len(E) - 1) // 2 and np.all((values >= 0) & (values <= 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(E=embedding_sets(), seed=st.integers(0, 2**32 - 1))
+def test_clipped_pairs_scale_invariant_and_their_mean_permutation_invariant(E, seed):
+    rng = np.random.default_rng(seed)
+    scaled = E * rng.uniform(0.1, 10, size=(len(E), 1))
+    assert clipped_pair_distances(scaled) == pytest.approx(clipped_pair_distances(E), abs=1e-12)
+    permuted = E[rng.permutation(len(E))]
+    assert clipped_pair_distances(permuted).mean() == pytest.approx(clipped_pair_distances(E).mean(), abs=1e-12)
+
+
+def test_clipped_pairs_hand_computed_and_bad_input():
+    assert clipped_pair_distances([[1, 0], [-1, 0]]).tolist() == [1.0]  # opposite: clipped to similarity 0
+    assert clipped_pair_distances([[3, 4]] * 3).tolist() == pytest.approx([0.0] * 3, abs=1e-15)
+    with pytest.raises(ValueError, match="all zeros"):
+        clipped_pair_distances([[0, 0], [1, 0]])
+    with pytest.raises(ValueError, match="at least 2"):
+        clipped_pair_distances([[1, 0]])
 
 
 # ---------------------------------------------------------------- Div_sem

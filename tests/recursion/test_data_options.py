@@ -37,10 +37,10 @@ def test_min_chars_and_word_counting_on_jsonl(tmp_path):
 
 def test_min_chars_and_word_counting_on_templated_records(tmp_path):
     path = tmp_path / "s.jsonl"
-    rows = [{"title": f"Title {i}", "abstract": a} for i, a in enumerate(["a b c d e", "-- -- -- -- --",
-                                                                        "aaaaaaaaaaaaaaaaaaaaaaaaaa b"])]
+    rows = [{"title": f"Title {i}", "abstract": "First. " + a} for i, a in enumerate(["a b c d e", "-- -- -- -- --",
+                                                                                    "aaaaaaaaaaaaaaaaaaaaaaaaaa b"])]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    refs = lambda **kw: [d.partition("\nAbstract: ")[2] for d in load_pool(  # noqa: E731
+    refs = lambda **kw: [d.partition("\nThe abstract of the paper is: First. ")[2] for d in load_pool(  # noqa: E731
         DataConfig(source=f"jsonl:{path}", template="sciabs", **kw))]
     assert refs(min_words=5) == ["a b c d e", "-- -- -- -- --"]
     assert refs(min_words=5, count_words="lower_alnum") == ["a b c d e"]  # as any text field

@@ -198,3 +198,26 @@ def test_shipped_mitigation_configs_validate():
     # offline (conftest) its hub classifier's config cannot be read: refused before any work (tests/recursion/test_mitigations.py)
     offline = ["arms.acceptability.filter.scorer=gen0_perplexity"]
     assert run_experiment(configs / "mitigations_smollm2.yaml", overrides=offline, dry_run=True, log=lambda s: None)
+
+
+@pytest.mark.parametrize("task", ["xsum", "sciabs", "writingprompts"])
+def test_guo_configs_ship_the_acceptability_arm(task):
+    """Guo et al.'s third arm: drop the worst 20% by an acceptability classifier. Offline (conftest) the hub
+    classifier's config cannot be read: refused in one line before any work; the override the tests use
+    (generation 0's perplexity) passes the same check. The hub model itself is never loaded here."""
+    from pathlib import Path
+
+    from recursion.config import load_config
+    from recursion.filters import check_classifier
+
+    config = Path(__file__).resolve().parents[2] / "configs" / f"guo_opt350m_{task}.yaml"
+    arms = load_config(config)
+    assert list(arms) == ["replace", "mix_fresh_human", "acceptability_filter"]
+    f = arms["acceptability_filter"].filter
+    assert (f.name, f.keep, f.scorer, f.classifier, f.acceptable_label) == (
+        "acceptability", 0.8, "classifier", "textattack/roberta-base-CoLA", 1)
+    assert arms["acceptability_filter"].regime.name == "replace" and arms["replace"].filter.name == "none"
+    with pytest.raises(ValueError, match=r"^filter.classifier = 'textattack/roberta-base-CoLA': cannot read its config"):
+        check_classifier(arms["acceptability_filter"])
+    offline = load_config(config, overrides=["arms.acceptability_filter.filter.scorer=gen0_perplexity"])
+    check_classifier(offline["acceptability_filter"])

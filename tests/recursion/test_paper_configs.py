@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "configs" / "README.md"
 PAPER_CONFIGS = sorted(p.stem for pattern in ("shumailov*", "gerstgrasser*", "guo_*", "gambetta*")
                        for p in (ROOT / "configs").glob(f"{pattern}.yaml"))
+#: Sections of lm-eval tasks rather than driver configs (their rows name task YAML keys).
+TASK_SECTIONS = ("collapse_vs",)
 SPEC = re.compile(r"`(?:([\w.\-]+): )?([\w.]+) = ([^`]*)`")
 CLASSES = ("match", "deviation", "ours")
 
@@ -74,7 +76,7 @@ def task_metadata(task: str) -> dict:
 
 def test_every_paper_config_has_a_table_and_every_row_a_class():
     tables = sections()
-    assert sorted(tables) == PAPER_CONFIGS
+    assert sorted(set(tables) - set(TASK_SECTIONS)) == PAPER_CONFIGS and set(TASK_SECTIONS) <= set(tables)
     for name, rows in tables.items():
         assert rows, name
         for row in rows:
@@ -98,6 +100,20 @@ def test_table_values_are_the_resolved_config(name):
                 actual = lookup(tree, key)
                 assert same(actual, expected), f"{name} [{label}] {setting}: {key} is {actual!r}, the table says {expected!r}"
                 checked += 1
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("name", TASK_SECTIONS)
+def test_task_table_values_are_the_task_yamls(name):
+    """A task section's `` `collapse_…: key = value` `` against that task's YAML (includes resolved); every
+    value names a task of the section's family."""
+    checked = 0
+    for setting, _paper, config_cell, _source in sections()[name]:
+        for where, key, value in SPEC.findall(config_cell):
+            assert where.startswith(name), f"{name} {setting}: {where!r} is not a {name}_* task"
+            actual = lookup(task_metadata(where), key)
+            assert same(actual, parse(value)), f"{name} [{where}] {setting}: {key} is {actual!r}, the table says {value!r}"
+            checked += 1
     assert checked >= 8
 
 
@@ -239,3 +255,21 @@ def test_a_reduced_run_of_each_paper_config(name, tmp_path, tiny_gpt2, paper_hub
     if exp.model.train.best_checkpoint:
         log = json.loads((folder / "gen_00/model/train_log.json").read_text())
         assert "best_eval_loss" in log[-1]
+
+
+@pytest.mark.slow
+def test_guo_acceptability_arm_runs_offline(tmp_path, tiny_gpt2, paper_hub):
+    """Guo et al.'s acceptability arm through the driver, scored by generation 0's perplexity (the hub
+    classifier is not loaded offline): each generation keeps 80% of what it generated."""
+    from recursion.artifacts import read_jsonl, read_training_texts
+    from recursion.driver import run_experiment
+
+    name = "guo_opt350m_xsum"
+    raw = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+    arm = {"acceptability_filter": raw["arms"]["acceptability_filter"]}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**raw, "arms": arm}))
+    overrides = SMALL + reduced(name, tiny_gpt2) + ["arms.acceptability_filter.filter.scorer=gen0_perplexity"]
+    [folder] = run_experiment(tmp_path / "c.yaml", tmp_path / "run", overrides=overrides, log=lambda s: None)
+    gen = folder / "gen_01"
+    synthetic, trained = read_jsonl(gen / "synthetic.jsonl"), read_training_texts(gen)
+    assert synthetic and len(trained) == math.ceil(0.8 * len(synthetic))
