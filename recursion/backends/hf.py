@@ -38,7 +38,8 @@ Generation follows :class:`~recursion.backends.base.Decoding` alone (the checkpo
 ``generation_config`` sampling defaults are dropped on load).
 
 Devices: ``runtime.device: auto`` trains and runs on the GPU when one is present (mixed precision
-``bf16`` where supported), else on the CPU with the torch threads the driver sets
+``bf16`` where the GPU has it natively, else ``fp16`` over float32 weights: :mod:`recursion.precision`),
+else on the CPU with the torch threads the driver sets
 (:func:`recursion.runtime.set_threads`: ``runtime.threads``, default the cores not busy with other
 processes). Training on
 several GPUs is the Trainer's own data parallelism:
