@@ -62,6 +62,7 @@ import json
 import math
 import os
 import tempfile
+import weakref
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ from .base import Decoding, failing
 
 META = "lm_collapse_hf.json"  # which kind of folder this is, and the base model of an adapter
 DEFAULT_LR = {"scratch": 1e-3, "full": 5e-5, "lora": 2e-4}
+_LOADED: weakref.WeakSet = weakref.WeakSet()  # the torch models of every live HFModel (moved aside for vLLM)
 
 
 # -- configs (the YAML ``model:`` block maps 1:1 onto these fields) ---------------------------------
@@ -301,6 +303,7 @@ class HFModel:
             tokenizer.pad_token = tokenizer.eos_token
         self.model, self.tokenizer, self.batch_size, self.vllm = model.eval(), tokenizer, int(batch_size), vllm
         self.last_vllm: vllm_engine.Result | None = None  # the last vLLM stage's settings and timings
+        _LOADED.add(self.model)
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         self.eos_ids = [eos] if isinstance(eos, int) else list(eos or []) or [tokenizer.eos_token_id]
         self.start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -367,8 +370,8 @@ class HFModel:
 
     def _vllm_generate(self, starts: list[list[int]], d: Decoding, seed: int) -> list[list[int]]:
         """New token ids of each request from vLLM; a LoRA model's merged weights are written for it first,
-        and this model waits on the CPU while vLLM has the GPU (:func:`vllm_engine.release_memory`)."""
-        source, device = self.vllm, self.model.device
+        and every loaded model waits on the CPU while vLLM has the GPU (:func:`vllm_engine.gpu_released`)."""
+        source = self.vllm
         merged = tempfile.TemporaryDirectory(prefix=".vllm-merged-", dir=source.folder.parent) if source.merge else None
         with merged if merged is not None else nullcontext():
             folder = Path(merged.name) if merged is not None else source.folder
@@ -380,11 +383,8 @@ class HFModel:
                 suppress_ids=self.suppressed_ids, dtype=str(self.model.dtype).removeprefix("torch."), context=self.context,
                 gpu_memory_utilization=source.gpu_memory_utilization, kv_cache_memory_bytes=source.kv_cache_memory_bytes,
                 enforce_eager=source.enforce_eager, trust_remote_code=source.trust_remote_code)
-            vllm_engine.release_memory(self.model)
-            try:
+            with vllm_engine.gpu_released(list(_LOADED)):
                 self.last_vllm = vllm_engine.generate_token_ids(request)
-            finally:
-                self.model.to(device)
         print(self.last_vllm.describe(), flush=True)
         return self.last_vllm.token_ids
 

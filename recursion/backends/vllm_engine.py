@@ -26,8 +26,9 @@ free (``torch.cuda.mem_get_info()`` minus :data:`HEADROOM`), capped by
 ``model.gpu_memory_utilization`` when set and by the replica's share of the GPU
 (``$LM_COLLAPSE_GPU_SHARE``, :data:`SHARE_ENV`, which a sweep with ``--gpus-per-replica 0.25``
 sets); ``model.kv_cache_memory_bytes`` fixes the KV cache instead (vLLM then ignores the share for
-the cache). Before vLLM starts, the driver's process moves the generating model to the CPU and
-empties torch's allocator cache (:func:`release_memory`); the measurement and vLLM's allocation
+the cache). Before vLLM starts, the driver's process moves every model it has loaded (the
+generating one, generation 0's for the probes) to the CPU and empties torch's allocator cache
+(:func:`gpu_released`); the measurement and vLLM's allocation
 happen under a per-GPU file lock (:func:`startup_lock`), so replicas packed on one GPU start their
 engines one at a time and none counts memory another is about to take.
 
@@ -99,12 +100,18 @@ def experiment_problems(exp) -> list[tuple[str, str]]:
 def share_problems(exp, gpus_per_replica: float) -> list[tuple[str, str]]:
     """A vLLM share above the replica's share of the GPU (``sweep --gpus-per-replica``): refused
     before any work, since vLLM would find that memory taken by the replicas beside it."""
-    share = getattr(exp.model, "gpu_memory_utilization", None)
-    if getattr(exp.model, "engine", "hf") != "vllm" or share is None or gpus_per_replica >= 1 or share <= gpus_per_replica:
+    if getattr(exp.model, "engine", "hf") != "vllm" or gpus_per_replica >= 1:
         return []
-    return [("model.gpu_memory_utilization", f"= {share} is more than this replica's share of the GPU "
-             f"(--gpus-per-replica {gpus_per_replica}); set it to at most {gpus_per_replica}, or to null (sized "
-             "from what is free, capped at the replica's share)")]
+    share, budget = exp.model.gpu_memory_utilization, exp.model.kv_cache_memory_bytes
+    total = _visible_gpu_bytes() if budget else None
+    return failing(
+        (share is None or share <= gpus_per_replica, "model.gpu_memory_utilization",
+         f"= {share} is more than this replica's share of the GPU (--gpus-per-replica {gpus_per_replica}); set it to "
+         f"at most {gpus_per_replica}, or to null (sized from what is free, capped at the replica's share)"),
+        (total is None or budget + HEADROOM <= gpus_per_replica * total, "model.kv_cache_memory_bytes",
+         f"= {budget} does not fit in this replica's share of the GPU ({gpus_per_replica} of {_gib(total or 0)}); "
+         "lower it or set it to null"),
+    )
 
 
 @dataclass(frozen=True)
@@ -218,16 +225,24 @@ def startup_lock(device: str) -> Iterator[Path]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def release_memory(model=None) -> None:
-    """Free what the driver's process holds on the GPU before vLLM starts: ``model`` moved to the CPU
-    (the caller moves it back), garbage collected, torch's cached blocks returned to the driver."""
+@contextmanager
+def gpu_released(models: Sequence) -> Iterator[None]:
+    """While the block runs, the driver's process holds as little of the GPU as it can: every model of
+    ``models`` (torch modules) that is on a GPU waits on the CPU, garbage is collected and torch's
+    cached blocks go back to the driver; afterwards each model returns to its device."""
     import torch
 
-    if model is not None:
+    parked = [(m, m.device) for m in models if getattr(m, "device", None) is not None and m.device.type != "cpu"]
+    for model, _ in parked:
         model.to("cpu")
     gc.collect()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
+    try:
+        yield
+    finally:
+        for model, device in parked:
+            model.to(device)
 
 
 #: Set by ``accelerate launch`` / ``torchrun`` for the driver's processes; vLLM must not join that launch.

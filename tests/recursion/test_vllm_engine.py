@@ -212,25 +212,45 @@ def test_the_startup_lock_is_exclusive_per_gpu_and_released_after(tmp_path):
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def test_the_driver_model_waits_on_the_cpu_while_vllm_runs(fake_vllm, folder, monkeypatch):
-    model = HFScratchBackend(HFScratchConfig(engine="vllm"), RuntimeConfig(device="cpu")).load(folder)
-    moves = []
-    monkeypatch.setattr(vllm_engine, "release_memory", lambda m: moves.append(("release", m is model.model)))
-    real_to = model.model.to
-    monkeypatch.setattr(model.model, "to", lambda device: moves.append(("to", str(device))) or real_to(device))
+def test_every_loaded_model_waits_on_the_cpu_while_vllm_runs(fake_vllm, folder, monkeypatch):
+    """The generating model and generation 0's (kept for the probes) are handed to gpu_released."""
+    backend = HFScratchBackend(HFScratchConfig(engine="vllm"), RuntimeConfig(device="cpu"))
+    model, gen0 = backend.load(folder), backend.load(folder)
+    handed = []
+    real = vllm_engine.gpu_released
+    monkeypatch.setattr(vllm_engine, "gpu_released", lambda models: handed.extend(models) or real(models))
     monkeypatch.setenv("FAKE_VLLM_OUTPUT", "[[5]]")
     model.generate(prompts=["hi"], decoding=Decoding(max_new_tokens=2), seed=0)
-    assert moves == [("release", True), ("to", "cpu")]
+    assert any(m is model.model for m in handed) and any(m is gen0.model for m in handed)
+
+
+def test_gpu_released_parks_gpu_models_on_the_cpu_and_brings_them_back():
+    moves = []
+
+    class Module:  # a torch module on a GPU, as far as gpu_released can tell
+        def __init__(self, device):
+            self.device = torch.device(device)
+
+        def to(self, device):
+            moves.append((self, str(device)))
+            self.device = torch.device(device)
+
+    on_gpu, on_cpu = Module("cuda:1"), Module("cpu")
+    with vllm_engine.gpu_released([on_gpu, on_cpu]):
+        assert on_gpu.device.type == "cpu" and moves == [(on_gpu, "cpu")]
+    assert moves == [(on_gpu, "cpu"), (on_gpu, "cuda:1")] and str(on_gpu.device) == "cuda:1"
 
 
 def test_refused_before_any_work_a_kv_budget_too_big_and_a_share_above_the_replicas(fake_vllm, monkeypatch):
     monkeypatch.setattr(vllm_engine, "_visible_gpu_bytes", lambda: 16 * GiB)
     with pytest.raises(ConfigError, match=r"model.kv_cache_memory_bytes = 17179869184 does not fit .* 16.0 GiB"):
         experiment_from_dict(exp_dict(kv_cache_memory_bytes=16 * GiB))
-    exp = experiment_from_dict(exp_dict(kv_cache_memory_bytes=4 * GiB, gpu_memory_utilization=0.5))
+    exp = experiment_from_dict(exp_dict(kv_cache_memory_bytes=2 * GiB, gpu_memory_utilization=0.5))
     [(key, message)] = vllm_engine.share_problems(exp, 0.25)
     assert key == "model.gpu_memory_utilization" and "--gpus-per-replica 0.25" in message
     assert vllm_engine.share_problems(exp, 1) == [] and vllm_engine.share_problems(exp, 0.5) == []
+    assert [k for k, _ in vllm_engine.share_problems(exp, 0.15)] == ["model.gpu_memory_utilization",
+                                                                    "model.kv_cache_memory_bytes"]  # 2 + 1 GiB > 0.15 x 16
     auto = experiment_from_dict(exp_dict())
     assert auto.model.gpu_memory_utilization is None and vllm_engine.share_problems(auto, 0.25) == []
     with pytest.raises(ConfigError, match="kv_cache_memory_bytes must be >= 1048576"):
