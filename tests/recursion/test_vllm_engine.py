@@ -255,3 +255,16 @@ def test_refused_before_any_work_a_kv_budget_too_big_and_a_share_above_the_repli
     assert auto.model.gpu_memory_utilization is None and vllm_engine.share_problems(auto, 0.25) == []
     with pytest.raises(ConfigError, match="kv_cache_memory_bytes must be >= 1048576"):
         experiment_from_dict(exp_dict(kv_cache_memory_bytes=5))
+
+
+def test_a_sweep_refuses_a_share_above_the_replicas_before_starting_ray(fake_vllm, monkeypatch, tmp_path):
+    pytest.importorskip("ray")
+    from recursion import sweep
+
+    exp = experiment_from_dict(exp_dict(gpu_memory_utilization=0.5))
+    monkeypatch.setattr(sweep, "plan_replicas", lambda *a, **k: (tmp_path, [("a", exp, 0, tmp_path / "a/seed_0")], {}))
+    monkeypatch.setattr(__import__("ray"), "init",
+                        lambda *a, **k: pytest.fail("Ray started before the check"))
+    with pytest.raises(ConfigError, match=r"arms.a: model.gpu_memory_utilization = 0.5 is more than this replica's "
+                                          r"share of the GPU \(--gpus-per-replica 0.25\)"):
+        sweep.sweep("x.yaml", tmp_path, gpus_per_replica=0.25)
