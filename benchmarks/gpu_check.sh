@@ -8,8 +8,9 @@
 #   bench_vllm HF batched vs vLLM tokens/s, start-up and generation apart (benchmarks/bench_vllm.py)
 #   lab2       configs/lab2_smollm2.yaml at full size (6 arms x 5 generations; `sweep
 #              --gpus-per-replica 0.25` when Ray is installed). A step that runs out of time stops
-#              (SIGINT) and the next `--step lab2` resumes where it stopped (the driver's resume);
-#              `--step all` runs up to LAB2_PARTS (default 4) parts
+#              (SIGINT) and the next `--step lab2` resumes where it stopped (the driver's resume:
+#              finished stages are kept, the one in flight is redone, so a part makes progress only
+#              when a stage fits in STEP_LIMIT); `--step all` runs up to LAB2_PARTS (default 4) parts
 #   report     lm-collapse report of the run
 #   stages     wall time per stage from the manifests (benchmarks/stage_times.py)
 #
@@ -162,5 +163,5 @@ done
 cat "$OUT/steps.txt"
 measured=0
 grep -q "tokens/s" "$OUT/vllm.md" 2>/dev/null && measured=1
-grep -q "^| " "$OUT/lab2_stages.md" 2>/dev/null && measured=1
+grep -q -E "^\| [^|]+ \| [0-9]+ \| [0-9]+ \| [0-9.]+ s \| [0-9.]+ s \|" "$OUT/lab2_stages.md" 2>/dev/null && measured=1  # a timed train stage
 [ $measured -eq 1 ] || { echo "gpu_check: nothing was measured (see $OUT/failures.txt and $RUNS/logs)" >&2; exit 1; }
