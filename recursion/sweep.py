@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backends.vllm_engine import SHARE_ENV, share_problems
+from .config import ConfigError
 from .driver import generations_done, plan_replicas, replica_finished
 
 INSTALL_HINT = "pip install 'lm-collapse[sweep]'"
@@ -66,6 +68,9 @@ def sweep(config: str | Path, run_dir: str | Path | None = None, *, overrides=()
     except ImportError:
         raise ValueError(f"lm-collapse sweep needs Ray: {INSTALL_HINT}") from None
     _, plan, _ = plan_replicas(config, run_dir, overrides=overrides, resume=resume, log=log)  # every check first
+    if problems := list(dict.fromkeys(f"arms.{arm}: {key} {message}" for arm, exp, _, _ in plan
+                                      for key, message in share_problems(exp, gpus_per_replica))):
+        raise ConfigError("\n".join(problems))
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False)
     gpus = ray.cluster_resources().get("GPU", 0)
@@ -79,6 +84,8 @@ def sweep(config: str | Path, run_dir: str | Path | None = None, *, overrides=()
             continue
         cpus = None if gpus else exp.runtime.threads or 1
         resources = {"num_gpus": gpus_per_replica} if gpus else {"num_cpus": cpus}
+        if gpus and gpus_per_replica < 1:  # vLLM's memory is capped at the replica's share (vllm_engine.SHARE_ENV)
+            resources["runtime_env"] = {"env_vars": {SHARE_ENV: str(gpus_per_replica)}}
         pending[task.options(max_retries=0, **resources).remote(exp, str(path), seed, arm, list(overrides), cpus)] = (
             i, name, exp, path)
     log(f"sweep: {len(pending)} replica(s) to run, {len(outcomes)} finished before; "

@@ -38,7 +38,8 @@ Generation follows :class:`~recursion.backends.base.Decoding` alone (the checkpo
 ``generation_config`` sampling defaults are dropped on load).
 
 Devices: ``runtime.device: auto`` trains and runs on the GPU when one is present (mixed precision
-``bf16`` where supported), else on the CPU with the torch threads the driver sets
+``bf16`` where the GPU has it natively, else ``fp16`` over float32 weights: :mod:`recursion.precision`),
+else on the CPU with the torch threads the driver sets
 (:func:`recursion.runtime.set_threads`: ``runtime.threads``, default the cores not busy with other
 processes). Training on
 several GPUs is the Trainer's own data parallelism:
@@ -61,6 +62,7 @@ import json
 import math
 import os
 import tempfile
+import weakref
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -70,6 +72,7 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from .. import precision
 from ..artifacts import TENSORBOARD
 from ..ranks import rank, world_size
 from . import vllm_engine
@@ -77,6 +80,7 @@ from .base import Decoding, failing
 
 META = "lm_collapse_hf.json"  # which kind of folder this is, and the base model of an adapter
 DEFAULT_LR = {"scratch": 1e-3, "full": 5e-5, "lora": 2e-4}
+_LOADED: weakref.WeakSet = weakref.WeakSet()  # the torch models of every live HFModel (moved aside for vLLM)
 
 
 # -- configs (the YAML ``model:`` block maps 1:1 onto these fields) ---------------------------------
@@ -169,7 +173,9 @@ class HFScratchConfig:
     tie_embeddings: bool = True  # the output layer shares the input embedding matrix
     eval_batch_size: int = 16  # perplexity / probes / lm-eval
     engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
-    gpu_memory_utilization: float = 0.8  # vLLM's share of the GPU (engine: vllm)
+    gpu_memory_utilization: float | None = None  # engine: vllm: the most of the GPU it takes; null: what is free
+    kv_cache_memory_bytes: int | None = None  # engine: vllm: a fixed KV-cache budget (null: the share's remainder)
+    enforce_eager: bool = True  # engine: vllm: no torch.compile / CUDA graphs (shorter start-up per generation)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def problems(self) -> list[tuple[str, str]]:
@@ -183,7 +189,7 @@ class HFScratchConfig:
             (self.train.block_size <= self.n_positions, "train.block_size",
              f"({self.train.block_size}) must be <= model.n_positions ({self.n_positions})"),
             (0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)"),
-            _memory_check(self.gpu_memory_utilization),
+            *_vllm_checks(self),
         )
 
 
@@ -200,26 +206,31 @@ class HFFinetuneConfig:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: float32, bf16 for LoRA on a GPU
     eval_batch_size: int = 16
     engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
-    gpu_memory_utilization: float = 0.8  # vLLM's share of the GPU (engine: vllm)
+    gpu_memory_utilization: float | None = None  # engine: vllm: the most of the GPU it takes; null: what is free
+    kv_cache_memory_bytes: int | None = None  # engine: vllm: a fixed KV-cache budget (null: the share's remainder)
+    enforce_eager: bool = True  # engine: vllm: no torch.compile / CUDA graphs (shorter start-up per generation)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def problems(self) -> list[tuple[str, str]]:
         return failing(
             (bool(self.pretrained), "pretrained", "must name a hub model or a local folder"),
             (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
-            _memory_check(self.gpu_memory_utilization),
+            *_vllm_checks(self),
         )
 
 
-def _memory_check(share: float) -> tuple[bool, str, str]:
-    return (0.0 < share <= 1.0, "gpu_memory_utilization", "must be in (0, 1]")
+def _vllm_checks(cfg) -> list[tuple[bool, str, str]]:
+    share, budget = cfg.gpu_memory_utilization, cfg.kv_cache_memory_bytes
+    return [(share is None or 0.0 < share <= 1.0, "gpu_memory_utilization", "must be in (0, 1], or null (what is free)"),
+            (budget is None or budget >= 1 << 20, "kv_cache_memory_bytes", "must be >= 1048576 (1 MiB), or null")]
 
 
 def experiment_problems(exp) -> list[tuple[str, str]]:
     """What the Hugging Face back ends cannot run as configured: vLLM where it cannot be faithful
     or is missing, loggers this transformers lacks, a global batch the launch's processes do not divide."""
     train, processes = exp.model.train, world_size()
-    out = vllm_engine.experiment_problems(exp) + _report_to_problems(exp.runtime.report_to) + _pretrained_problems(exp)
+    out = (vllm_engine.experiment_problems(exp) + precision.problems(exp.model, exp.runtime)
+           + _report_to_problems(exp.runtime.report_to) + _pretrained_problems(exp))
     if train.global_batch_size is not None and train.global_batch_size % (train.batch_size * processes):
         out.append(("model.train.global_batch_size", f"({train.global_batch_size}) must be a multiple of batch_size × "
                     f"processes ({train.batch_size} × {processes} = {train.batch_size * processes})"))
@@ -266,14 +277,6 @@ def _report_to(runtime) -> tuple[str, ...]:
     return tuple(getattr(runtime, "report_to", ()) or ()) if runtime is not None else ()
 
 
-def _torch_dtype(name: str, *, device: str, lora: bool):
-    import torch
-
-    if name == "auto":
-        return torch.bfloat16 if (lora and device == "cuda" and torch.cuda.is_bf16_supported()) else torch.float32
-    return getattr(torch, name)
-
-
 # -- the loaded model ------------------------------------------------------------------------------
 class HFModel:
     """A loaded causal LM and its tokenizer: the :class:`~recursion.backends.base.Model` of both back ends.
@@ -299,6 +302,8 @@ class HFModel:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.model, self.tokenizer, self.batch_size, self.vllm = model.eval(), tokenizer, int(batch_size), vllm
+        self.last_vllm: vllm_engine.Result | None = None  # the last vLLM stage's settings and timings
+        _LOADED.add(self.model)
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         self.eos_ids = [eos] if isinstance(eos, int) else list(eos or []) or [tokenizer.eos_token_id]
         self.start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -364,7 +369,8 @@ class HFModel:
         return sorted({self.start_id, self.tokenizer.pad_token_id} - set(self.eos_ids))
 
     def _vllm_generate(self, starts: list[list[int]], d: Decoding, seed: int) -> list[list[int]]:
-        """New token ids of each request from vLLM; a LoRA model's merged weights are written for it first."""
+        """New token ids of each request from vLLM; a LoRA model's merged weights are written for it first,
+        and every loaded model waits on the CPU while vLLM has the GPU (:func:`vllm_engine.gpu_released`)."""
         source = self.vllm
         merged = tempfile.TemporaryDirectory(prefix=".vllm-merged-", dir=source.folder.parent) if source.merge else None
         with merged if merged is not None else nullcontext():
@@ -375,8 +381,12 @@ class HFModel:
             request = vllm_engine.Request(
                 model=str(folder), prompts=starts, decoding=d, seed=seed, eos_ids=list(self.eos_ids),
                 suppress_ids=self.suppressed_ids, dtype=str(self.model.dtype).removeprefix("torch."), context=self.context,
-                gpu_memory_utilization=source.gpu_memory_utilization, trust_remote_code=source.trust_remote_code)
-            return vllm_engine.generate_token_ids(request)
+                gpu_memory_utilization=source.gpu_memory_utilization, kv_cache_memory_bytes=source.kv_cache_memory_bytes,
+                enforce_eager=source.enforce_eager, trust_remote_code=source.trust_remote_code)
+            with vllm_engine.gpu_released(list(_LOADED)):
+                self.last_vllm = vllm_engine.generate_token_ids(request)
+        print(self.last_vllm.describe(), flush=True)
+        return self.last_vllm.token_ids
 
     def _generation_config(self, d: Decoding):
         from transformers import GenerationConfig
@@ -554,8 +564,17 @@ class VllmSource:
 
     folder: Path
     merge: bool = False
-    gpu_memory_utilization: float = 0.8
+    gpu_memory_utilization: float | None = None
+    kv_cache_memory_bytes: int | None = None
+    enforce_eager: bool = True
     trust_remote_code: bool = False
+
+    @classmethod
+    def of(cls, cfg, folder: Path, *, merge: bool, trust_remote_code: bool) -> VllmSource:
+        """The source of a model folder under a back end's config (its vLLM settings)."""
+        return cls(folder, merge=merge, gpu_memory_utilization=cfg.gpu_memory_utilization,
+                   kv_cache_memory_bytes=cfg.kv_cache_memory_bytes, enforce_eager=cfg.enforce_eager,
+                   trust_remote_code=trust_remote_code)
 
 
 def _progress(batches: range, what: str):
@@ -738,7 +757,6 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
     ``out_dir`` (``gen_XX/model.tmp`` in a run) names the run for the loggers (``arm/seed_s/gen_XX``)
     and places TensorBoard's event files beside it (``gen_XX/tensorboard/``).
     """
-    import torch
     from transformers import TrainerCallback, TrainingArguments
 
     texts = list(texts)
@@ -751,13 +769,14 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
         base.loss_type = "ForCausalLM"  # count each row's first label as a prediction and divide the loss sum by T, not T-1
     data = _pack(tokenizer, texts, cfg.block_size, cfg.packing)
     eval_data = _pack(tokenizer, list(validation), cfg.block_size, cfg.packing) if cfg.best_checkpoint else None
-    precision = cfg.mixed_precision
-    if precision == "auto":
-        precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    mixed = precision.mixed_precision(cfg.mixed_precision, device)
     processes = world_size()
     accumulation = cfg.accumulation(processes)
     layout = {"processes": processes, "per_device_batch_size": cfg.batch_size, "grad_accum": accumulation,
-              "global_batch_size": cfg.batch_size * processes * accumulation}
+              "global_batch_size": cfg.batch_size * processes * accumulation, "mixed_precision": mixed,
+              "weights_dtype": str(base.dtype).removeprefix("torch.")}
+    if rank() == 0:
+        print(precision.describe(device, mixed=mixed, dtype=base.dtype), flush=True)
     out_dir = Path(out_dir).resolve()
     scheduler = {"cosine_per_epoch": "constant", "cosine": "cosine_with_min_lr" if cfg.min_learning_rate else "cosine"}
     # the Trainer calls every event of a callback: _KeepBest's with TrainerCallback's no-ops for the rest
@@ -774,7 +793,7 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
             lr_scheduler_kwargs={"min_lr": cfg.min_learning_rate} if cfg.lr_scheduler == "cosine" and cfg.min_learning_rate
             else {},
             max_grad_norm=cfg.max_grad_norm, logging_steps=cfg.logging_steps,
-            bf16=precision == "bf16", fp16=precision == "fp16",
+            bf16=mixed == "bf16", fp16=mixed == "fp16",
             eval_strategy="epoch" if cfg.best_checkpoint else "no", prediction_loss_only=True,
             seed=seed, data_seed=seed, report_to=list(report_to), run_name="/".join(out_dir.parts[-4:-1]),
             save_strategy="no", disable_tqdm=False,
@@ -920,7 +939,7 @@ class HFScratchBackend:
 
     def load(self, path: Path) -> HFModel:
         return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size,
-                    engine=self.cfg.engine, gpu_memory_utilization=self.cfg.gpu_memory_utilization)
+                    vllm=self.cfg if self.cfg.engine == "vllm" else None)
 
 
 # -- fine-tuning -----------------------------------------------------------------------------------
@@ -1022,7 +1041,7 @@ class HFFinetuneBackend:
                 "trust_remote_code": self.trust_remote_code}
 
     def _dtype(self, device: str):
-        return _torch_dtype(self.cfg.dtype, device=device, lora=self.cfg.lora is not None)
+        return precision.weights_dtype(self.cfg.dtype, device=device, lora=self.cfg.lora is not None)
 
     def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int,
               validation: Sequence[str] | None = None) -> None:
@@ -1073,7 +1092,7 @@ class HFFinetuneBackend:
     def load(self, path: Path) -> HFModel:
         return load(path, device=_device(self.runtime), batch_size=self.cfg.eval_batch_size,
                     dtype=self._dtype(_device(self.runtime)), trust_remote_code=self.trust_remote_code,
-                    engine=self.cfg.engine, gpu_memory_utilization=self.cfg.gpu_memory_utilization)
+                    vllm=self.cfg if self.cfg.engine == "vllm" else None)
 
     def load_base(self) -> HFModel:
         """The pretrained model itself, untouched (ToEdit's ``transform.prior: base``)."""
@@ -1084,12 +1103,13 @@ class HFFinetuneBackend:
 
 # -- loading a model folder ------------------------------------------------------------------------
 def load(path: str | Path, *, device: str = "cpu", batch_size: int = 16, dtype=None,
-         trust_remote_code: bool = False, engine: str = "hf", gpu_memory_utilization: float = 0.8) -> HFModel:
+         trust_remote_code: bool = False, vllm=None) -> HFModel:
     """Load a folder written by either back end (or any ``save_pretrained`` causal-LM folder).
 
     A LoRA folder is loaded onto its base model (named in ``lm_collapse_hf.json``) and merged.
-    ``engine="vllm"`` makes the model generate with vLLM from this folder (a LoRA model: from its
-    merged weights).
+    ``vllm`` (a back end's config, whose ``gpu_memory_utilization``, ``kv_cache_memory_bytes`` and
+    ``enforce_eager`` it reads) makes the model generate with vLLM from this folder (a LoRA model:
+    from its merged weights).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -1103,6 +1123,6 @@ def load(path: str | Path, *, device: str = "cpu", batch_size: int = 16, dtype=N
         model = PeftModel.from_pretrained(base, path).merge_and_unload()
     else:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
-    vllm = VllmSource(path, merge=meta.get("kind") == "lora", gpu_memory_utilization=gpu_memory_utilization,
-                      trust_remote_code=trust_remote_code) if engine == "vllm" else None
-    return HFModel(model.to(device), tokenizer, batch_size=batch_size, vllm=vllm)
+    source = VllmSource.of(vllm, path, merge=meta.get("kind") == "lora",
+                           trust_remote_code=trust_remote_code) if vllm is not None else None
+    return HFModel(model.to(device), tokenizer, batch_size=batch_size, vllm=source)

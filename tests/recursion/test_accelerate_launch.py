@@ -74,7 +74,8 @@ def test_two_processes_train_and_rank_0_runs_every_other_stage_once(tmp_path):
         assert out.count(f"] {stage} done in") == 1, stage
     # both processes trained: the global batch of 8 = 2 per device x 2 processes x 2 accumulation steps
     meta = json.loads((folder / "gen_01/model/lm_collapse_hf.json").read_text())
-    assert meta["training"] == {"processes": 2, "per_device_batch_size": 2, "grad_accum": 2, "global_batch_size": 8}
+    assert meta["training"] == {"processes": 2, "per_device_batch_size": 2, "grad_accum": 2, "global_batch_size": 8,
+                                "mixed_precision": "no", "weights_dtype": "float32"}
     # valid artifacts: one model folder left (keep: last), loadable; scores; synthetic data; no leftovers
     assert sorted(p.parent.name for p in folder.glob("gen_*/model")) == ["gen_01"]
     from recursion.backends.hf import HFScratchBackend

@@ -196,5 +196,6 @@ def test_hf_models_are_saved_as_safetensors_in_the_checkpoint_dtype(tmp_path):
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
     meta = json.loads((tmp_path / "m/lm_collapse_hf.json").read_text())
     assert meta["saved_dtype"] == "bfloat16"
-    assert meta["training"] == {"processes": 1, "per_device_batch_size": 4, "grad_accum": 2, "global_batch_size": 8}
+    assert meta["training"] == {"processes": 1, "per_device_batch_size": 4, "grad_accum": 2, "global_batch_size": 8,
+                                "mixed_precision": "no", "weights_dtype": "float32"}
     assert backend.load(tmp_path / "m").perplexity(["to be or not to be"])[0] > 1

@@ -3,7 +3,7 @@ canned token ids, so the vLLM engine's requests can be checked on a CPU.
 
 Each ``LLM.generate`` call appends one JSON line to the file named by ``$FAKE_VLLM_LOG``: the
 ``LLM`` arguments, the files of the model folder at that moment, every prompt's token ids, every
-request's ``SamplingParams`` and the process id. Request i gets the canned output
+request's ``SamplingParams``, the process id and vLLM's reproducibility environment variables. Request i gets the canned output
 ``$FAKE_VLLM_OUTPUT[i % len]`` (a JSON list of token-id lists).
 """
 import json
@@ -35,6 +35,7 @@ class LLM:
     def generate(self, prompts, sampling_params, use_tqdm=True):
         record = {"llm": self.kwargs, "model_files": self.model_files, "pid": os.getpid(),
                   "launch_env": sorted(k for k in ("RANK", "WORLD_SIZE", "MASTER_PORT") if k in os.environ),
+                  "env": {k: os.environ.get(k) for k in ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_BATCH_INVARIANT")},
                   "prompts": [p["prompt_token_ids"] for p in prompts], "params": [p.kwargs for p in sampling_params]}
         with open(os.environ["FAKE_VLLM_LOG"], "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
