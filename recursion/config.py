@@ -81,7 +81,7 @@ class DataConfig:
     chunk_words: int | None = None  # cut documents into blocks of this many words
     tokens: TokensConfig | None = None  # cut documents by a tokenizer: exact token blocks, or a token prefix
     template: Literal["xsum", "sciabs", "writingprompts"] | None = None  # (prompt, text) in the eval task's format
-    validation_split: str | None = None  # a split of the same source, processed alike (train.best_checkpoint)
+    validation_split: str | None = None  # a split of the same source, processed alike: loss per epoch (train.hand_on)
     num_train: int | None = None  # real documents in generation 0's training set (None: all)
     count_words: WordTokenizer = "whitespace"  # the words min_words counts (recursion.words; the text is unchanged)
     min_chars: int = 0  # a document needs at least this many characters, surrounding whitespace stripped
@@ -367,7 +367,7 @@ class Experiment:
             (self.regime.name == "accumulate_select" or self.regime.pool == "all", "regime.pool",
              "is read only by regime accumulate_select"),
             (self.data.validation_split is None or self.backend != "ngram", "data.validation_split",
-             "is read only by the hf back ends (model.train.best_checkpoint)"),
+             "is read only by the hf back ends (a validation loss per epoch, model.train.hand_on)"),
             (self.probes.from_pool == "held_out" or self.data.source != "shakespeare", "probes.from_pool",
              "= shared needs a jsonl: or hf: data.source (shakespeare's probes come from the held-out plays)"),
             (self.probes.split is None or self.data.source.startswith("hf:"), "probes.split",

@@ -190,7 +190,7 @@ def test_a_bad_validation_split_is_refused_before_any_folder(tmp_path, source, s
     write_jsonl(hub / "train.jsonl", [{"text": f"training document number {i} is here"} for i in range(30)])
     source = f"hf:{hub}" if source == "hub" else source
     config = tmp_path / "c.yaml"
-    config.write_text(f"name: t\nmodel: {{backend: hf_scratch, train: {{best_checkpoint: true}}}}\neval: {{enabled: false}}\n"
+    config.write_text(f"name: t\nmodel: {{backend: hf_scratch, train: {{hand_on: best_validation}}}}\neval: {{enabled: false}}\n"
                       f"probes: {{enabled: false}}\ndata: {{source: '{source}', validation_split: {split}}}\n")
     with pytest.raises(ValueError, match=match):
         run_experiment(config, tmp_path / "run", log=lambda s: None)

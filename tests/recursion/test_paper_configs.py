@@ -236,6 +236,6 @@ def test_a_reduced_run_of_each_paper_config(name, tmp_path, tiny_gpt2, paper_hub
         if exp.generate.keep_prompt:
             assert all(r["text"].startswith(record_prompt(r)) for r in synthetic)
         assert read_training_texts(gen)
-    if exp.model.train.best_checkpoint:
+    if exp.data.validation_split:
         log = json.loads((folder / "gen_00/model/train_log.json").read_text())
-        assert "best_eval_loss" in log[-1]
+        assert "best_eval_loss" in log[-1] and log[-1]["handed_on"] == exp.model.train.hand_on
