@@ -172,6 +172,7 @@ class HFScratchConfig:
     n_positions: int = 512  # context length
     dropout: float = 0.0
     vocab_size: int = 8192  # BPE tokenizer size (with the 3 special tokens)
+    tokenizer_min_frequency: int = 2  # a BPE merge needs a pair seen at least this often (tokenizers' BpeTrainer)
     tie_embeddings: bool = True  # the output layer shares the input embedding matrix
     eval_batch_size: int = 16  # perplexity / probes / lm-eval
     engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
@@ -186,6 +187,7 @@ class HFScratchConfig:
              f"n_head ({self.n_head})"),
             (self.n_inner is None or self.n_inner >= 1, "n_inner", "must be >= 1"),
             (self.vocab_size >= 260, "vocab_size", "must be >= 260 (256 bytes + special tokens)"),
+            (self.tokenizer_min_frequency >= 1, "tokenizer_min_frequency", "must be >= 1"),
             (self.train.block_size <= self.n_positions, "train.block_size",
              f"({self.train.block_size}) must be <= model.n_positions ({self.n_positions})"),
             (0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)"),
@@ -850,11 +852,11 @@ def _read_meta(path: Path) -> dict:
 SPECIAL = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
 
 
-def train_tokenizer(texts: Sequence[str], *, vocab_size: int, model_max_length: int):
+def train_tokenizer(texts: Sequence[str], *, vocab_size: int, model_max_length: int, min_frequency: int = 2):
     """A byte-level BPE tokenizer (``tokenizers``) trained on ``texts``, as a ``PreTrainedTokenizerFast``.
 
     Ids 0, 1, 2 are ``<pad>``, ``<s>`` (BOS), ``</s>`` (EOS); no prefix space is added and decoding
-    is lossless, so ``decode(encode(t)) == t``.
+    is lossless, so ``decode(encode(t)) == t``. A merge needs a pair seen ``min_frequency`` times.
 
     Examples
     --------
@@ -870,7 +872,7 @@ def train_tokenizer(texts: Sequence[str], *, vocab_size: int, model_max_length: 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=list(SPECIAL.values()),
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL.values()),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     bpe.train_from_iterator(list(texts), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=bpe, model_max_length=model_max_length,
@@ -919,7 +921,8 @@ class HFScratchBackend:
         if not texts:
             raise ValueError("cannot train on no texts")
         if previous is None:
-            tokenizer = train_tokenizer(texts, vocab_size=self.cfg.vocab_size, model_max_length=self.cfg.n_positions)
+            tokenizer = train_tokenizer(texts, vocab_size=self.cfg.vocab_size, model_max_length=self.cfg.n_positions,
+                                        min_frequency=self.cfg.tokenizer_min_frequency)
         else:
             _read_meta(previous)  # a clear error if the previous generation's folder is missing
             tokenizer = AutoTokenizer.from_pretrained(previous)
