@@ -22,7 +22,8 @@ def test_defaults_and_arms(tmp_path):
     assert arms["a"].regime.name == "replace" and arms["b"].regime.name == "accumulate"
     assert arms["a"].model.alpha == 0.1 and arms["a"].eval.tasks == ("collapse",)
     assert to_dict(arms["a"])["model"] == {"backend": "ngram", "n": 2, "alpha": 0.1, "smoothing": "add_alpha", "discount": None,
-                                           "jm_lambda": None, "tokenizer": "whitespace", "vocabulary": "fixed"}
+                                           "jm_lambda": None, "tokenizer": "whitespace", "vocabulary": "fixed",
+                                           "score_end": False}
     assert list(load_config(write(tmp_path, BASE))) == ["default"]
 
 
