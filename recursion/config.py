@@ -82,7 +82,7 @@ class DataConfig:
     chunk_words: int | None = None  # cut documents into blocks of this many words
     tokens: TokensConfig | None = None  # cut documents by a tokenizer: exact token blocks, or a token prefix
     template: Literal["xsum", "sciabs", "writingprompts"] | None = None  # (prompt, text) in the eval task's format
-    validation_split: str | None = None  # a split of the same source, processed alike (train.best_checkpoint)
+    validation_split: str | None = None  # a split of the same source, processed alike: loss per epoch (train.hand_on)
     num_train: int | None = None  # real documents in generation 0's training set (None: all)
     count_words: WordTokenizer = "whitespace"  # the words min_words counts (recursion.words; the text is unchanged)
     min_chars: int = 0  # a document needs at least this many characters, surrounding whitespace stripped
@@ -266,10 +266,12 @@ class ProbesConfig:
     ``embedding_diagnostics``, Shi et al.'s kNN entropy of the training set and nearest-neighbour
     distance of the generated data to it, on ``embedding_sample`` seeded documents of each.
 
-    The probe prompts are never trained on. They come from ``prompts_file`` (one prompt per line,
-    or JSONL with a ``text`` field), or from ``split`` (another split of an ``hf:`` source, e.g.
-    ``validation``); else from the held-out plays (``shakespeare``) or held out from the corpus
-    (``jsonl:`` / ``hf:``, see :mod:`recursion.data`).
+    The probe prompts come from ``prompts_file`` (one prompt per line, or JSONL with a ``text``
+    field), or from ``split`` (another split of an ``hf:`` source, e.g. ``validation``); else from
+    the held-out plays (``shakespeare``) or from the corpus (``jsonl:`` / ``hf:``, see
+    :mod:`recursion.data`): ``from_pool: held_out`` removes them from it (never trained on),
+    ``from_pool: shared`` draws them from it without removing them (Gambetta et al.: every human
+    document stays in the pool; a probe prompt may also be a training document).
     """
 
     enabled: bool = True
@@ -280,10 +282,13 @@ class ProbesConfig:
     embedding_diagnostics: bool = False  # needs the embeddings extra (sentence-transformers)
     embedding_sample: int = 1000  # documents embedded per set (fixed N: the kNN entropy moves with N)
     embedder: str | None = None  # hub id or folder; null: all-MiniLM-L6-v2 (offline package if installed)
+    from_pool: Literal["held_out", "shared"] = "held_out"  # jsonl:/hf: probes: removed from the pool, or drawn from it
 
     def problems(self) -> list[tuple[str, str]]:
         return failing(
             (self.num_prompts >= 1, "num_prompts", "must be >= 1"),
+            (self.from_pool == "held_out" or (self.prompts_file is None and self.split is None), "from_pool",
+             "= shared draws the probes from the pool; probes.prompts_file / probes.split give their own"),
             (self.prompt_tokens >= 1, "prompt_tokens", "must be >= 1"),
             (self.prompts_file is None or self.split is None, "prompts_file", "and probes.split both given; choose one"),
             (self.embedding_sample >= 2, "embedding_sample", "must be >= 2 (the kNN entropy needs two points)"),
@@ -363,7 +368,9 @@ class Experiment:
             (self.regime.name == "accumulate_select" or self.regime.pool == "all", "regime.pool",
              "is read only by regime accumulate_select"),
             (self.data.validation_split is None or self.backend != "ngram", "data.validation_split",
-             "is read only by the hf back ends (model.train.best_checkpoint)"),
+             "is read only by the hf back ends (a validation loss per epoch, model.train.hand_on)"),
+            (self.probes.from_pool == "held_out" or self.data.source != "shakespeare", "probes.from_pool",
+             "= shared needs a jsonl: or hf: data.source (shakespeare's probes come from the held-out plays)"),
             (self.probes.split is None or self.data.source.startswith("hf:"), "probes.split",
              f"= {self.probes.split!r} needs an hf: data.source (for {self.data.source!r} give probes.prompts_file)"),
             (self.transform.prior != "base" or self.backend == "hf_finetune", "transform.prior",

@@ -24,10 +24,12 @@ tokenizer (:func:`token_documents`: Shumailov et al.'s exact 64-token blocks, Ga
 The pool is shuffled once with the replica's seed; the first ``num_train`` documents are the real
 training set, the following ones the disjoint fresh folds of the ``mix`` regime.
 
-Probe prompts (``probes.num_prompts`` of them, never trained on) come from ``probes.prompts_file``
-or ``probes.split`` when given; else from the held-out plays (``shakespeare``), or, for
-``jsonl:`` / ``hf:`` sources, they are held out from the shuffled pool (its last documents)
-before the training set is taken. A held-out share never eats training data silently: with
+Probe prompts (``probes.num_prompts`` of them) come from ``probes.prompts_file`` or ``probes.split``
+when given; else from the held-out plays (``shakespeare``), or, for ``jsonl:`` / ``hf:`` sources,
+from the shuffled pool (its last documents): with ``probes.from_pool: held_out`` they are removed
+before the training set is taken (never trained on); with ``from_pool: shared`` they stay in it
+(Gambetta et al. keep all 5,000 human documents in the pool and the prompt source, so the probe
+texts may be trained on, and the pool keeps its size). A held-out share never eats training data silently: with
 ``num_train`` set, the corpus must hold ``num_train + num_prompts`` documents; with
 ``num_train: null`` (every document), the probes may take at most half of the corpus. Otherwise
 :func:`prepare` raises, naming the keys to change — before any run folder exists.
@@ -221,8 +223,9 @@ class Source:
     data: DataConfig
     pool: list[str]  # every document, in source order
     num_probes: int  # probe prompts (0: probes disabled)
-    probe_prompts: list[str] | None  # from their own source; None: held out from the pool
+    probe_prompts: list[str] | None  # from their own source; None: from the pool
     validation: list[str] | None = None  # the documents of data.validation_split (None: none asked for)
+    probes_shared: bool = False  # probes.from_pool = shared: drawn from the pool without removing them
 
     @property
     def available(self) -> int:
@@ -231,8 +234,8 @@ class Source:
 
     @property
     def held_out(self) -> int:
-        """Documents of the pool held out as probe prompts."""
-        return self.num_probes if self.probe_prompts is None else 0
+        """Documents of the pool held out as probe prompts (none when they are shared or come from elsewhere)."""
+        return self.num_probes if self.probe_prompts is None and not self.probes_shared else 0
 
     @property
     def num_train(self) -> int:
@@ -272,7 +275,11 @@ def prepare(data: DataConfig, probes: ProbesConfig, *, pool: list[str] | None = 
         what = "the held-out plays"
     if prompts is not None and len(prompts) < num:
         raise ValueError(f"probes.num_prompts = {num} but {what} has only {len(prompts)} prompts")
-    source = Source(data, pool, num, None if prompts is None else prompts[:num], validation)
+    shared = probes.from_pool == "shared"
+    if prompts is None and shared and num > len(pool):
+        raise ValueError(f"probes.num_prompts = {num} but data.source {data.source!r} has only {len(pool)} documents "
+                         "to draw them from (probes.from_pool = shared)")
+    source = Source(data, pool, num, None if prompts is None else prompts[:num], validation, probes_shared=shared)
     held, n = source.held_out, source.num_train
     fix = "lower probes.num_prompts, or give probes.prompts_file" + (" or probes.split" if data.source.startswith("hf:") else "")
     have = source.available
@@ -294,5 +301,5 @@ def real_data(source: Source, *, seed: int) -> RealData:
     order = np.random.default_rng(seed).permutation(len(pool))
     pool = [pool[i] for i in order]
     cut = len(pool) - source.held_out
-    probes = pool[cut:] if source.probe_prompts is None else source.probe_prompts
+    probes = source.probe_prompts if source.probe_prompts is not None else pool[len(pool) - source.num_probes:]
     return RealData(pool[:source.num_train], pool[source.num_train:cut], probes, heldout)

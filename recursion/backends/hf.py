@@ -18,16 +18,22 @@ only when it differs from ``start``):
   tokens, with nothing added (special tokens written in the text are read as themselves),
   concatenated and cut into exact ``block_size`` blocks, the remainder dropped;
 * ``none`` — one row per document, ``[start] + tokens (+ [eos])`` cut at ``block_size`` and padded
-  in its batch (TRL ``SFTTrainer`` without packing: Gambetta et al., Gerstgrasser et al.).
+  in its batch (TRL ``SFTTrainer`` without packing: Gambetta et al., Gerstgrasser et al.);
+* ``per_document`` — one row per document, its tokens with nothing added (as ``stream``), cut at
+  ``block_size`` and padded in its batch: Shumailov et al.'s training examples, where each block
+  (a real 64-token block, or the 64 token ids generated for it) is one example and no row spans
+  two documents. On exact ``block_size``-token blocks it gives the rows ``stream`` gives.
 
 The optimizer is the Trainer's AdamW (``weight_decay`` on every weight but biases and norms);
 ``lr_scheduler: cosine_per_epoch`` holds the rate constant within an epoch and anneals it per
 epoch to ``min_learning_rate`` — ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=epochs,
 eta_min=min_learning_rate)`` stepped once per epoch, as Shumailov et al.'s Lightning module does.
-``best_checkpoint: true`` evaluates the loss on the validation texts (``data.validation_split``)
-after every epoch and ends training with the weights of the epoch where it was lowest (Lightning's
-``ModelCheckpoint(monitor="val_loss", mode="min")``). Nothing but the final ``save_pretrained`` is
-written to the model folder.
+With validation texts (``data.validation_split``) the loss on them is evaluated after every epoch
+and the lowest is recorded (``best_eval_loss``, ``best_epoch`` in ``train_log.json``);
+``hand_on`` says which weights the generation hands on: ``last`` (the last epoch's: Shumailov et
+al.'s ``main.py`` generates after ``trainer.fit``) or ``best_validation`` (the epoch of lowest
+validation loss, as Lightning's ``ModelCheckpoint(monitor="val_loss", mode="min")`` saves it as
+``best.ckpt``). Nothing but the final ``save_pretrained`` is written to the model folder.
 
 Every stage of the :class:`HFModel` sees a document the same way: it starts from ``start``, so
 unconditional generation starts from BOS, prompts are prefixed with it, and the perplexity of a
@@ -96,7 +102,7 @@ class TrainConfig:
     grad_accum: int = 1
     global_batch_size: int | None = None  # sequences per optimizer step over all processes (sets grad_accum)
     block_size: int = 128  # tokens per training row (packing: none cuts each document here)
-    packing: Literal["documents", "stream", "none"] = "documents"  # see the module docstring
+    packing: Literal["documents", "stream", "none", "per_document"] = "documents"  # see the module docstring
     warmup_ratio: float = 0.0
     warmup_steps: int = 0  # an exact number of warmup steps instead of a ratio (not both)
     weight_decay: float = 0.0
@@ -104,7 +110,7 @@ class TrainConfig:
                           "inverse_sqrt"] = "linear"
     min_learning_rate: float = 0.0  # floor of cosine (per step) and cosine_per_epoch
     max_grad_norm: float = 1.0  # 0: no clipping
-    best_checkpoint: bool = False  # keep the epoch of lowest loss on data.validation_split
+    hand_on: Literal["last", "best_validation"] = "last"  # best_validation: the epoch of lowest data.validation_split loss
     logging_steps: int = 50
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that has it
     gradient_checkpointing: bool = False
@@ -170,6 +176,7 @@ class HFScratchConfig:
     n_positions: int = 512  # context length
     dropout: float = 0.0
     vocab_size: int = 8192  # BPE tokenizer size (with the 3 special tokens)
+    tokenizer_min_frequency: int = 2  # a BPE merge needs a pair seen at least this often (tokenizers' BpeTrainer)
     tie_embeddings: bool = True  # the output layer shares the input embedding matrix
     eval_batch_size: int = 16  # perplexity / probes / lm-eval
     engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
@@ -186,6 +193,7 @@ class HFScratchConfig:
              f"n_head ({self.n_head})"),
             (self.n_inner is None or self.n_inner >= 1, "n_inner", "must be >= 1"),
             (self.vocab_size >= 260, "vocab_size", "must be >= 260 (256 bytes + special tokens)"),
+            (self.tokenizer_min_frequency >= 1, "tokenizer_min_frequency", "must be >= 1"),
             (self.train.block_size <= self.n_positions, "train.block_size",
              f"({self.train.block_size}) must be <= model.n_positions ({self.n_positions})"),
             (0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)"),
@@ -609,9 +617,12 @@ def _pack(tokenizer, texts: Sequence[str], block_size: int, packing: str) -> _Ro
     docs: list[np.ndarray] = []
     for lo in range(0, len(texts), 10_000):  # token lists of one chunk at a time, then int32 arrays
         for d in tokenizer(list(texts[lo:lo + 10_000]), add_special_tokens=False)["input_ids"]:
-            ids = d if packing == "stream" else [start, *d, *tail]
-            docs.append(np.asarray(ids[:block_size] if packing == "none" else ids, dtype=np.int32))
-    if packing == "none":
+            ids = d if packing in ("stream", "per_document") else [start, *d, *tail]
+            if ids:
+                docs.append(np.asarray(ids[:block_size] if packing in ("none", "per_document") else ids, dtype=np.int32))
+    if not docs:
+        raise ValueError("the training texts hold no tokens")
+    if packing in ("none", "per_document"):
         return _Rows(np.concatenate(docs), np.cumsum([0] + [len(d) for d in docs]))
     stream = np.concatenate(docs)
     if packing == "stream":
@@ -710,16 +721,19 @@ def _trainer_class():
 
 
 class _KeepBest:
-    """Trainer callback: a copy of the trainable weights at the lowest ``eval_loss``, restored at the end."""
+    """Trainer callback: the lowest ``eval_loss`` and its epoch; with ``keep``, a copy of the trainable
+    weights there, restored at the end."""
 
-    def __init__(self, model):
-        self.model, self.best, self.epoch, self.saved = model, math.inf, None, None
+    def __init__(self, model, keep: bool = True):
+        self.model, self.keep, self.best, self.epoch, self.saved = model, keep, math.inf, None, None
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         loss = (metrics or {}).get("eval_loss")
         if loss is not None and loss < self.best:
             self.best, self.epoch = float(loss), state.epoch
-            self.saved = {n: p.detach().to("cpu", copy=True) for n, p in self.model.named_parameters() if p.requires_grad}
+            if self.keep:
+                self.saved = {n: p.detach().to("cpu", copy=True) for n, p in self.model.named_parameters()
+                              if p.requires_grad}
 
     def restore(self) -> None:
         import torch
@@ -750,8 +764,8 @@ def _tensorboard_dir(folder: Path, report_to: Sequence[str]):
 
 def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int, device: str, default_lr: float,
          out_dir: Path, report_to: Sequence[str] = (), validation: Sequence[str] | None = None) -> tuple[list, dict]:
-    """Train ``model`` in place with the HF Trainer; returns the Trainer's log history (with the best
-    epoch's validation loss last when ``cfg.best_checkpoint``) and the batch layout (processes,
+    """Train ``model`` in place with the HF Trainer; returns the Trainer's log history (with validation
+    texts: the best epoch's validation loss and the weights handed on last) and the batch layout (processes,
     per-device batch, accumulation, global batch).
 
     ``out_dir`` (``gen_XX/model.tmp`` in a run) names the run for the loggers (``arm/seed_s/gen_XX``)
@@ -762,13 +776,13 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
     texts = list(texts)
     if not texts:
         raise ValueError("cannot train on no texts")
-    if cfg.best_checkpoint and not validation:
-        raise ValueError("train.best_checkpoint needs validation texts (data.validation_split)")
+    if cfg.hand_on == "best_validation" and not validation:
+        raise ValueError("train.hand_on = best_validation needs validation texts (data.validation_split)")
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model: the model inside
     if getattr(base, "loss_type", None) is None:  # GPT2LMHeadModel (no "ForCausalLM" in its name): the Trainer would
         base.loss_type = "ForCausalLM"  # count each row's first label as a prediction and divide the loss sum by T, not T-1
     data = _pack(tokenizer, texts, cfg.block_size, cfg.packing)
-    eval_data = _pack(tokenizer, list(validation), cfg.block_size, cfg.packing) if cfg.best_checkpoint else None
+    eval_data = _pack(tokenizer, list(validation), cfg.block_size, cfg.packing) if validation else None
     mixed = precision.mixed_precision(cfg.mixed_precision, device)
     processes = world_size()
     accumulation = cfg.accumulation(processes)
@@ -780,7 +794,8 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
     out_dir = Path(out_dir).resolve()
     scheduler = {"cosine_per_epoch": "constant", "cosine": "cosine_with_min_lr" if cfg.min_learning_rate else "cosine"}
     # the Trainer calls every event of a callback: _KeepBest's with TrainerCallback's no-ops for the rest
-    keep = type("KeepBest", (_KeepBest, TrainerCallback), {})(model) if cfg.best_checkpoint else None
+    keep = type("KeepBest", (_KeepBest, TrainerCallback), {})(model, cfg.hand_on == "best_validation") \
+        if eval_data is not None else None
     with tempfile.TemporaryDirectory(prefix="lm-collapse-trainer-") as tmp, \
             _tensorboard_dir(out_dir.parent / TENSORBOARD, report_to):
         args = TrainingArguments(
@@ -794,7 +809,7 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
             else {},
             max_grad_norm=cfg.max_grad_norm, logging_steps=cfg.logging_steps,
             bf16=mixed == "bf16", fp16=mixed == "fp16",
-            eval_strategy="epoch" if cfg.best_checkpoint else "no", prediction_loss_only=True,
+            eval_strategy="epoch" if eval_data is not None else "no", prediction_loss_only=True,
             seed=seed, data_seed=seed, report_to=list(report_to), run_name="/".join(out_dir.parts[-4:-1]),
             save_strategy="no", disable_tqdm=False,
             use_cpu=device == "cpu", remove_unused_columns=False, dataloader_num_workers=0,
@@ -806,18 +821,17 @@ def _fit(model, tokenizer, texts: Sequence[str], cfg: TrainConfig, *, seed: int,
         trainer.train()
         history = list(trainer.state.log_history)
     if keep is not None:
-        keep.restore()
-        history.append({"best_eval_loss": keep.best, "best_epoch": keep.epoch})
+        if keep.keep:
+            keep.restore()
+        history.append({"best_eval_loss": keep.best, "best_epoch": keep.epoch, "handed_on": cfg.hand_on})
     return (history if trainer.is_world_process_zero() else []), layout
 
 
 def _validation_problems(exp) -> list[tuple[str, str]]:
-    """``best_checkpoint`` and ``data.validation_split`` go together."""
-    best, split = exp.model.train.best_checkpoint, exp.data.validation_split
+    """``hand_on: best_validation`` needs ``data.validation_split``."""
     return failing(
-        (not best or split is not None, "model.train.best_checkpoint", "needs data.validation_split (the texts "
-         "the best epoch is chosen on)"),
-        (best or split is None, "data.validation_split", "is read only for model.train.best_checkpoint: true"),
+        (exp.model.train.hand_on != "best_validation" or exp.data.validation_split is not None, "model.train.hand_on",
+         "= best_validation needs data.validation_split (the texts the best epoch is chosen on)"),
     )
 
 
@@ -857,11 +871,11 @@ def _read_meta(path: Path) -> dict:
 SPECIAL = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
 
 
-def train_tokenizer(texts: Sequence[str], *, vocab_size: int, model_max_length: int):
+def train_tokenizer(texts: Sequence[str], *, vocab_size: int, model_max_length: int, min_frequency: int = 2):
     """A byte-level BPE tokenizer (``tokenizers``) trained on ``texts``, as a ``PreTrainedTokenizerFast``.
 
     Ids 0, 1, 2 are ``<pad>``, ``<s>`` (BOS), ``</s>`` (EOS); no prefix space is added and decoding
-    is lossless, so ``decode(encode(t)) == t``.
+    is lossless, so ``decode(encode(t)) == t``. A merge needs a pair seen ``min_frequency`` times.
 
     Examples
     --------
@@ -877,7 +891,7 @@ def train_tokenizer(texts: Sequence[str], *, vocab_size: int, model_max_length: 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=list(SPECIAL.values()),
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL.values()),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     bpe.train_from_iterator(list(texts), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=bpe, model_max_length=model_max_length,
@@ -926,7 +940,8 @@ class HFScratchBackend:
         if not texts:
             raise ValueError("cannot train on no texts")
         if previous is None:
-            tokenizer = train_tokenizer(texts, vocab_size=self.cfg.vocab_size, model_max_length=self.cfg.n_positions)
+            tokenizer = train_tokenizer(texts, vocab_size=self.cfg.vocab_size, model_max_length=self.cfg.n_positions,
+                                        min_frequency=self.cfg.tokenizer_min_frequency)
         else:
             _read_meta(previous)  # a clear error if the previous generation's folder is missing
             tokenizer = AutoTokenizer.from_pretrained(previous)

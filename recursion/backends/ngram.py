@@ -107,6 +107,8 @@ class NgramConfig:
     # fixed: generation 0's vocabulary for every generation (one event space to compare perplexities
     # over); per_generation: rebuilt from each generation's training set — the seed notebook's pitfall
     vocabulary: Literal["fixed", "per_generation"] = "fixed"
+    # the driver's perplexities (surprise filter, probes) also score (last word -> </s>): the seed notebook's
+    score_end: bool = False
 
     def problems(self) -> list[tuple[str, str]]:
         return failing(
@@ -643,10 +645,17 @@ class NgramLM:
 
 
 class NgramModel:
-    """:class:`~recursion.backends.base.Model` over a fitted :class:`NgramLM` (tokens are its words)."""
+    """:class:`~recursion.backends.base.Model` over a fitted :class:`NgramLM` (tokens are its words).
 
-    def __init__(self, lm: NgramLM):
-        self.lm = lm
+    ``score_end`` (``model.score_end``): the driver's perplexities (the surprise filter, the probes)
+    also score the end token, ``log P(</s> | last words)``, and count it: with ``n`` words,
+    ``exp(−(Σᵢ log P(wᵢ | h) + log P(</s> | h)) / (n + 1))`` — the seed Lab 1 notebook's estimator,
+    every transition of ``<s> w₁ … wₙ </s>``. Without it, the ``n`` words only, as
+    ``loglikelihood_rolling`` scores a text in lm-eval (the ``collapse-ngram`` model never scores it).
+    """
+
+    def __init__(self, lm: NgramLM, *, score_end: bool = False):
+        self.lm, self.score_end = lm, score_end
 
     def generate(self, *, num=None, prompts=None, decoding, seed: int) -> list[str]:
         if NgramBackend.decoding_problems(decoding):
@@ -660,11 +669,15 @@ class NgramModel:
         return texts if prompts is None else [f" {t}" if t and p.strip() else t for t, p in zip(texts, prompts)]
 
     def perplexity(self, texts):
-        return self.lm.perplexity(texts)
+        """Per-document perplexity, ``exp(−log P / #scored tokens)`` (``score_end``: the end token included)."""
+        logp, n = self.loglikelihood_rolling(texts)
+        return np.exp(-logp / np.maximum(n, 1))
 
     def loglikelihood_rolling(self, texts) -> tuple[np.ndarray, np.ndarray]:
-        """Natural-log probability of each text from ``<s>`` (no end token) and its number of tokens."""
-        return np.asarray(self.lm.logprobs(texts)), self.lm.num_tokens(texts)
+        """Natural-log probability of each text from ``<s>`` and its number of scored tokens (the end
+        token scored and counted only with ``score_end``)."""
+        texts = list(texts)
+        return np.asarray(self.lm.logprobs(texts, eos=self.score_end)), self.lm.num_tokens(texts) + int(self.score_end)
 
     def next_token_stats(self, prompts):
         return self.lm.next_token_stats(prompts)
@@ -808,4 +821,4 @@ class NgramBackend:
                 vocab=NgramLM.load(previous).vocab[3:] if fixed else None).fit(texts).save(out_dir)
 
     def load(self, path: Path) -> NgramModel:
-        return NgramModel(NgramLM.load(path))
+        return NgramModel(NgramLM.load(path), score_end=self.cfg.score_end)

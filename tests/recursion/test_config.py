@@ -22,7 +22,8 @@ def test_defaults_and_arms(tmp_path):
     assert arms["a"].regime.name == "replace" and arms["b"].regime.name == "accumulate"
     assert arms["a"].model.alpha == 0.1 and arms["a"].eval.tasks == ("collapse",)
     assert to_dict(arms["a"])["model"] == {"backend": "ngram", "n": 2, "alpha": 0.1, "smoothing": "add_alpha", "discount": None,
-                                           "jm_lambda": None, "tokenizer": "whitespace", "vocabulary": "fixed"}
+                                           "jm_lambda": None, "tokenizer": "whitespace", "vocabulary": "fixed",
+                                           "score_end": False}
     assert list(load_config(write(tmp_path, BASE))) == ["default"]
 
 
@@ -122,14 +123,17 @@ def test_a_problem_of_one_arm_names_the_arm(tmp_path):
     assert "(arm 'x'): regime.name = 'nope'" in info.value.problems[1] and len(info.value.problems) == 2
 
 
-def test_hf_best_checkpoint_and_validation_split_go_together(tmp_path):
-    hf = "name: t\nmodel: {backend: hf_scratch, train: {best_checkpoint: true}}\n"
-    with pytest.raises(ConfigError, match="model.train.best_checkpoint needs data.validation_split"):
+def test_hf_best_validation_hand_on_needs_a_validation_split(tmp_path):
+    hf = "name: t\nmodel: {backend: hf_scratch, train: {hand_on: best_validation}}\n"
+    with pytest.raises(ConfigError, match="model.train.hand_on = best_validation needs data.validation_split"):
         load_config(write(tmp_path, hf))
-    with pytest.raises(ConfigError, match="data.validation_split is read only for model.train.best_checkpoint"):
-        load_config(write(tmp_path, "name: t\nmodel: {backend: hf_finetune}\ndata: {validation_split: validation}\n"))
     [exp] = load_config(write(tmp_path, hf + "data: {validation_split: heldout}\n")).values()
-    assert exp.model.train.best_checkpoint and exp.data.validation_split == "heldout"
+    assert exp.model.train.hand_on == "best_validation" and exp.data.validation_split == "heldout"
+    # a validation split with the last epoch handed on: the loss is evaluated per epoch and recorded
+    [exp] = load_config(write(tmp_path, "name: t\nmodel: {backend: hf_finetune}\ndata: {validation_split: heldout}\n")).values()
+    assert exp.model.train.hand_on == "last"
+    with pytest.raises(ConfigError, match="hand_on"):
+        load_config(write(tmp_path, "name: t\nmodel: {backend: hf_scratch, train: {hand_on: best}}\n"))
 
 
 def test_dry_run_json_prints_every_arm_resolved(tmp_path, capsys):

@@ -85,6 +85,17 @@ def test_all_documents_hold_out_at_most_half_for_probes(tmp_path, n):
     assert len(real_data(prepare(cfg, ProbesConfig(enabled=False)), seed=0).train) == n  # no probes: nothing held out
 
 
+def test_shared_probes_leave_the_pool_whole(tmp_path):
+    """probes.from_pool: shared draws the probe texts from the shuffled pool and keeps every document in it."""
+    cfg = DataConfig(source=corpus_of(tmp_path, 150))
+    held = real_data(prepare(cfg, ProbesConfig(num_prompts=50)), seed=3)
+    shared = real_data(prepare(cfg, ProbesConfig(num_prompts=50, from_pool="shared")), seed=3)
+    assert len(held.train) == 100 and len(shared.train) == 150 and shared.rest == []
+    assert shared.probe_prompts == held.probe_prompts and set(shared.probe_prompts) <= set(shared.train)
+    with pytest.raises(ValueError, match="probes.num_prompts = 200 but .* has only 150 documents .*shared"):
+        prepare(cfg, ProbesConfig(from_pool="shared", num_prompts=200))
+
+
 def test_probe_prompts_from_their_own_file_or_split(tmp_path):
     cfg = DataConfig(source=corpus_of(tmp_path, 150), num_train=150)
     prompts = tmp_path / "probes.txt"
@@ -109,6 +120,10 @@ def test_probe_split_needs_a_hub_source():
         experiment_from_dict({"name": "x", "probes": {"split": "validation"}})
     with pytest.raises(ConfigError, match="choose one"):
         experiment_from_dict({"name": "x", "probes": {"split": "v", "prompts_file": "p.txt"}})
+    with pytest.raises(ConfigError, match="probes.from_pool = shared needs a jsonl: or hf: data.source"):
+        experiment_from_dict({"name": "x", "probes": {"from_pool": "shared"}})
+    with pytest.raises(ConfigError, match="from_pool = shared draws the probes from the pool"):
+        experiment_from_dict({"name": "x", "data": {"source": "hf:x"}, "probes": {"from_pool": "shared", "split": "v"}})
 
 
 def test_offline_hub_source_is_one_clear_line(monkeypatch):
@@ -175,7 +190,7 @@ def test_a_bad_validation_split_is_refused_before_any_folder(tmp_path, source, s
     write_jsonl(hub / "train.jsonl", [{"text": f"training document number {i} is here"} for i in range(30)])
     source = f"hf:{hub}" if source == "hub" else source
     config = tmp_path / "c.yaml"
-    config.write_text(f"name: t\nmodel: {{backend: hf_scratch, train: {{best_checkpoint: true}}}}\neval: {{enabled: false}}\n"
+    config.write_text(f"name: t\nmodel: {{backend: hf_scratch, train: {{hand_on: best_validation}}}}\neval: {{enabled: false}}\n"
                       f"probes: {{enabled: false}}\ndata: {{source: '{source}', validation_split: {split}}}\n")
     with pytest.raises(ValueError, match=match):
         run_experiment(config, tmp_path / "run", log=lambda s: None)

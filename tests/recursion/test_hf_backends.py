@@ -183,6 +183,23 @@ def test_stream_packing_is_group_texts_and_none_is_one_row_per_document(model):
         _pack(tok, docs, 500, "stream")
 
 
+def test_per_document_packing_keeps_each_document_one_row(model):
+    """``per_document``: each document's own tokens (nothing added) are one row, cut at block_size —
+    no row straddles two documents (Shumailov et al.: each generated 64-id sequence is one example);
+    on exact block_size-token documents the rows are stream's rows."""
+    from recursion.backends.hf import _pack
+
+    tok = model.tokenizer
+    docs = ["To be, or not", "O", "the king is dead, long live the king", "", "</s> a b c"]
+    ids = [d for d in model.encode(docs) if d]
+    rows = _pack(tok, docs, 6, "per_document")
+    assert [rows[i] for i in range(len(rows))] == [d[:6] for d in ids]
+    blocks = [tok.decode(b) for b in (sum(ids, [])[i:i + 4] for i in range(0, len(sum(ids, [])) // 4 * 4, 4))]
+    exact = [b for b in blocks if len(tok(b, add_special_tokens=False)["input_ids"]) == 4]
+    stream, per_doc = _pack(tok, exact, 4, "stream"), _pack(tok, exact, 4, "per_document")
+    assert [stream[i] for i in range(len(stream))] == [per_doc[i] for i in range(len(per_doc))]
+
+
 def test_model_protocol(model):
     assert isinstance(model, Model)
 
@@ -405,7 +422,8 @@ def test_cosine_per_epoch_schedule_and_best_validation_checkpoint(tmp_path, text
     from recursion.backends.hf import _pack, cosine_per_epoch
 
     train = TrainConfig(epochs=6, batch_size=4, block_size=32, packing="stream", lr_scheduler="cosine_per_epoch",
-                        learning_rate=0.03, min_learning_rate=1e-4, best_checkpoint=True, logging_steps=1, max_grad_norm=0)
+                        learning_rate=0.03, min_learning_rate=1e-4, hand_on="best_validation", logging_steps=1,
+                        max_grad_norm=0)
     backend = HFScratchBackend(tiny_scratch(n_layer=1, vocab_size=300, train=train), RUNTIME)
     backend.train(texts["gen0"][:16], tmp_path / "m", previous=None, seed=0, validation=texts["heldout"])
     steps = logged(tmp_path / "m", "loss")
@@ -416,6 +434,7 @@ def test_cosine_per_epoch_schedule_and_best_validation_checkpoint(tmp_path, text
     evals = [r["eval_loss"] for r in logged(tmp_path / "m", "eval_loss")]
     best = logged(tmp_path / "m", "best_eval_loss")[-1]
     assert len(evals) == 6 and best["best_eval_loss"] == min(evals) and best["best_epoch"] == 1 + int(np.argmin(evals))
+    assert best["handed_on"] == "best_validation"
     assert int(np.argmin(evals)) < 5 and min(evals) < evals[-1] - 0.1  # the last epoch is not the best here
     m = backend.load(tmp_path / "m")
     rows = _pack(m.tokenizer, texts["heldout"], 32, "stream")

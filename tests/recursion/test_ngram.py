@@ -257,3 +257,30 @@ def test_uniform_share_is_the_floors_weight():
     assert kn.uniform_share(["zebra"]) == pytest.approx((1 / 4 * 5 / 9 + 5 / 9) / 2)
     add = NgramLM(n=2, alpha=1.0).fit(["the cat sat", "the dog sat"])
     assert add.uniform_share(["the"]) == pytest.approx((6 / (2 + 6) + 6 / (2 + 6)) / 2)  # αV / (c(h) + αV), V = 6
+
+
+
+def test_score_end_scores_and_counts_the_end_token():
+    """model.score_end: every transition of <s> w1 .. wn </s> (the seed notebook's), else the n words only;
+    checked against add-one bigram probabilities from plain dict counts."""
+    from recursion.backends.ngram import NgramModel
+
+    train, texts = ["a b c", "a c", "b b a"], ["a b", "c", ""]
+    lm = NgramLM(n=2, alpha=1.0).fit(train)
+    pairs, hist = {}, {}
+    for t in train:
+        toks = ["<s>", *t.split(), "</s>"]
+        for h, w in zip(toks, toks[1:]):
+            pairs[h, w], hist[h] = pairs.get((h, w), 0) + 1, hist.get(h, 0) + 1
+    V = len({w for t in train for w in t.split()}) + 2  # + </s>, <unk>
+
+    def reference(text, end):
+        toks = ["<s>", *text.split(), *(["</s>"] if end else [])]
+        lp = [math.log((pairs.get((h, w), 0) + 1) / (hist.get(h, 0) + V)) for h, w in zip(toks, toks[1:])]
+        return math.exp(-sum(lp) / max(len(lp), 1))
+
+    plain, seed = NgramModel(lm), NgramModel(lm, score_end=True)
+    np.testing.assert_allclose(plain.perplexity(texts), [reference(t, False) for t in texts], rtol=1e-12)
+    np.testing.assert_allclose(seed.perplexity(texts), [reference(t, True) for t in texts], rtol=1e-12)
+    assert seed.loglikelihood_rolling(texts)[1].tolist() == [3, 2, 1]
+    assert NgramConfig(score_end=True).score_end and not NgramConfig().score_end

@@ -1,9 +1,10 @@
 """configs/lab1_seed_notebook.yaml measures what the seed Lab 1 notebook measures.
 
 Its generation-0 held-out perplexity (the driver's probe ``heldout_perplexity``) must be the number
-the notebook's own estimator gives on the same documents: the estimator is written here as a
-notebook would write it — regex tokens, dict counts, add-one probabilities, exp of the mean
-negative log-likelihood.
+the notebook's own estimator gives on the same documents: the estimator is written here as the
+seed writes it — regex tokens, dict counts, add-one probabilities, exp of the mean negative
+log-likelihood over every transition of ``<s> w1 ... wn </s>``, the end token included (the seed
+scores (last word -> </s>) too; the config sets ``model.score_end: true`` for it).
 """
 import json
 import math
@@ -23,7 +24,8 @@ def tokenize(line):
 
 
 def notebook_perplexity(train_lines, test_lines, alpha=1.0):
-    """The seed notebook's estimator: add-α bigram over the training lines' vocabulary (+ </s>, <unk>)."""
+    """The seed notebook's estimator: add-α bigram over the training lines' vocabulary (+ </s>, <unk>),
+    every transition of each test line scored, (last word -> </s>) included."""
     vocab, history_counts, bigram_counts = set(), {}, {}
     for line in train_lines:
         tokens = ["<s>"] + tokenize(line) + ["</s>"]
@@ -35,7 +37,7 @@ def notebook_perplexity(train_lines, test_lines, alpha=1.0):
     V = len(vocab)
     nll, n = 0.0, 0
     for line in test_lines:
-        tokens = ["<s>"] + [w if w in vocab else "<unk>" for w in tokenize(line)]
+        tokens = ["<s>"] + [w if w in vocab else "<unk>" for w in tokenize(line)] + ["</s>"]
         for prev, word in zip(tokens, tokens[1:]):
             p = (bigram_counts.get((prev, word), 0) + alpha) / (history_counts.get(prev, 0) + alpha * V)
             nll -= math.log(p)
