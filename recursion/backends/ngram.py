@@ -87,7 +87,7 @@ FORMAT_VERSION = 2
 #: The lm-eval model name of :class:`NgramLMEval`.
 LM_EVAL_NAME = "collapse-ngram"
 #: Generation options the lm-eval model ``collapse-ngram`` takes (after lm-eval's ``normalize_gen_kwargs``).
-GEN_OPTIONS = ("until", "max_gen_toks", "do_sample", "temperature", "top_k", "top_p")
+GEN_OPTIONS = ("until", "max_gen_toks", "do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty")
 SMOOTHINGS = ("add_alpha", "kneser_ney", "jelinek_mercer")
 #: Rejection rounds of plain sampling before the rows still drawing a banned token are sampled
 #: exactly from their renormalized distribution (only when nearly all of a row's mass is banned).
@@ -755,7 +755,8 @@ class NgramLMEval(LM):
 
         The options are read as lm-eval's HF and vLLM models read them (``normalize_gen_kwargs``:
         temperature 0 or ``do_sample: false`` is greedy); ``top_k`` (0 = off) and ``top_p`` (1.0 = off)
-        are honoured, any other option is refused (:data:`GEN_OPTIONS`), never ignored.
+        are honoured, ``min_p`` and ``repetition_penalty`` taken at their "off" values 0 and 1 only, any other
+        option or value refused (:data:`GEN_OPTIONS`), never ignored.
         """
         from lm_eval.models.utils import normalize_gen_kwargs
 
@@ -775,9 +776,11 @@ class NgramLMEval(LM):
                                  "give temperature > 0, or do_sample: false for greedy decoding")
             top_k, top_p = kwargs.get("top_k", 0), kwargs.get("top_p", 1.0)
             top_k, top_p = 0 if top_k is None else int(top_k), 1.0 if top_p is None else float(top_p)
-            if top_k < 0 or not 0.0 < top_p <= 1.0:
-                raise ValueError(f"collapse-ngram: top_k must be >= 0 (0 = off) and top_p in (0, 1] (1 = off), "
-                                 f"got top_k={top_k}, top_p={top_p}")
+            off = {"min_p": 0.0, "repetition_penalty": 1.0}
+            if top_k < 0 or not 0.0 < top_p <= 1.0 or any(kwargs.get(k, v) not in (v, None) for k, v in off.items()):
+                raise ValueError(f"collapse-ngram: top_k must be >= 0 (0 = off), top_p in (0, 1] (1 = off), min_p 0 "
+                                 f"and repetition_penalty 1 (it has neither), got top_k={top_k}, top_p={top_p}, "
+                                 f"min_p={kwargs.get('min_p')}, repetition_penalty={kwargs.get('repetition_penalty')}")
             texts = self.model.generate(
                 prompts=[requests[i].args[0] for i in members],
                 max_new_tokens=int(kwargs["max_gen_toks"]),
