@@ -14,6 +14,10 @@ the same name in :mod:`metrics.score`:
   training split), ``div_syn``, ``div_sem``, ... — any name :func:`metrics.score.resolve` knows;
 * ``unique_n``: on :data:`UNIQUE_N_SAMPLE` sampled n-grams per order (fixed, so runs compare);
   ``nan`` with a warning when the corpus holds fewer (raise ``--limit`` or ``max_gen_toks``);
+* ``distinct_<n>_at_<T>``, ``entropy_<n>_at_<T>``, ``top10_share_at_<T>``: the same measures on T n-grams
+  drawn without replacement (:mod:`metrics.length_controlled`; T = :data:`BUDGET` in the shipped tasks),
+  so a change in generation length cannot pass for a change in diversity; ``nan`` with a warning naming
+  the count when the generations hold fewer than T n-grams (never a value at a smaller T);
 * ``self_bleu_<n>`` on a seeded subsample of :data:`SELF_BLEU_SAMPLE` generations (all of
   them when N is smaller), and ``one_minus_self_bleu_<n>`` = 1 − that.
 
@@ -65,6 +69,8 @@ PROMPT_WORDS = 6
 SELF_BLEU_SAMPLE = 1000
 #: N-grams per order unique-n draws.
 UNIQUE_N_SAMPLE = 1000
+#: N-grams drawn by the length-controlled measures of the shipped tasks (the ``_at_1000`` in their names).
+BUDGET = 1000
 #: Order of the n-gram overlap counted as memorization.
 MEMORIZATION_N = 8
 #: Task options (see the module docstring) and their values when a task does not set them.
@@ -92,6 +98,11 @@ CORPUS_METRICS = (
     "top10_share",
     "compression_ratio",
     "mean_length",
+    f"distinct_1_at_{BUDGET}",
+    f"distinct_2_at_{BUDGET}",
+    f"entropy_1_at_{BUDGET}",
+    f"entropy_2_at_{BUDGET}",
+    f"top10_share_at_{BUDGET}",
 )
 #: Per-prompt metrics (averaged over prompts).
 WITHIN_METRICS = ("within_distinct_2", "within_self_bleu_4")
@@ -102,7 +113,7 @@ GUO_FULL_METRICS = ("div_syn", "div_sem", "sentences_n")
 #: Metrics registered with lm-eval by :func:`collapse_tasks.register_metrics`.
 REGISTERED_METRICS = CORPUS_METRICS + (f"memorization_{MEMORIZATION_N}", "div_syn", "div_sem")
 
-_LOWER_IS_BETTER = re.compile(r"self_bleu_\d+|top\d+_share|compression_ratio|memorization_\d+")
+_LOWER_IS_BETTER = re.compile(r"self_bleu_\d+|top\d+_share(?:_at_\d+)?|compression_ratio|memorization_\d+")
 _SPEAKER = re.compile(r"[A-Z][A-Z0-9 ,.'&-]*\.")
 
 
@@ -385,6 +396,7 @@ def _unique_n(texts: list[str], options: dict) -> float:
 
 
 def _score(texts: list[str], name: str, options: dict = OPTION_DEFAULTS) -> float:
+    from metrics.length_controlled import TooFewNgrams
     from metrics.score import score
 
     if name.startswith("memorization_"):
@@ -403,7 +415,11 @@ def _score(texts: list[str], name: str, options: dict = OPTION_DEFAULTS) -> floa
         return float(len(sample_sentences(texts, options) if options["sentences_sample"] else texts))
     if name in ("div_sem", "div_syn") and options["sentences_sample"]:
         texts = sample_sentences(texts, options)
-    return score(texts, [name], options=_options(name, options))[name]
+    try:
+        return score(texts, [name], options=_options(name, options))[name]
+    except TooFewNgrams as err:  # a length-controlled measure on too few n-grams: no value at its budget
+        log.warning("%s is nan: the %d generations: %s", name, len(texts), err)
+        return math.nan
 
 
 def _corpus_aggregation(name: str):

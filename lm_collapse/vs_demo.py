@@ -25,8 +25,10 @@ import numpy as np
 from collapse_tasks.verbalized import Candidate, Parsed, parse, render, sample
 
 FORMS = ("standard", "cot", "xml", "multi")
-#: Default generation settings (``--gen_kwargs`` overrides them on both sides).
-DIRECT_GEN_KWARGS = {"until": [], "do_sample": True, "temperature": 1.0, "max_gen_toks": 256}
+#: Default generation settings (``--gen_kwargs`` overrides them on both sides): the whole distribution, every
+#: truncation stated off as in the collapse_vs tasks (transformers would fill top_k = 50).
+DIRECT_GEN_KWARGS = {"until": [], "do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+                     "repetition_penalty": 1.0, "max_gen_toks": 256}
 VS_MAX_GEN_TOKS = {"standard": 1024, "cot": 1536, "xml": 1024, "multi": 1024}
 
 

@@ -6,6 +6,7 @@ Pure functions on texts, graphs and vectors: no model code. Every text metric ta
 """
 from ._inputs import tokenize
 from .homogenization import homogenization
+from .length_controlled import distinct_n_at, entropy_at, top_k_share_at
 from .lexical import (
     compression_ratio,
     distinct_n,
@@ -40,6 +41,9 @@ __all__ = [
     "normalized_entropy",
     "top_k_share",
     "compression_ratio",
+    "distinct_n_at",
+    "entropy_at",
+    "top_k_share_at",
     "self_bleu",
     "wl_diversity",
     "parse_trees",

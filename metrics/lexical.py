@@ -154,15 +154,40 @@ def unique_n(
     ratios = []
     for n in ns:
         check_order(n, "ns entries")
-        grams = [g for tokens in token_lists for g in ngrams(tokens, n)]
-        if len(grams) < sample_size:
+        try:
+            picked = sample_ngrams(token_lists, n, sample_size, rng)
+        except TooFewNgrams as err:
             raise ValueError(
                 f"unique_n needs at least sample_size={sample_size} {n}-grams, the corpus has "
-                f"{len(grams)}; lower sample_size (and compare corpora at the same value)"
-            )
-        picked = rng.choice(len(grams), size=sample_size, replace=False)
-        ratios.append(len({grams[i] for i in picked.tolist()}) / sample_size)
+                f"{err.count}; lower sample_size (and compare corpora at the same value)"
+            ) from None
+        ratios.append(len(set(picked)) / sample_size)
     return float(np.mean(ratios))
+
+
+class TooFewNgrams(ValueError):
+    """The corpus holds fewer n-grams than a sample asks for: no value at that sample size."""
+
+    def __init__(self, n: int, count: int, size: int):
+        self.n, self.count, self.size = n, count, size
+        super().__init__(f"the corpus has {count} {n}-grams, fewer than the budget of {size}: no value at this "
+                         "budget (more or longer generations, or a smaller budget for every corpus compared)")
+
+
+def sample_ngrams(token_lists: Sequence[Sequence[str]], n: int, size: int, rng: np.random.Generator) -> list[tuple]:
+    """``size`` of the corpus' n-grams drawn uniformly without replacement: ``size`` distinct positions of
+    the list of every n-gram in text order (``rng.choice``), so for a given ``rng`` state the positions
+    depend only on the number of n-grams. :class:`TooFewNgrams` if the corpus has fewer than ``size``.
+
+    Examples
+    --------
+    >>> sample_ngrams([["a", "b", "c"]], 2, 2, np.random.default_rng(0))
+    [('a', 'b'), ('b', 'c')]
+    """
+    grams = [g for tokens in token_lists for g in ngrams(tokens, n)]
+    if len(grams) < size:
+        raise TooFewNgrams(n, len(grams), size)
+    return [grams[i] for i in rng.choice(len(grams), size=size, replace=False).tolist()]
 
 
 def ngram_entropy(texts: Texts, n: int = 1) -> float:

@@ -13,6 +13,9 @@ name                       value
 ``entropy_<n>``            :func:`metrics.ngram_entropy` (bits)
 ``normalized_entropy_<n>`` :func:`metrics.normalized_entropy`
 ``top<k>_share``           :func:`metrics.top_k_share` (``top10_share``)
+``distinct_<n>_at_<T>``    :func:`metrics.distinct_n_at`: distinct-n of T sampled n-grams (option ``seed``)
+``entropy_<n>_at_<T>``     :func:`metrics.entropy_at`: n-gram entropy of T sampled n-grams (bits)
+``top<k>_share_at_<T>``    :func:`metrics.top_k_share_at`: top-k share of T sampled tokens
 ``compression_ratio``      :func:`metrics.compression_ratio` (gzip)
 ``mean_length``            mean number of tokens per text
 ``memorization_<n>``       :func:`metrics.memorization` rate at n tokens (needs ``reference_texts``)
@@ -79,6 +82,20 @@ def _lexical(fn_name: str, **fixed) -> Callable[[_Corpus, str], float]:
         return getattr(lexical, fn_name)(corpus.tokens, **fixed, **corpus.options.get(name, {}))
 
     return run
+
+
+def _at_budget(fn_name: str, arg: str):
+    """A measure of :mod:`metrics.length_controlled` at order (or k) ``m`` and budget ``budget``."""
+    def make(m: int, budget: int):
+        def run(corpus: _Corpus, name: str) -> float:
+            from . import length_controlled
+
+            return getattr(length_controlled, fn_name)(corpus.tokens, **{arg: m}, budget=budget,
+                                                       **corpus.options.get(name, {}))
+
+        return run
+
+    return make
 
 
 def _self_bleu(n: int):
@@ -149,7 +166,10 @@ _FIXED: dict[str, Callable[[_Corpus, str], float]] = {
     "homogenization": _homogenization,
 }
 
-_PATTERNS: list[tuple[re.Pattern, Callable[[int], Callable[[_Corpus, str], float]]]] = [
+_PATTERNS: list[tuple[re.Pattern, Callable[..., Callable[[_Corpus, str], float]]]] = [
+    (re.compile(r"distinct_(\d+)_at_(\d+)"), _at_budget("distinct_n_at", "n")),
+    (re.compile(r"entropy_(\d+)_at_(\d+)"), _at_budget("entropy_at", "n")),
+    (re.compile(r"top(\d+)_share_at_(\d+)"), _at_budget("top_k_share_at", "k")),
     (re.compile(r"distinct_(\d+)"), lambda n: _lexical("distinct_n", n=n)),
     (re.compile(r"ttr_(\d+)"), lambda n: _lexical("ttr_fixed_length", length=n)),
     (re.compile(r"self_bleu_(\d+)"), _self_bleu),
@@ -164,6 +184,9 @@ _PATTERNS: list[tuple[re.Pattern, Callable[[int], Callable[[_Corpus, str], float
 #: ``embed`` configures the sentence embedder shared by ``div_sem`` and ``knn_entropy``.
 OPTIONS = {
     "unique_n": ("ns", "sample_size", "seed"),
+    "distinct_at": ("seed",),
+    "entropy_at": ("seed",),
+    "top_share_at": ("seed",),
     "self_bleu": ("smoothing", "sample_size", "seed"),
     "compression_ratio": ("algorithm",),
     "div_syn": ("n_iter", "model", "nlp", "batch_size", "n_process"),
@@ -178,7 +201,7 @@ def _family(name: str) -> str:
     """``self_bleu_4`` → ``self_bleu``; a fixed name is its own family."""
     for pattern, _ in _PATTERNS:
         if pattern.fullmatch(name):
-            return pattern.pattern.replace(r"(\d+)", "").strip("_")
+            return re.sub("_+", "_", pattern.pattern.replace(r"(\d+)", "")).strip("_")
     return name
 
 
@@ -214,11 +237,12 @@ def resolve(name: str) -> Callable[[_Corpus, str], float]:
         return _FIXED[name]
     for pattern, make in _PATTERNS:
         m = pattern.fullmatch(name)
-        if m and int(m.group(1)) >= 1:
-            return make(int(m.group(1)))
+        if m and all(int(g) >= 1 for g in m.groups()):
+            return make(*(int(g) for g in m.groups()))
     raise ValueError(
         f"unknown metric {name!r}; valid names: {', '.join(sorted(_FIXED))}, distinct_<n>, ttr_<L>, "
-        "self_bleu_<n>, entropy_<n>, normalized_entropy_<n>, top<k>_share, memorization_<n>"
+        "self_bleu_<n>, entropy_<n>, normalized_entropy_<n>, top<k>_share, memorization_<n>, distinct_<n>_at_<T>, "
+        "entropy_<n>_at_<T>, top<k>_share_at_<T>"
     )
 
 

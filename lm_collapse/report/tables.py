@@ -31,12 +31,16 @@ from dataclasses import dataclass
 from .collect import Collection
 from .stats import Interval, change, paired_difference, t_interval
 
-# Metrics shown first, in this order (by substring); everything else follows as found. Bits per byte leads:
-# it does not depend on the tokenizer, and the word perplexities of toy models run into millions.
+# Metrics shown first, in this order (by the first substring found); everything else follows as found. The
+# scale-free and length-controlled measures lead: bits per byte does not depend on the tokenizer (the word
+# perplexities of toy models run into millions), and the *_at_<T> measures and unique-n are computed on a
+# fixed number of n-grams, so a change in length cannot pass for a change in diversity; the length follows
+# them, then the measures that move with it (distinct-n, entropy and top-10 share of every n-gram).
 PREFERRED = (
-    "/bits_per_byte", "/word_perplexity", "/tail_word_perplexity", "/byte_perplexity", "/distinct_1", "/distinct_2",
-    "/distinct_3", "/unique_n", "/one_minus_self_bleu", "/self_bleu", "/entropy", "/top10_share",
-    "/compression_ratio", "/div_syn", "/div_sem", "/memorization", "/mean_length", "probe/",
+    "/bits_per_byte", "/distinct_1_at_", "/distinct_2_at_", "/entropy_1_at_", "/entropy_2_at_", "/top10_share_at_",
+    "/unique_n", "/mean_length", "/word_perplexity", "/tail_word_perplexity", "/byte_perplexity", "/distinct_1",
+    "/distinct_2", "/distinct_3", "/one_minus_self_bleu", "/self_bleu", "/entropy", "/top10_share",
+    "/compression_ratio", "/div_syn", "/div_sem", "/memorization", "probe/",
 )
 
 

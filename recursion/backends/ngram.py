@@ -86,6 +86,8 @@ FILENAME = "ngram.json"
 FORMAT_VERSION = 2
 #: The lm-eval model name of :class:`NgramLMEval`.
 LM_EVAL_NAME = "collapse-ngram"
+#: Generation options the lm-eval model ``collapse-ngram`` takes (after lm-eval's ``normalize_gen_kwargs``).
+GEN_OPTIONS = ("until", "max_gen_toks", "do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty")
 SMOOTHINGS = ("add_alpha", "kneser_ney", "jelinek_mercer")
 #: Rejection rounds of plain sampling before the rows still drawing a banned token are sampled
 #: exactly from their renormalized distribution (only when nearly all of a row's mass is banned).
@@ -762,24 +764,46 @@ class NgramLMEval(LM):
         return self.model.logprobs([r.args[0] for r in requests])
 
     def generate_until(self, requests, disable_tqdm: bool = False):
-        """All requests with the same generation options are sampled in one batch."""
+        """All requests with the same generation options are sampled in one batch.
+
+        The options are read as lm-eval's HF and vLLM models read them (``normalize_gen_kwargs``:
+        temperature 0 or ``do_sample: false`` is greedy); ``top_k`` (0 = off) and ``top_p`` (1.0 = off)
+        are honoured, ``min_p`` and ``repetition_penalty`` taken at their "off" values 0 and 1 only, any other
+        option or value refused (:data:`GEN_OPTIONS`), never ignored.
+        """
+        from lm_eval.models.utils import normalize_gen_kwargs
+
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(repr(sorted((r.args[1] or {}).items())), []).append(i)
         out = [""] * len(requests)
         for members in tqdm(list(groups.values()), disable=disable_tqdm, desc="collapse-ngram generate"):
-            kwargs = dict(requests[members[0]].args[1] or {})
-            until = kwargs.pop("until", None) or []
-            until = [until] if isinstance(until, str) else list(until)
+            kwargs = dict(normalize_gen_kwargs(dict(requests[members[0]].args[1] or {}), default_max_gen_toks=64))
+            unknown = sorted(set(kwargs) - set(GEN_OPTIONS))
+            if unknown:
+                raise ValueError(f"collapse-ngram has no generation option {', '.join(unknown)}; "
+                                 f"valid: {', '.join(GEN_OPTIONS)}")
+            do_sample, temperature = bool(kwargs["do_sample"]), float(kwargs.get("temperature", 0.0))
+            if do_sample and not temperature > 0:
+                raise ValueError(f"collapse-ngram: do_sample is true but temperature = {temperature}; "
+                                 "give temperature > 0, or do_sample: false for greedy decoding")
+            top_k, top_p = kwargs.get("top_k", 0), kwargs.get("top_p", 1.0)
+            top_k, top_p = 0 if top_k is None else int(top_k), 1.0 if top_p is None else float(top_p)
+            off = {"min_p": 0.0, "repetition_penalty": 1.0}
+            if top_k < 0 or not 0.0 < top_p <= 1.0 or any(kwargs.get(k, v) not in (v, None) for k, v in off.items()):
+                raise ValueError(f"collapse-ngram: top_k must be >= 0 (0 = off), top_p in (0, 1] (1 = off), min_p 0 "
+                                 f"and repetition_penalty 1 (it has neither), got top_k={top_k}, top_p={top_p}, "
+                                 f"min_p={kwargs.get('min_p')}, repetition_penalty={kwargs.get('repetition_penalty')}")
             texts = self.model.generate(
                 prompts=[requests[i].args[0] for i in members],
-                max_new_tokens=int(kwargs.get("max_gen_toks", kwargs.get("max_new_tokens", 64))),
-                do_sample=bool(kwargs.get("do_sample", False)),
-                temperature=float(kwargs.get("temperature", 1.0)) or 1.0,
-                top_k=int(kwargs.get("top_k", 0) or 0),
-                top_p=float(kwargs.get("top_p", 1.0) or 1.0),
+                max_new_tokens=int(kwargs["max_gen_toks"]),
+                do_sample=do_sample,
+                temperature=temperature if do_sample else 1.0,
+                top_k=top_k,
+                top_p=top_p,
                 seed=self.seed + members[0],
             )
+            until = kwargs["until"]
             for i, text in zip(members, texts):
                 cuts = [text.index(stop) for stop in until if stop and stop in text]
                 out[i] = text[: min(cuts)] if cuts else text

@@ -62,3 +62,11 @@ def fake_hub_module():
     """:func:`fake_hub` for a whole test module."""
     with pytest.MonkeyPatch.context() as mp:
         yield install_fake_hub(mp)
+
+
+@pytest.fixture(scope="session")
+def offline_metadata(tiny_gpt2) -> dict:
+    """What the hub-backed tasks need from --model_args / --metadata, answered by local stand-ins."""
+    from collapse_tasks.gen_utils import _embedder_options
+
+    return {"pretrained": str(tiny_gpt2), "sentence_splitter": "punkt_untrained", "embedder": _embedder_options()["model_name"]}

@@ -21,17 +21,10 @@ HUB_TASKS = {
 GUO_FULL = {f"{t}_full": HUB_TASKS[t] for t in ("collapse_gen_xsum", "collapse_gen_sciabs", "collapse_gen_writingprompts")}
 
 
-def offline_metadata(tiny_gpt2) -> dict:
-    """What the hub-backed tasks need from --model_args / --metadata, answered by local stand-ins."""
-    from collapse_tasks.gen_utils import _embedder_options
-
-    return {"pretrained": str(tiny_gpt2), "sentence_splitter": "punkt_untrained", "embedder": _embedder_options()["model_name"]}
-
-
 @pytest.fixture(scope="module")
-def loaded(fake_hub_module, tiny_gpt2):
+def loaded(fake_hub_module, offline_metadata):
     """Every ``collapse_*`` task built by lm-eval from the glob, the hub answered locally."""
-    tm = collapse_tasks.task_manager(include_defaults=False, metadata=offline_metadata(tiny_gpt2))
+    tm = collapse_tasks.task_manager(include_defaults=False, metadata=offline_metadata)
     return tm.load(tm.match_tasks(["collapse_*"]))["tasks"]
 
 
@@ -105,10 +98,10 @@ def test_xsum_article_is_cut():
 
 
 @pytest.mark.slow
-def test_hub_tasks_score_a_model_end_to_end(fake_hub, tiny_gpt2):
+def test_hub_tasks_score_a_model_end_to_end(fake_hub, tiny_gpt2, offline_metadata):
     import lm_eval
 
-    tm = collapse_tasks.task_manager(include_defaults=False, metadata=offline_metadata(tiny_gpt2))
+    tm = collapse_tasks.task_manager(include_defaults=False, metadata=offline_metadata)
     results = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={tiny_gpt2}", tasks=list(HUB_TASKS), task_manager=tm,
         limit=2, device="cpu", batch_size=8, gen_kwargs="max_gen_toks=8", bootstrap_iters=0,

@@ -238,6 +238,36 @@ def test_lm_eval_adapter(tmp_path):
     assert get_model("collapse-ngram") is NgramLMEval
 
 
+def test_lm_eval_adapter_honours_top_k_top_p_or_refuses(tmp_path, monkeypatch):
+    """What reaches NgramLM.generate from a task's generation_kwargs: top_k/top_p as given (0 / 1.0 = off),
+    greedy for temperature 0 (lm-eval's convention); an option it cannot honour is refused, never ignored."""
+    from lm_eval.api.instance import Instance
+
+    from recursion.backends.ngram import NgramLMEval
+
+    NgramLM(n=2, alpha=0.1).fit(DOCS).save(tmp_path)
+    adapter = NgramLMEval(pretrained=str(tmp_path))
+    seen = []
+    monkeypatch.setattr(adapter.model, "generate", lambda **kw: seen.append(kw) or [""] * len(kw["prompts"]))
+    ask = lambda kwargs: adapter.generate_until([Instance("generate_until", {}, ("the", kwargs), 0)])  # noqa: E731
+    ask({"until": ["\n"], "do_sample": True, "temperature": 0.7, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+         "repetition_penalty": 1.0, "max_gen_toks": 9})
+    ask({"do_sample": True, "temperature": 1.0, "top_k": 5, "top_p": 0.9})
+    ask({"temperature": 0.0})
+    picked = [{k: kw[k] for k in ("do_sample", "temperature", "top_k", "top_p", "max_new_tokens")} for kw in seen]
+    assert picked == [
+        {"do_sample": True, "temperature": 0.7, "top_k": 0, "top_p": 1.0, "max_new_tokens": 9},
+        {"do_sample": True, "temperature": 1.0, "top_k": 5, "top_p": 0.9, "max_new_tokens": 64},
+        {"do_sample": False, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "max_new_tokens": 64},
+    ]
+    for bad, match in [({"do_sample": True, "temperature": 1.0, "typical_p": 0.9}, "no generation option typical_p"),
+                       ({"do_sample": True, "temperature": 1.0, "top_k": -1}, "top_k must be >= 0"),
+                       ({"do_sample": True, "temperature": 1.0, "repetition_penalty": 1.05}, "repetition_penalty 1"),
+                       ({"do_sample": True}, "temperature > 0")]:
+        with pytest.raises(ValueError, match=match):
+            ask(bad)
+
+
 def test_lm_eval_adapter_uses_the_models_tokens(tmp_path):
     from lm_eval.api.instance import Instance
 
