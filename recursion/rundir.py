@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from .artifacts import CONFIG, LOCK, MANIFEST, atomic_write_text, gen_dir
+from .artifacts import CONFIG, LOCK, MANIFEST, UNRECORDED, atomic_write_text, gen_dir
 
 LIBRARIES = ("lm-collapse", "lm_eval", "torch", "transformers", "peft", "datasets", "numpy", "tokenizers")
 #: Version of the manifest's layout (2: the config and every stage's files recorded).
@@ -87,10 +87,11 @@ def file_record(path: Path) -> dict:
 
 
 def files_of(root: Path, outputs: Iterable[Path]) -> dict[str, dict]:
-    """The record of every file of ``outputs`` (files, or folders walked), keyed by path relative to ``root``."""
+    """The record of every file of ``outputs`` (files, or folders walked; :data:`~recursion.artifacts.UNRECORDED`
+    names aside), keyed by path relative to ``root``."""
     out = {}
     for path in outputs:
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name not in UNRECORDED) if path.is_dir() else [path]
         for f in files:
             out[f.relative_to(root).as_posix()] = file_record(f)
     return out
