@@ -408,6 +408,8 @@ def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, over
     corpus, after every check of the module docstring; logs the plan. Writes nothing."""
     arms = load_config(config, list(overrides))
     first = next(iter(arms.values()))
+    if run_dir is not None and not str(run_dir).strip():
+        raise ValueError("--run-dir is empty; name a folder (default: runs/<name>)")
     root = check_folder(Path(run_dir) if run_dir is not None else Path("runs") / first.name, "--run-dir")
     if resume and not root.exists():
         raise FileNotFoundError(f"--resume: no run folder {root} to resume")
