@@ -116,12 +116,13 @@ CASES = [
     ("metrics", "empty file", lambda t: ["metrics", str(write(t / "e.txt", ""))], "e.txt: no texts (the file is empty)"),
     ("metrics", "binary file", lambda t: ["metrics", str(write(t / "b.bin", b"\x7fELF\x00\x01\x02" * 50))], "looks binary"),
     ("metrics", "Latin-1 file", lambda t: ["metrics", str(write(t / "l.txt", "na\xefve caf\xe9\n".encode("latin-1")))],
-     "l.txt:1: not valid utf-8 text (byte 0xef); give its encoding (e.g. --encoding latin-1)"),
+     "l.txt:1: not valid utf-8 text (byte 0xef); convert it (e.g. iconv -f latin-1 -t utf-8), or give `lm-collapse "
+     "metrics` its --encoding"),
     ("metrics", "unknown encoding", lambda t: metrics_args(t, "--encoding", "klingon"), "unknown encoding 'klingon'"),
     ("metrics", "malformed JSONL line", lambda t: ["metrics", str(write(t / "m.jsonl", '{"text": "a b"}\n{"text": \n'))],
      "m.jsonl:2: not valid JSON"),
     ("metrics", "JSONL without the field", lambda t: ["metrics", str(write(t / "f.jsonl", '{"body": "a b"}\n'))],
-     "record 1 has no field 'text'"),
+     "f.jsonl:1: the record has no field 'text'; its fields: body"),
     ("metrics", "a folder", lambda t: ["metrics", str(t)], "is a folder, not a file"),
     ("metrics", "unknown metric", lambda t: metrics_args(t, "--metrics", "distinct_2,dictinct_3"),
      "unknown metric 'dictinct_3'; valid names:"),
@@ -186,6 +187,74 @@ CASES = [
      "no-such-model"),
 ]
 
+
+# -- issue 18: the rest of the bad-input table ------------------------------------------------------
+def jsonl_source(tmp_path, name: str, text: str, *settings, extra=()):
+    """``run`` with ``data.source: jsonl:`` a file of 300 good records around ``text`` (written as is)."""
+    good = "".join(json.dumps({"text": f"real document number {i} of it"}) + "\n" for i in range(300))
+    path = write(tmp_path / name, text.replace("GOOD", good))
+    return run_args(tmp_path, f"data.source=jsonl:{path}", *settings, extra=extra)
+
+
+def arms_config(tmp_path, arms: str):
+    return ["run", str(config_file(tmp_path, NO_EVAL + f"arms:\n{arms}")), "--run-dir", str(tmp_path / "new_run"),
+            "--dry-run"]
+
+
+ALIAS_BOMB = ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, "
+                                                             f"*{p}, *{p}]\n" for p, c in zip("abcdef", "bcdefg")))
+CASES += [
+    # a JSONL corpus whose lines are not objects, or whose text is not a string
+    ("run", "JSONL: a JSON array saved as .jsonl",
+     lambda t: jsonl_source(t, "arr.jsonl", json.dumps([{"text": "a b c d e f"}] * 300) + "\n"),
+     "arr.jsonl:1: a JSONL line must be a JSON object ({\"text\": ...}), got an array"),
+    ("run", "JSONL: a scalar first line", lambda t: jsonl_source(t, "s.jsonl", "5\nGOOD"),
+     "s.jsonl:1: a JSONL line must be a JSON object ({\"text\": ...}), got a number"),
+    ("run", "JSONL: a list in the middle", lambda t: jsonl_source(t, "m.jsonl", "GOOD[1, 2]\nGOOD"),
+     "m.jsonl:301: a JSONL line must be a JSON object ({\"text\": ...}), got an array"),
+    ("run", "JSONL: text null after the first", lambda t: jsonl_source(t, "n.jsonl", 'GOOD{"text": null}\n'),
+     "n.jsonl:301: field 'text' is null, not a string"),
+    ("run", "JSONL: text a number", lambda t: jsonl_source(t, "n.jsonl", 'GOOD{"text": 7}\n'),
+     "n.jsonl:301: field 'text' is a number, not a string"),
+    ("run", "JSONL: text missing", lambda t: jsonl_source(t, "n.jsonl", 'GOOD{"body": "x"}\n'),
+     "n.jsonl:301: the record has no field 'text'; its fields: body"),
+    ("metrics", "JSONL: a JSON array saved as .jsonl",
+     lambda t: ["metrics", str(write(t / "a.jsonl", '[{"text": "a b"}, {"text": "c d"}]\n'))],
+     "a.jsonl:1: a JSONL line must be a JSON object"),
+    ("run", "Latin-1 JSONL: the hint names no option run lacks",
+     lambda t: run_args(t, "data.source=jsonl:" + str(write(t / "l.jsonl", '{"text": "caf\xe9 au lait"}\n'.encode("latin-1")))),
+     "l.jsonl:1: not valid utf-8 text (byte 0xe9); convert it (e.g. iconv -f latin-1 -t utf-8), or give `lm-collapse metrics`"),
+    # names used as folders
+    ("run", "arm ../x", lambda t: arms_config(t, "  ../x: {}\n"), "arm = '../x' is not a folder name"),
+    ("run", "arm an absolute path", lambda t: arms_config(t, "  /tmp/x: {}\n"), "arm = '/tmp/x' is not a folder name"),
+    ("run", "name ../../x", lambda t: run_args(t, "name=../../x", extra=["--dry-run"]), "name = '../../x' is not a folder name"),
+    ("run", "arms 5 and '5'", lambda t: arms_config(t, "  5: {}\n  '5': {regime: {name: accumulate}}\n"),
+     "arms 5 and '5' would share the folder '5'; rename one"),
+    # --dry-run said "ready" for runs that then failed
+    ("run", "generations 10^9", lambda t: run_args(t, "generations=1000000000", extra=["--dry-run"]),
+     "generations must be in [1, 10000]"),
+    ("run", "negative seed", lambda t: run_args(t, "seeds=[-1]"), "seeds = [-1]: a seed must be >= 0"),
+    # YAML
+    ("run", "alias bomb in eval.metadata",
+     lambda t: ["run", str(config_file(t, NO_EVAL.replace("eval: {enabled: false}", "eval:\n  enabled: false\n  metadata:\n"
+                                                          + "".join("    " + line + "\n" for line in ALIAS_BOMB.splitlines())))),
+                "--run-dir", str(t / "new_run"), "--dry-run"],
+     "tiny.yaml:12: its aliases expand to more than 100,000 values (an alias bomb?)"),
+    ("run", "duplicate key", lambda t: ["run", str(config_file(t, NO_EVAL + "generations: 3\n")), "--dry-run"],
+     "tiny.yaml:10:1: YAML error: key 'generations' is given twice (first on line 3); keep one"),
+    ("run", "--set with a duplicate key", lambda t: run_args(t, "model={n: 2, n: 3}"),
+     "--set model:1:8: YAML error: key 'n' is given twice (first on line 1)"),
+    ("run", "--run-dir ''", lambda t: ["run", str(config_file(t)), "--run-dir", ""], "--run-dir is empty"),
+    # text inputs
+    ("metrics", "/dev/zero", lambda t: ["metrics", "/dev/zero"], "/dev/zero looks binary (it holds NUL bytes, the first at byte 0)"),
+    ("metrics", "NUL after the first 8 KB", lambda t: ["metrics", str(write(t / "late.txt", b"a b c\n" * 3000 + b"\0\n"))],
+     "late.txt looks binary (it holds NUL bytes, the first at byte 18000)"),
+    ("metrics", "n-gram order out of range", lambda t: metrics_args(t, "--metrics", "distinct_99999999999999999999"),
+     "metric 'distinct_99999999999999999999': the n-gram order must be in [1, 1000]"),
+    ("metrics", "--metrics ,", lambda t: metrics_args(t, "--metrics", ","), "--metrics ',' names no metric"),
+    ("metrics", "unique_n.ns not a list", lambda t: metrics_args(t, "--metrics", "unique_n", "--option", "unique_n.ns=5"),
+     "ns must list n-gram orders, e.g. [1, 2, 3], got 5"),
+]
 
 @pytest.mark.parametrize("entry, what, make_args, expected", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_one_line_error(entry, what, make_args, expected, tmp_path, monkeypatch, capsys):
