@@ -458,3 +458,98 @@ def test_missing_extra_is_an_install_hint_before_any_generation(tmp_path):
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith("lm-collapse eval: error: ") and hint in last
         assert "Running generate_until requests" not in done.stderr and seconds < 60
+
+
+# -- issue 18: run folders and files ----------------------------------------------------------------
+def test_a_read_only_run_folder_is_refused_by_the_dry_run(tmp_path, monkeypatch, capsys):
+    """A folder nothing can be written into fails the checks, not the first write (root ignores the
+    mode bits, so there os.access is told what a read-only mount would say)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == folder else real(p, mode))
+    try:
+        for target in (folder, folder / "run"):
+            assert main(["run", str(config_file(tmp_path)), "--run-dir", str(target), "--dry-run"]) == 2
+            err = capsys.readouterr().err.strip()
+            assert err.startswith(f"lm-collapse run: error: --run-dir {target}: {folder} is not writable") and "\n" not in err
+    finally:
+        folder.chmod(0o755)
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda stages: stages.update({"gen_00/data": "done"}), "stages 'gen_00/data': a stage record must be an object, got str"),
+    (lambda stages: stages["gen_00/train"].update(files=[1]), "stages 'gen_00/train': 'files' must be an object"),
+    (lambda stages: stages["gen_00/train"]["files"].update({"gen_00/model/ngram.json": {"size": "12"}}),
+     "stages 'gen_00/train': file 'gen_00/model/ngram.json' needs an integer 'size' and a 'sha256'"),
+])
+def test_a_malformed_stage_or_file_record_is_a_corrupt_manifest(run_copy, damage, problem, capsys):
+    config, run = run_copy
+    path = run / "default/seed_0/manifest.json"
+    manifest = json.loads(path.read_text())
+    damage(manifest["stages"])
+    path.write_text(json.dumps(manifest))
+    before = snapshot(run)
+    for extra in (["--dry-run"], []):
+        assert main(["run", str(config), "--run-dir", str(run), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"lm-collapse run: error: {path} is a corrupt manifest ({problem}); move the folder aside (or "
+                       "delete it) to start over")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("errno", [28, 27])  # ENOSPC (disk full), EFBIG (file too large)
+def test_a_write_that_fails_names_the_file(tmp_path, monkeypatch, capsys, errno):
+    def fail(fd):
+        raise OSError(errno, os.strerror(errno))
+
+    monkeypatch.setattr(os, "fsync", fail)
+    assert main(["run", str(config_file(tmp_path)), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lm-collapse run: error: {tmp_path / 'run/default/seed_0/config.yaml'}: {os.strerror(errno)}"
+    assert not [p for p in (tmp_path / "run").rglob("*.tmp")]  # no half-written file left
+
+
+def test_files_of_a_run_honour_the_umask(tmp_path):
+    """Written atomically (mkstemp makes 0600) or not, every file of a run folder is 0666 less the umask:
+    readable by the group under umask 022 or 027, as save_pretrained's files are."""
+    from recursion.driver import run_experiment
+
+    for mask in (0o022, 0o027):
+        old = os.umask(mask)
+        try:
+            run_experiment(config_file(tmp_path), tmp_path / f"run{mask:o}", log=quiet)
+        finally:
+            os.umask(old)
+        modes = {str(p.relative_to(tmp_path)): p.stat().st_mode & 0o777 for p in (tmp_path / f"run{mask:o}").rglob("*")
+                 if p.is_file()}
+        assert len(modes) > 10 and set(modes.values()) == {0o666 & ~mask}, modes
+
+
+def test_a_utf8_byte_order_mark_is_read_not_refused(tmp_path, capsys):
+    """A JSONL saved with a BOM (Windows editors): json's own error suggested "utf-8-sig", an option
+    nothing has; it reads as UTF-8."""
+    path = write(tmp_path / "bom.jsonl", b"\xef\xbb\xbf" + "".join(
+        json.dumps({"text": f"real document number {i} of it"}) + "\n" for i in range(400)).encode())
+    assert read_jsonl(path)[0] == {"text": "real document number 0 of it"}
+    assert main(["run", str(config_file(tmp_path)), "--run-dir", str(tmp_path / "r"), "--set", f"data.source=jsonl:{path}",
+                 "--dry-run"]) == 0
+
+
+def test_metrics_undefined_on_a_corpus_are_said_so(tmp_path, capsys):
+    """A file of punctuation only has no word token: distinct-n, TTR, entropies and top-k share are 0/0 —
+    ``undefined`` in the table, ``null`` in the JSON (the lexical functions keep their documented 0.0)."""
+    from metrics.lexical import distinct_n
+
+    path = write(tmp_path / "p.txt", "!!! ...\n?? ,,\n")
+    assert main(["metrics", str(path), "--format", "json", "--quiet"]) == 0
+    row = json.loads(capsys.readouterr().out)[str(path)]
+    undefined = {"distinct_1", "distinct_2", "distinct_3", "ttr", "entropy_1", "top10_share"}
+    assert {m for m, v in row.items() if v is None} == undefined
+    assert row["mean_length"] == 0.0 and row["compression_ratio"] > 0
+    assert main(["metrics", str(path), "--metrics", "distinct_1,mean_length", "--quiet"]) == 0
+    assert "| undefined | 0.0000 |" in capsys.readouterr().out
+    assert distinct_n(["!!!"], 1) == 0.0
