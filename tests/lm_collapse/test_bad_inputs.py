@@ -553,3 +553,28 @@ def test_metrics_undefined_on_a_corpus_are_said_so(tmp_path, capsys):
     assert main(["metrics", str(path), "--metrics", "distinct_1,mean_length", "--quiet"]) == 0
     assert "| undefined | 0.0000 |" in capsys.readouterr().out
     assert distinct_n(["!!!"], 1) == 0.0
+
+
+@pytest.mark.slow
+def test_a_retrained_hf_model_with_the_same_weights_redoes_nothing_after_it(tmp_path):
+    """A truncated generation-0 checkpoint is retrained; its weights come out byte-identical, and the
+    Trainer's wall times (model/train_times.json) are not recorded, so no later stage is redone."""
+    from recursion.driver import run_experiment
+
+    config = config_file(tmp_path, NO_EVAL.replace("model: {backend: ngram, n: 2, alpha: 0.05}",
+                                                   "model: {backend: hf_scratch, n_layer: 1, n_embd: 16, n_head: 2, "
+                                                   "n_positions: 32, vocab_size: 300, train: {max_steps: 3, batch_size: 8, "
+                                                   "block_size: 16}}\nruntime: {threads: 1}")
+                         .replace("max_new_tokens: 12", "max_new_tokens: 4").replace("num_docs: 60", "num_docs: 16"))
+    run_experiment(config, tmp_path / "run", log=quiet)
+    replica = tmp_path / "run/default/seed_0"
+    weights = replica / "gen_00/model/model.safetensors"
+    reference = {k: v for k, v in snapshot(replica).items() if not k.endswith(("manifest.json", "train_times.json"))}
+    assert json.loads((replica / "gen_00/model/train_times.json").read_text())[-1]["train_runtime"] > 0
+    weights.write_bytes(weights.read_bytes()[:1000])
+    log = []
+    run_experiment(config, tmp_path / "run", log=log.append)
+    assert any("gen_00/model/model.safetensors has 1000 bytes" in line and "redoing gen_00/train" in line for line in log)
+    redone = [line for line in log if " done in " in line]
+    assert len(redone) == 1 and "gen_00/train" in redone[0], log
+    assert {k: v for k, v in snapshot(replica).items() if k in reference} == reference
