@@ -252,6 +252,9 @@ CASES += [
     ("metrics", "n-gram order out of range", lambda t: metrics_args(t, "--metrics", "distinct_99999999999999999999"),
      "metric 'distinct_99999999999999999999': the n-gram order must be in [1, 1000]"),
     ("metrics", "--metrics ,", lambda t: metrics_args(t, "--metrics", ","), "--metrics ',' names no metric"),
+    ("metrics", "hub-offline embedder", lambda t: metrics_args(t, "--metrics", "div_sem", "--option",
+                                                             "embed.model_name=nobody/no-embedder"),
+     "sentence embedder 'nobody/no-embedder' cannot be loaded (not a local folder, not in the hub cache"),
     ("metrics", "unique_n.ns not a list", lambda t: metrics_args(t, "--metrics", "unique_n", "--option", "unique_n.ns=5"),
      "ns must list n-gram orders, e.g. [1, 2, 3], got 5"),
 ]
