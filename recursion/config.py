@@ -367,7 +367,8 @@ class Experiment:
         return failing(
             (bool(self.name), "name", "must be a non-empty string"),
             (not self.name or name_problem(self.name) is None, "name", name_problem(self.name) or ""),
-            (1 <= self.generations <= MAX_GENERATIONS, "generations", f"must be in [1, {MAX_GENERATIONS}]"),
+            (self.generations >= 1, "generations", "must be >= 1"),
+            (self.generations <= MAX_GENERATIONS, "generations", f"must be <= {MAX_GENERATIONS} (the most a config may ask for)"),
             (len(self.seeds) >= 1, "seeds", "must list at least one seed"),
             (all(s >= 0 for s in self.seeds), "seeds", f"= {list(self.seeds)}: a seed must be >= 0"),
             (len(set(self.seeds)) == len(self.seeds), "seeds", f"= {list(self.seeds)} lists a seed twice"),

@@ -74,7 +74,8 @@ def check_folder(path: str | os.PathLike, what: str = "run folder") -> Path:
                 raise RunFolderError(f"{what} {path} is a file, not a folder" if p == path
                                      else f"{what} {path}: {p} is a file, not a folder")
             if not os.access(p, os.W_OK | os.X_OK):  # a read-only folder (or file system) is refused before any work
-                raise RunFolderError(f"{what} {path}: {p} is not writable" + ("" if p == path else " (nothing can be made in it)"))
+                inside = "" if p == path else " (nothing can be made in it)"
+                raise RunFolderError(f"{what} {path}: {p} is not writable{inside}")
             break
     return path
 

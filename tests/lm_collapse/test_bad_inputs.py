@@ -232,7 +232,7 @@ CASES += [
      "arms 5 and '5' would share the folder '5'; rename one"),
     # --dry-run said "ready" for runs that then failed
     ("run", "generations 10^9", lambda t: run_args(t, "generations=1000000000", extra=["--dry-run"]),
-     "generations must be in [1, 10000]"),
+     "generations must be <= 10000 (the most a config may ask for)"),
     ("run", "negative seed", lambda t: run_args(t, "seeds=[-1]"), "seeds = [-1]: a seed must be >= 0"),
     # YAML
     ("run", "alias bomb in eval.metadata",
@@ -246,7 +246,8 @@ CASES += [
      "--set model:1:8: YAML error: key 'n' is given twice (first on line 1)"),
     ("run", "--run-dir ''", lambda t: ["run", str(config_file(t)), "--run-dir", ""], "--run-dir is empty"),
     # text inputs
-    ("metrics", "/dev/zero", lambda t: ["metrics", "/dev/zero"], "/dev/zero looks binary (it holds NUL bytes, the first at byte 0)"),
+    ("metrics", "/dev/zero", lambda t: ["metrics", "/dev/zero"],
+     "/dev/zero looks binary (it holds NUL bytes, the first at byte 0)"),
     ("metrics", "NUL after the first 8 KB", lambda t: ["metrics", str(write(t / "late.txt", b"a b c\n" * 3000 + b"\0\n"))],
      "late.txt looks binary (it holds NUL bytes, the first at byte 18000)"),
     ("metrics", "n-gram order out of range", lambda t: metrics_args(t, "--metrics", "distinct_99999999999999999999"),
