@@ -160,6 +160,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def honour_umask(folder: str | os.PathLike) -> None:
+    """Give every file under ``folder`` the mode :func:`atomic_write_text` gives: files another library
+    wrote through a temporary file (safetensors 0.8 writes ``model.safetensors`` 0600) become
+    readable as the umask allows."""
+    mode = 0o666 & ~_umask()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+
+
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
     """Write one JSON object per line, atomically."""
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

@@ -51,6 +51,7 @@ from .artifacts import (
     disk_usage,
     gen_dir,
     gen_name,
+    honour_umask,
     read_jsonl,
     read_texts,
     read_training_texts,
@@ -340,6 +341,7 @@ def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overri
                 backend.train(read_training_texts(gdir), tmp, previous=gen_dir(path, g - 1) / MODEL if g else None,
                               seed=stage_seed(seed, g, "train"), **({"validation": validation} if validation else {}))
                 if ranks.main:  # only rank 0 saved into tmp
+                    honour_umask(tmp)
                     shutil.rmtree(model_dir, ignore_errors=True)
                     os.replace(tmp, model_dir)
 

@@ -562,7 +562,8 @@ def test_metrics_undefined_on_a_corpus_are_said_so(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_retrained_hf_model_with_the_same_weights_redoes_nothing_after_it(tmp_path):
     """A truncated generation-0 checkpoint is retrained; its weights come out byte-identical, and the
-    Trainer's wall times (model/train_times.json) are not recorded, so no later stage is redone."""
+    Trainer's wall times (model/train_times.json) are not recorded, so no later stage is redone. Every
+    file of the HF run folder, model.safetensors included, has the umask's mode."""
     from recursion.driver import run_experiment
 
     config = config_file(tmp_path, NO_EVAL.replace("model: {backend: ngram, n: 2, alpha: 0.05}",
@@ -570,8 +571,14 @@ def test_a_retrained_hf_model_with_the_same_weights_redoes_nothing_after_it(tmp_
                                                    "n_positions: 32, vocab_size: 300, train: {max_steps: 3, batch_size: 8, "
                                                    "block_size: 16}}\nruntime: {threads: 1}")
                          .replace("max_new_tokens: 12", "max_new_tokens: 4").replace("num_docs: 60", "num_docs: 16"))
-    run_experiment(config, tmp_path / "run", log=quiet)
+    old = os.umask(0o027)
+    try:
+        run_experiment(config, tmp_path / "run", log=quiet)
+    finally:
+        os.umask(old)
     replica = tmp_path / "run/default/seed_0"
+    modes = {str(p.relative_to(replica)): p.stat().st_mode & 0o777 for p in replica.rglob("*") if p.is_file()}
+    assert set(modes.values()) == {0o640}, modes  # model.safetensors too (safetensors writes it 0600)
     weights = replica / "gen_00/model/model.safetensors"
     reference = {k: v for k, v in snapshot(replica).items() if not k.endswith(("manifest.json", "train_times.json"))}
     assert json.loads((replica / "gen_00/model/train_times.json").read_text())[-1]["train_runtime"] > 0
