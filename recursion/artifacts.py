@@ -127,10 +127,14 @@ def find_replicas(path: str | os.PathLike) -> list[Path]:
 
 
 def _umask() -> int:
-    """The process's umask (read by setting it: there is no other portable way; set back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """The process's umask: from ``/proc/self/status`` (Linux), else set and set back at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -214,16 +218,11 @@ def _text(path: str | os.PathLike, encoding: str) -> str:
             offset += len(block)
 
 
-def read_jsonl(path: str | os.PathLike, *, encoding: str = "utf-8") -> list[dict[str, Any]]:
-    """Read a JSONL file; the error names the file and line of a malformed record."""
-    return [record for _, record in numbered_records(path, encoding=encoding)]
-
-
-def numbered_records(path: str | os.PathLike, *, encoding: str = "utf-8", fields: Iterable[str] = (),
-                     objects: bool = False) -> list[tuple[int, Any]]:
-    """``(line number, record)`` of every non-blank line of a JSONL file; ``ValueError`` naming the
-    file and line of a malformed line, with ``objects`` of a line that is not a JSON object (a JSON
-    array saved as ``.jsonl``, a scalar), and of a record whose ``fields`` are missing or not strings."""
+def read_jsonl(path: str | os.PathLike, *, encoding: str = "utf-8", fields: Iterable[str] = (),
+               objects: bool = False) -> list[Any]:
+    """The records of a JSONL file (every non-blank line); ``ValueError`` naming the file and line of a
+    malformed line, with ``objects`` (or ``fields``) of a line that is not a JSON object (a JSON array
+    saved as ``.jsonl``, a scalar), and of a record whose ``fields`` are missing or not strings."""
     records = []
     for i, line in enumerate(_text(path, encoding).split("\n"), 1):  # not splitlines: JSON may hold U+2028
         if not line.strip():
@@ -240,7 +239,7 @@ def numbered_records(path: str | os.PathLike, *, encoding: str = "utf-8", fields
                 raise ValueError(f"{path}:{i}: the record has no field {field!r}; its fields: {', '.join(record)}")
             if not isinstance(record[field], str):
                 raise ValueError(f"{path}:{i}: field {field!r} is {_json_kind(record[field])}, not a string")
-        records.append((i, record))
+        records.append(record)
     return records
 
 
@@ -256,7 +255,7 @@ def read_texts(path: str | os.PathLike, field: str = "text", *, encoding: str = 
     path = Path(path)
     if path.suffix != ".jsonl":
         return [line.strip() for line in _text(path, encoding).splitlines() if line.strip()]
-    return [record[field] for _, record in numbered_records(path, encoding=encoding, fields=[field])]
+    return [record[field] for record in read_jsonl(path, encoding=encoding, fields=[field])]
 
 
 # -- training sets by reference ----------------------------------------------------------------------

@@ -109,9 +109,9 @@ def _records(kind: str, rest: str, cfg: DataConfig, fields: list[str] = ()) -> l
     """The records of a ``jsonl:`` or ``hf:`` source. A JSONL line that is not a JSON object, or whose
     ``fields`` are missing or not strings, is an error naming the file and line (never skipped)."""
     if kind == "jsonl":
-        from .artifacts import numbered_records
+        from .artifacts import read_jsonl
 
-        return [record for _, record in numbered_records(rest, fields=fields, objects=True)]
+        return read_jsonl(rest, fields=fields, objects=True)
     import datasets
 
     name, _, config = rest.partition(":")
