@@ -268,7 +268,7 @@ def _record_problem(record) -> str | None:
     """What is malformed in a stage record ``{"seconds": .., "files": {rel: {"size": int, "sha256": hex}}}``."""
     if not isinstance(record, dict):
         return f"a stage record must be an object, got {type(record).__name__}"
-    files = record.get("files", {})
+    files = record.get("files") or {}  # (none recorded: an early format)
     if not isinstance(files, dict):
         return "'files' must be an object"
     for rel, want in files.items():
