@@ -33,15 +33,19 @@ def _format_table(rows: dict[str, dict[str, float]]) -> str:
     from .report.tables import Table, to_markdown
 
     names = list(next(iter(rows.values())))
-    body = [[label, *(f"{row[m]:.4f}" for m in names)] for label, row in rows.items()]
+    body = [[label, *("undefined" if row[m] != row[m] else f"{row[m]:.4f}" for m in names)] for label, row in rows.items()]
     return to_markdown(Table(["file", *names], body, ""))
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    """Metrics of text files: a table, or JSON. A metric undefined on a file (a ratio with no n-gram to
+    count, 0/0: a file of punctuation only) is ``undefined`` in the table and ``null`` in the JSON."""
     from metrics.score import DEFAULT_METRICS, check_options, resolve, score
     from recursion.artifacts import read_texts
 
-    names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else list(DEFAULT_METRICS)
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics is not None else list(DEFAULT_METRICS)
+    if not names:
+        raise ValueError(f"--metrics {args.metrics!r} names no metric; e.g. --metrics {','.join(DEFAULT_METRICS[:3])}")
     for name in names:
         resolve(name)
     options = _parse_options(args.option)
@@ -54,10 +58,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     rows = {}
     for path, texts in corpora.items():
         try:
-            rows[path] = score(texts, names, reference_texts=reference, options=options, progress=not args.quiet)
+            rows[path] = score(texts, names, reference_texts=reference, options=options, progress=not args.quiet,
+                               undefined=float("nan"))
         except (TypeError, ValueError) as e:  # a metric refusing this corpus or an option's value
             raise ValueError(f"{path}: {e}") from None
-    print(json.dumps(rows, indent=2) if args.format == "json" else _format_table(rows))
+    if args.format == "json":
+        print(json.dumps({p: {m: None if v != v else v for m, v in row.items()} for p, row in rows.items()}, indent=2))
+    else:
+        print(_format_table(rows))
     return 0
 
 

@@ -62,13 +62,30 @@ def as_token_lists(texts: Texts, *, name: str = "texts", min_texts: int = 1) -> 
     return out
 
 
+#: Largest n-gram order a metric takes (``distinct_<n>``, ``self_bleu_<n>``, ``memorization_<n>``, ...):
+#: longer than any document scored here, and an order typed with extra digits fails at once.
+MAX_ORDER = 1000
+
+
 def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    """All contiguous n-grams of ``tokens`` (empty when ``len(tokens) < n``)."""
+    """All contiguous n-grams of ``tokens`` (empty when ``len(tokens) < n``, without building ``n`` slices)."""
+    if len(tokens) < n:
+        return []
     return list(zip(*(tokens[i:] for i in range(n))))
 
 
-def check_order(n: int, name: str = "n") -> int:
-    """Validate an n-gram order."""
+def check_order(n: int, name: str = "n", *, maximum: int | None = MAX_ORDER) -> int:
+    """Validate an n-gram order: an integer in ``[1, maximum]`` (:data:`MAX_ORDER`; ``None``: no bound).
+
+    Examples
+    --------
+    >>> check_order(10**20)
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be an integer in [1, 1000], got 100000000000000000000
+    """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    if maximum is not None and n > maximum:
+        raise ValueError(f"{name} must be an integer in [1, {maximum}], got {n!r}")
     return n

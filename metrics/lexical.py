@@ -147,8 +147,8 @@ def unique_n(
     """
     if isinstance(sample_size, bool) or not isinstance(sample_size, int) or sample_size < 1:
         raise ValueError(f"sample_size must be a positive integer, got {sample_size!r}")
-    if not ns:
-        raise ValueError("ns must name at least one n-gram order")
+    if isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence) or not ns:
+        raise ValueError(f"ns must list n-gram orders, e.g. [1, 2, 3], got {ns!r}")
     token_lists = as_token_lists(texts)
     rng = np.random.default_rng(seed)
     ratios = []
@@ -247,7 +247,7 @@ def top_k_share(texts: Texts, k: int = 10) -> float:
     >>> top_k_share(["a a a b c"], k=1)
     0.6
     """
-    check_order(k, "k")
+    check_order(k, "k", maximum=None)
     counts = _ngram_counts(as_token_lists(texts), 1)
     total = sum(counts.values())
     return sum(c for _, c in counts.most_common(k)) / total if total else 0.0

@@ -24,6 +24,8 @@ name                       value
 ``knn_entropy``            :func:`metrics.knn_entropy` of the sentence embeddings (nats)
 ``homogenization``         :func:`metrics.homogenization`: mean pairwise ROUGE-L F (Shaib et al.)
 =========================  ==================================================================
+
+An n-gram order ``<n>`` is at most :data:`metrics._inputs.MAX_ORDER` (1000).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ._inputs import Texts, as_token_lists
+from ._inputs import MAX_ORDER, Texts, as_token_lists
 
 DEFAULT_METRICS = (
     "distinct_1",
@@ -61,6 +63,7 @@ class _Corpus:
     options: Mapping[str, Mapping[str, Any]]
     reference_texts: Texts | None
     cache: dict[str, Any] = field(default_factory=dict)
+    undefined: float = 0.0  # the value of a ratio with no n-gram to count (0/0)
 
     def needs_raw(self, name: str) -> list[str]:
         if self.raw is None:
@@ -75,10 +78,16 @@ class _Corpus:
         return self.cache["embeddings"]
 
 
+#: Lexical metrics that are a ratio over the corpus's n-grams (of order ``n``, else tokens): 0/0 without one.
+_RATIOS = ("distinct_n", "ttr", "ngram_entropy", "normalized_entropy", "top_k_share")
+
+
 def _lexical(fn_name: str, **fixed) -> Callable[[_Corpus, str], float]:
     def run(corpus: _Corpus, name: str) -> float:
         from . import lexical
 
+        if fn_name in _RATIOS and all(len(t) < fixed.get("n", 1) for t in corpus.tokens):
+            return corpus.undefined  # (a corpus of punctuation only: no word token)
         return getattr(lexical, fn_name)(corpus.tokens, **fixed, **corpus.options.get(name, {}))
 
     return run
@@ -238,6 +247,9 @@ def resolve(name: str) -> Callable[[_Corpus, str], float]:
     for pattern, make in _PATTERNS:
         m = pattern.fullmatch(name)
         if m and all(int(g) >= 1 for g in m.groups()):
+            # the first number is an n-gram order, except in top<k>_share* (k) and ttr_<L> (a length)
+            if not pattern.pattern.startswith(("top", "ttr")) and int(m.group(1)) > MAX_ORDER:
+                raise ValueError(f"metric {name!r}: the n-gram order must be in [1, {MAX_ORDER}]")
             return make(*(int(g) for g in m.groups()))
     raise ValueError(
         f"unknown metric {name!r}; valid names: {', '.join(sorted(_FIXED))}, distinct_<n>, ttr_<L>, "
@@ -253,6 +265,7 @@ def score(
     reference_texts: Texts | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool = False,
+    undefined: float = 0.0,
 ) -> dict[str, float]:
     """Compute several metrics on one corpus; tokenizes (and embeds) once.
 
@@ -269,6 +282,11 @@ def score(
         :data:`OPTIONS` lists what each metric takes; anything else is a ``ValueError``.
     progress : bool
         Show a progress bar over the metrics.
+    undefined : float
+        The value of ``distinct_<n>``, ``ttr``, ``entropy_<n>``, ``normalized_entropy_<n>`` and
+        ``top<k>_share`` on a corpus with no n-gram of their order (0/0: e.g. punctuation only).
+        0.0 by default, as the lexical functions document (a collapsed model scores as collapsed);
+        ``lm-collapse metrics`` passes NaN and prints it as undefined.
 
     Returns
     -------
@@ -286,7 +304,7 @@ def score(
     texts = texts if isinstance(texts, (str, bytes)) else list(texts)
     tokens = as_token_lists(texts)
     raw = texts if texts and all(isinstance(t, str) for t in texts) else None
-    corpus = _Corpus(raw, tokens, options or {}, reference_texts)
+    corpus = _Corpus(raw, tokens, options or {}, reference_texts, undefined=undefined)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -158,7 +158,12 @@ def _load(model_name: str):
         raise ImportError(
             "embeddings need sentence-transformers: pip install 'lm-collapse[embeddings]'"
         ) from err
-    return SentenceTransformer(model_name)
+    try:
+        return SentenceTransformer(model_name)
+    except OSError as err:  # the hub out of reach (or offline) and not in its cache, or a wrong id
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise OSError(f"sentence embedder {model_name!r} cannot be loaded (not a local folder, not in the hub cache, "
+                      f"and the hub out of reach: offline? or a wrong id) — {first}") from err
 
 
 def embed(

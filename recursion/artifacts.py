@@ -19,6 +19,7 @@ and readers. Layout of an experiment run ``RUN/``::
             train_sources.json or: which rows of which files form the training set   TRAIN_SOURCES
             fresh.jsonl        fresh real documents of this generation (regime mix)  FRESH
             model/             the model (save_pretrained / ngram.json)   MODEL
+                train_times.json   hf back ends: the Trainer's wall times     TRAIN_TIMES (not in the manifest)
             lm_eval.json       lm-eval results of this checkpoint  LM_EVAL
             lm_eval_samples/   every scored request and response (eval.log_samples)   LM_EVAL_SAMPLES
             tensorboard/       Trainer logs (runtime.report_to: [tensorboard])   TENSORBOARD
@@ -73,6 +74,10 @@ TRAIN_SOURCES = "train_sources.json"
 FRESH = "fresh.jsonl"
 LM_EVAL_SAMPLES = "lm_eval_samples"
 TENSORBOARD = "tensorboard"
+TRAIN_TIMES = "train_times.json"
+#: Files a stage writes that the manifest does not record: wall-clock timings, other bytes on every
+#: run; recorded, a stage redone to the same results would count as changed and redo its readers.
+UNRECORDED = (TRAIN_TIMES,)
 GEN_GLOB = "gen_[0-9]*"
 _GEN = re.compile(r"gen_(\d+)")
 
@@ -123,24 +128,52 @@ def find_replicas(path: str | os.PathLike) -> list[Path]:
     return [m.parent for m in sorted(path.rglob(MANIFEST))]
 
 
+def _umask() -> int:
+    """The process's umask: from ``/proc/self/status`` (Linux), else set and set back at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
 
-    A reader (or a run killed mid-write) sees either the old file or the whole new one.
+    A reader (or a run killed mid-write) sees either the old file or the whole new one. The file
+    gets the mode an ordinary ``open(path, "w")`` gives (``0o666`` less the umask; ``mkstemp``'s
+    own ``0o600`` would make a run folder on shared storage unreadable to the group). An ``OSError``
+    (a full disk, a file too large, no permission) names ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:  # ENOSPC, EFBIG: say which file
+            raise type(e)(e.errno, e.strerror, str(path)) from None
         raise
+
+
+def honour_umask(folder: str | os.PathLike) -> None:
+    """Give every file under ``folder`` the mode :func:`atomic_write_text` gives: files another library
+    wrote through a temporary file (safetensors 0.8 writes ``model.safetensors`` 0600) become
+    readable as the umask allows."""
+    mode = 0o666 & ~_umask()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
@@ -148,37 +181,74 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> N
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
+#: Bytes read at a time: a file is checked for NUL bytes (binary) block by block, never read whole first.
+BLOCK = 1 << 20
+
+
 def _text(path: str | os.PathLike, encoding: str) -> str:
-    """The whole text of ``path``; ``ValueError`` naming the file for a folder, a binary file, a bad encoding."""
+    """The whole text of ``path``; ``ValueError`` naming the file for a folder, a binary file (a NUL
+    byte anywhere), a bad encoding. Read in blocks: a binary file (or ``/dev/zero``) is refused at
+    its first NUL-holding block. A UTF-8 byte-order mark at the start is dropped (``utf-8-sig``)."""
+    import codecs
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a file")
-    data = path.read_bytes()
-    if b"\0" in data[:8192]:
-        raise ValueError(f"{path} looks binary (it holds NUL bytes), not text")
     try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: not valid {encoding} text (byte {data[e.start]:#04x}); "
-                         "give its encoding (e.g. --encoding latin-1)") from None
+        decoder = codecs.getincrementaldecoder("utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding)()
     except LookupError:
         raise ValueError(f"unknown encoding {encoding!r}") from None
+    parts, lines, offset = [], 0, 0
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(BLOCK)
+            nul = block.find(b"\0")
+            if nul >= 0:
+                raise ValueError(f"{path} looks binary (it holds NUL bytes, the first at byte {offset + nul}), not text")
+            try:
+                parts.append(decoder.decode(block, final=not block))
+            except UnicodeDecodeError as e:
+                line = lines + e.object[:e.start].count(b"\n") + 1  # (a held-over partial character has no \n)
+                raise ValueError(f"{path}:{line}: not valid {encoding} text (byte {e.object[e.start]:#04x}); convert "
+                                 "it (e.g. iconv -f latin-1 -t utf-8), or give `lm-collapse metrics` its --encoding"
+                                 ) from None
+            if not block:
+                return "".join(parts)
+            lines += block.count(b"\n")
+            offset += len(block)
 
 
-def read_jsonl(path: str | os.PathLike, *, encoding: str = "utf-8") -> list[dict[str, Any]]:
-    """Read a JSONL file; the error names the file and line of a malformed record."""
+def read_jsonl(path: str | os.PathLike, *, encoding: str = "utf-8", fields: Iterable[str] = (),
+               objects: bool = False) -> list[Any]:
+    """The records of a JSONL file (every non-blank line); ``ValueError`` naming the file and line of a
+    malformed line, with ``objects`` (or ``fields``) of a line that is not a JSON object (a JSON array
+    saved as ``.jsonl``, a scalar), and of a record whose ``fields`` are missing or not strings."""
     records = []
     for i, line in enumerate(_text(path, encoding).split("\n"), 1):  # not splitlines: JSON may hold U+2028
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+        if (objects or fields) and not isinstance(record, dict):
+            raise ValueError(f"{path}:{i}: a JSONL line must be a JSON object ({{\"text\": ...}}), got "
+                             f"{_json_kind(record)}")
+        for field in fields:
+            if field not in record:
+                raise ValueError(f"{path}:{i}: the record has no field {field!r}; its fields: {', '.join(record)}")
+            if not isinstance(record[field], str):
+                raise ValueError(f"{path}:{i}: field {field!r} is {_json_kind(record[field])}, not a string")
+        records.append(record)
     return records
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, as JSON names it: ``an array``, ``a number``, ``null``, ..."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def read_texts(path: str | os.PathLike, field: str = "text", *, encoding: str = "utf-8") -> list[str]:
@@ -187,14 +257,7 @@ def read_texts(path: str | os.PathLike, field: str = "text", *, encoding: str = 
     path = Path(path)
     if path.suffix != ".jsonl":
         return [line.strip() for line in _text(path, encoding).splitlines() if line.strip()]
-    texts = []
-    for i, record in enumerate(read_jsonl(path, encoding=encoding), 1):
-        if not isinstance(record, dict) or field not in record:
-            raise ValueError(f"{path}: record {i} has no field {field!r} (use --field to choose another)")
-        if not isinstance(record[field], str):
-            raise ValueError(f"{path}: record {i} field {field!r} is not a string")
-        texts.append(record[field])
-    return texts
+    return [record[field] for record in read_jsonl(path, encoding=encoding, fields=[field])]
 
 
 # -- training sets by reference ----------------------------------------------------------------------

@@ -329,6 +329,27 @@ class CheckpointsConfig:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
 
+#: Experiment and arm names are folder names (``runs/<name>``, ``RUN/<arm>/``): letters, digits, ``_``,
+#: ``.`` and ``-``, not starting with ``.`` or ``-`` (so never ``..``, an absolute path or a hidden folder).
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+#: Most generations a config may ask for: the stage list is built up front (a typo of 10⁹ would
+#: exhaust memory after the checks said "ready").
+MAX_GENERATIONS = 10_000
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be an experiment's or an arm's folder name, or ``None``.
+
+    Examples
+    --------
+    >>> name_problem("replace_0.5"), name_problem("../x")
+    (None, "= '../x' is not a folder name: use letters, digits, '_', '.', '-' (not first: '.', '-'), at most 100")
+    """
+    if isinstance(name, str) and SAFE_NAME.fullmatch(name):
+        return None
+    return f"= {name!r} is not a folder name: use letters, digits, '_', '.', '-' (not first: '.', '-'), at most 100"
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str
@@ -350,8 +371,11 @@ class Experiment:
         """Constraints between blocks (each block checks its own fields)."""
         return failing(
             (bool(self.name), "name", "must be a non-empty string"),
+            (not self.name or name_problem(self.name) is None, "name", name_problem(self.name) or ""),
             (self.generations >= 1, "generations", "must be >= 1"),
+            (self.generations <= MAX_GENERATIONS, "generations", f"must be <= {MAX_GENERATIONS} (the most a config may ask for)"),
             (len(self.seeds) >= 1, "seeds", "must list at least one seed"),
+            (all(s >= 0 for s in self.seeds), "seeds", f"= {list(self.seeds)}: a seed must be >= 0"),
             (len(set(self.seeds)) == len(self.seeds), "seeds", f"= {list(self.seeds)} lists a seed twice"),
             (self.generate.prompt != "task" or bool(self.generate.prompts_file or self.data.prompt_field
                                                     or self.data.template),
@@ -486,11 +510,81 @@ def parse_overrides(pairs: list[str]) -> dict:
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
         try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {pair}: {value!r} is not a YAML value ({getattr(e, 'problem', None) or e})") from None
+            parsed = load_yaml(value, f"--set {key}")
+        except ConfigError as e:
+            if "YAML syntax error" not in str(e):
+                raise
+            raise ConfigError(f"--set {pair}: {value!r} is not a YAML value ({str(e).partition('YAML syntax error: ')[2]})"
+                              ) from None
         _set(tree, key.strip(), parsed)
     return tree
+
+
+#: Most values (mappings, lists and scalars, counted as expanded) a config may hold: aliases
+#: (``*name``) may repeat a block, but not blow a 1 KB file up to millions of values (an "alias bomb").
+MAX_VALUES = 100_000
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (YAML would keep the last
+    silently; ``<<`` merges may still be overridden) and remembers where the first alias is."""
+
+    first_alias = None
+
+    def compose_node(self, parent, index):
+        if self.first_alias is None and self.check_event(yaml.AliasEvent):
+            self.first_alias = self.peek_event().start_mark
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: the base class says so
+                    continue
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice (first on line {first.line + 1}); keep one",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _values(tree, budget: int) -> int:
+    """The values of ``tree`` with every alias expanded, counted up to ``budget + 1`` (then it stops)."""
+    count, stack = 0, [tree]
+    while stack and count <= budget:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
+
+
+def load_yaml(text: str, where: str):
+    """The YAML document ``text`` (``where`` names it in errors): :class:`ConfigError` naming the line
+    of a syntax error or a key given twice, and refusing aliases that expand past :data:`MAX_VALUES`."""
+    loader = _Loader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark is not None else where
+        problem = " ".join(str(x) for x in (getattr(e, "problem", None), getattr(e, "context", None)) if x) or str(e)
+        kind = "YAML syntax error" if not isinstance(e, yaml.constructor.ConstructorError) else "YAML error"
+        raise ConfigError(f"{at}: {kind}: {problem}") from None
+    finally:
+        loader.dispose()
+    if loader.first_alias is not None and _values(data, MAX_VALUES) > MAX_VALUES:
+        raise ConfigError(f"{where}:{loader.first_alias.line + 1}: its aliases expand to more than {MAX_VALUES:,} "
+                          "values (an alias bomb?); write the values out, or use fewer aliases")
+    return data
 
 
 def read_yaml(path: str | Path):
@@ -501,14 +595,10 @@ def read_yaml(path: str | Path):
     if path.is_dir():
         raise ConfigError(f"{path} is a folder, not a config file")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = " ".join(str(x) for x in (getattr(e, "problem", None), getattr(e, "context", None)) if x) or str(e)
-        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    return load_yaml(text, str(path))
 
 
 def experiment_from_dict(data: dict, errors: list[str] | None = None) -> Experiment:
@@ -568,6 +658,14 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, Experi
     arms = raw.pop("arms", None) or {"default": {}}
     if not isinstance(arms, dict):
         raise ConfigError(f"{path}: arms must map each arm's name to its overrides")
+    folders: dict[str, object] = {}
+    for arm in arms:
+        if (problem := name_problem(str(arm))) is not None:
+            raise ConfigError(f"{path}: arm {problem}")
+        if str(arm) in folders:  # 5 and '5': one folder
+            raise ConfigError(f"{path}: arms {folders[str(arm)]!r} and {arm!r} would share the folder {str(arm)!r}; "
+                              "rename one")
+        folders[str(arm)] = arm
     out, found = {}, {}
     for arm, over in arms.items():
         found[arm] = []

@@ -93,8 +93,8 @@ def _load_source(cfg: DataConfig) -> list[str]:
     elif kind in ("jsonl", "hf") and cfg.template is not None:
         texts = template_documents(_records(kind, rest, cfg), cfg)
     elif kind in ("jsonl", "hf"):
-        records = _records(kind, rest, cfg)
         fields = [cfg.field] + ([cfg.prompt_field] if cfg.prompt_field else [])
+        records = _records(kind, rest, cfg, fields)
         for f in fields:
             if records and f not in records[0]:
                 raise ValueError(f"{cfg.source}: records have no field {f!r}; fields: {sorted(records[0])}")
@@ -108,11 +108,13 @@ def _load_source(cfg: DataConfig) -> list[str]:
     return texts
 
 
-def _records(kind: str, rest: str, cfg: DataConfig) -> list[dict]:
+def _records(kind: str, rest: str, cfg: DataConfig, fields: list[str] = ()) -> list[dict]:
+    """The records of a ``jsonl:`` or ``hf:`` source. A JSONL line that is not a JSON object, or whose
+    ``fields`` are missing or not strings, is an error naming the file and line (never skipped)."""
     if kind == "jsonl":
         from .artifacts import read_jsonl
 
-        return read_jsonl(rest)
+        return read_jsonl(rest, fields=fields, objects=True)
     import datasets
 
     name, _, config = rest.partition(":")

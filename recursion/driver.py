@@ -51,6 +51,7 @@ from .artifacts import (
     disk_usage,
     gen_dir,
     gen_name,
+    honour_umask,
     read_jsonl,
     read_texts,
     read_training_texts,
@@ -343,6 +344,7 @@ def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overri
                 backend.train(read_training_texts(gdir), tmp, previous=gen_dir(path, g - 1) / MODEL if g else None,
                               seed=stage_seed(seed, g, "train"), **({"validation": validation} if validation else {}))
                 if ranks.main:  # only rank 0 saved into tmp
+                    honour_umask(tmp)
                     shutil.rmtree(model_dir, ignore_errors=True)
                     os.replace(tmp, model_dir)
 
@@ -411,6 +413,8 @@ def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, over
     corpus, after every check of the module docstring; logs the plan. Writes nothing."""
     arms = load_config(config, list(overrides))
     first = next(iter(arms.values()))
+    if run_dir is not None and not str(run_dir).strip():
+        raise ValueError("--run-dir is empty; name a folder (default: runs/<name>)")
     root = check_folder(Path(run_dir) if run_dir is not None else Path("runs") / first.name, "--run-dir")
     if resume and not root.exists():
         raise FileNotFoundError(f"--resume: no run folder {root} to resume")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from .artifacts import CONFIG, LOCK, MANIFEST, atomic_write_text, gen_dir
+from .artifacts import CONFIG, LOCK, MANIFEST, UNRECORDED, atomic_write_text, gen_dir
 
 LIBRARIES = ("lm-collapse", "lm_eval", "torch", "transformers", "peft", "datasets", "numpy", "tokenizers")
 #: Version of the manifest's layout (2: the config and every stage's files recorded).
@@ -65,13 +65,17 @@ def git_commit() -> str | None:
 
 
 def check_folder(path: str | os.PathLike, what: str = "run folder") -> Path:
-    """``path``, after checking that it (and every parent that exists) is a folder, not a file."""
+    """``path``, after checking that it (and every parent that exists) is a folder, not a file, and
+    that it (or the nearest folder that exists) is writable."""
     path = Path(path)
     for p in (path, *path.parents):
         if p.exists():
             if not p.is_dir():
                 raise RunFolderError(f"{what} {path} is a file, not a folder" if p == path
                                      else f"{what} {path}: {p} is a file, not a folder")
+            if not os.access(p, os.W_OK | os.X_OK):  # a read-only folder (or file system) is refused before any work
+                inside = "" if p == path else " (nothing can be made in it)"
+                raise RunFolderError(f"{what} {path}: {p} is not writable{inside}")
             break
     return path
 
@@ -87,10 +91,11 @@ def file_record(path: Path) -> dict:
 
 
 def files_of(root: Path, outputs: Iterable[Path]) -> dict[str, dict]:
-    """The record of every file of ``outputs`` (files, or folders walked), keyed by path relative to ``root``."""
+    """The record of every file of ``outputs`` (files, or folders walked; :data:`~recursion.artifacts.UNRECORDED`
+    names aside), keyed by path relative to ``root``."""
     out = {}
     for path in outputs:
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name not in UNRECORDED) if path.is_dir() else [path]
         for f in files:
             out[f.relative_to(root).as_posix()] = file_record(f)
     return out
@@ -251,7 +256,25 @@ def read_manifest(path: Path) -> dict:
         raise RunFolderError(f"{path} is unreadable ({e}); move the folder aside (or delete it) to start over") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("stages"), dict):
         raise RunFolderError(f"{path} is not an lm-collapse manifest (no 'stages'); move the folder aside to start over")
+    for part in ("stages", "redo"):
+        for name, record in (manifest.get(part) or {}).items():
+            if (problem := _record_problem(record)) is not None:
+                raise RunFolderError(f"{path} is a corrupt manifest ({part} {name!r}: {problem}); move the folder aside "
+                                     "(or delete it) to start over")
     return manifest
+
+
+def _record_problem(record) -> str | None:
+    """What is malformed in a stage record ``{"seconds": .., "files": {rel: {"size": int, "sha256": hex}}}``."""
+    if not isinstance(record, dict):
+        return f"a stage record must be an object, got {type(record).__name__}"
+    files = record.get("files") or {}  # (none recorded: an early format)
+    if not isinstance(files, dict):
+        return "'files' must be an object"
+    for rel, want in files.items():
+        if not (isinstance(want, dict) and isinstance(want.get("size"), int) and isinstance(want.get("sha256"), str)):
+            return f"file {rel!r} needs an integer 'size' and a 'sha256'"
+    return None
 
 
 def _stored_config(path: Path, manifest: dict) -> dict | None:

@@ -851,10 +851,19 @@ def _save(model, tokenizer, out_dir: Path, meta: dict, history: list, layout: di
 
 
 def _write_meta(out_dir: Path, meta: dict, log_history: list) -> None:
-    from ..artifacts import atomic_write_text
+    """``lm_collapse_hf.json``, ``train_log.json`` (the Trainer's log: losses, learning rates, steps) and
+    ``train_times.json`` (its wall-clock entries, ``*_runtime`` and ``*_per_second``, with their step):
+    kept apart, so a model retrained to the same weights writes the same recorded files
+    (:data:`recursion.artifacts.UNRECORDED`) and the stages that read it are not redone."""
+    from ..artifacts import TRAIN_TIMES, atomic_write_text
 
+    timing = lambda key: key.endswith(("_runtime", "_per_second"))  # noqa: E731
+    log = [{k: v for k, v in entry.items() if not timing(k)} for entry in log_history]
+    times = [{"step": entry.get("step"), **{k: v for k, v in entry.items() if timing(k)}}
+             for entry in log_history if any(map(timing, entry))]
     atomic_write_text(out_dir / META, json.dumps({"format": "lm-collapse-hf", "version": 1, **meta}, indent=2))
-    atomic_write_text(out_dir / "train_log.json", json.dumps(log_history, indent=1))
+    atomic_write_text(out_dir / "train_log.json", json.dumps(log, indent=1))
+    atomic_write_text(out_dir / TRAIN_TIMES, json.dumps(times, indent=1))
 
 
 def _read_meta(path: Path) -> dict:

@@ -116,12 +116,13 @@ CASES = [
     ("metrics", "empty file", lambda t: ["metrics", str(write(t / "e.txt", ""))], "e.txt: no texts (the file is empty)"),
     ("metrics", "binary file", lambda t: ["metrics", str(write(t / "b.bin", b"\x7fELF\x00\x01\x02" * 50))], "looks binary"),
     ("metrics", "Latin-1 file", lambda t: ["metrics", str(write(t / "l.txt", "na\xefve caf\xe9\n".encode("latin-1")))],
-     "l.txt:1: not valid utf-8 text (byte 0xef); give its encoding (e.g. --encoding latin-1)"),
+     "l.txt:1: not valid utf-8 text (byte 0xef); convert it (e.g. iconv -f latin-1 -t utf-8), or give `lm-collapse "
+     "metrics` its --encoding"),
     ("metrics", "unknown encoding", lambda t: metrics_args(t, "--encoding", "klingon"), "unknown encoding 'klingon'"),
     ("metrics", "malformed JSONL line", lambda t: ["metrics", str(write(t / "m.jsonl", '{"text": "a b"}\n{"text": \n'))],
      "m.jsonl:2: not valid JSON"),
     ("metrics", "JSONL without the field", lambda t: ["metrics", str(write(t / "f.jsonl", '{"body": "a b"}\n'))],
-     "record 1 has no field 'text'"),
+     "f.jsonl:1: the record has no field 'text'; its fields: body"),
     ("metrics", "a folder", lambda t: ["metrics", str(t)], "is a folder, not a file"),
     ("metrics", "unknown metric", lambda t: metrics_args(t, "--metrics", "distinct_2,dictinct_3"),
      "unknown metric 'dictinct_3'; valid names:"),
@@ -186,6 +187,78 @@ CASES = [
      "no-such-model"),
 ]
 
+
+# -- issue 18: the rest of the bad-input table ------------------------------------------------------
+def jsonl_source(tmp_path, name: str, text: str, *settings, extra=()):
+    """``run`` with ``data.source: jsonl:`` a file of 300 good records around ``text`` (written as is)."""
+    good = "".join(json.dumps({"text": f"real document number {i} of it"}) + "\n" for i in range(300))
+    path = write(tmp_path / name, text.replace("GOOD", good))
+    return run_args(tmp_path, f"data.source=jsonl:{path}", *settings, extra=extra)
+
+
+def arms_config(tmp_path, arms: str):
+    return ["run", str(config_file(tmp_path, NO_EVAL + f"arms:\n{arms}")), "--run-dir", str(tmp_path / "new_run"),
+            "--dry-run"]
+
+
+ALIAS_BOMB = ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, "
+                                                             f"*{p}, *{p}]\n" for p, c in zip("abcdef", "bcdefg")))
+CASES += [
+    # a JSONL corpus whose lines are not objects, or whose text is not a string
+    ("run", "JSONL: a JSON array saved as .jsonl",
+     lambda t: jsonl_source(t, "arr.jsonl", json.dumps([{"text": "a b c d e f"}] * 300) + "\n"),
+     "arr.jsonl:1: a JSONL line must be a JSON object ({\"text\": ...}), got an array"),
+    ("run", "JSONL: a scalar first line", lambda t: jsonl_source(t, "s.jsonl", "5\nGOOD"),
+     "s.jsonl:1: a JSONL line must be a JSON object ({\"text\": ...}), got a number"),
+    ("run", "JSONL: a list in the middle", lambda t: jsonl_source(t, "m.jsonl", "GOOD[1, 2]\nGOOD"),
+     "m.jsonl:301: a JSONL line must be a JSON object ({\"text\": ...}), got an array"),
+    ("run", "JSONL: text null after the first", lambda t: jsonl_source(t, "n.jsonl", 'GOOD{"text": null}\n'),
+     "n.jsonl:301: field 'text' is null, not a string"),
+    ("run", "JSONL: text a number", lambda t: jsonl_source(t, "n.jsonl", 'GOOD{"text": 7}\n'),
+     "n.jsonl:301: field 'text' is a number, not a string"),
+    ("run", "JSONL: text missing", lambda t: jsonl_source(t, "n.jsonl", 'GOOD{"body": "x"}\n'),
+     "n.jsonl:301: the record has no field 'text'; its fields: body"),
+    ("metrics", "JSONL: a JSON array saved as .jsonl",
+     lambda t: ["metrics", str(write(t / "a.jsonl", '[{"text": "a b"}, {"text": "c d"}]\n'))],
+     "a.jsonl:1: a JSONL line must be a JSON object"),
+    ("run", "Latin-1 JSONL: the hint names no option run lacks",
+     lambda t: run_args(t, "data.source=jsonl:" + str(write(t / "l.jsonl", '{"text": "caf\xe9 au lait"}\n'.encode("latin-1")))),
+     "l.jsonl:1: not valid utf-8 text (byte 0xe9); convert it (e.g. iconv -f latin-1 -t utf-8), or give `lm-collapse metrics`"),
+    # names used as folders
+    ("run", "arm ../x", lambda t: arms_config(t, "  ../x: {}\n"), "arm = '../x' is not a folder name"),
+    ("run", "arm an absolute path", lambda t: arms_config(t, "  /tmp/x: {}\n"), "arm = '/tmp/x' is not a folder name"),
+    ("run", "name ../../x", lambda t: run_args(t, "name=../../x", extra=["--dry-run"]), "name = '../../x' is not a folder name"),
+    ("run", "arms 5 and '5'", lambda t: arms_config(t, "  5: {}\n  '5': {regime: {name: accumulate}}\n"),
+     "arms 5 and '5' would share the folder '5'; rename one"),
+    # --dry-run said "ready" for runs that then failed
+    ("run", "generations 10^9", lambda t: run_args(t, "generations=1000000000", extra=["--dry-run"]),
+     "generations must be <= 10000 (the most a config may ask for)"),
+    ("run", "negative seed", lambda t: run_args(t, "seeds=[-1]"), "seeds = [-1]: a seed must be >= 0"),
+    # YAML
+    ("run", "alias bomb in eval.metadata",
+     lambda t: ["run", str(config_file(t, NO_EVAL.replace("eval: {enabled: false}", "eval:\n  enabled: false\n  metadata:\n"
+                                                          + "".join("    " + line + "\n" for line in ALIAS_BOMB.splitlines())))),
+                "--run-dir", str(t / "new_run"), "--dry-run"],
+     "tiny.yaml:12: its aliases expand to more than 100,000 values (an alias bomb?)"),
+    ("run", "duplicate key", lambda t: ["run", str(config_file(t, NO_EVAL + "generations: 3\n")), "--dry-run"],
+     "tiny.yaml:10:1: YAML error: key 'generations' is given twice (first on line 3); keep one"),
+    ("run", "--set with a duplicate key", lambda t: run_args(t, "model={n: 2, n: 3}"),
+     "--set model:1:8: YAML error: key 'n' is given twice (first on line 1)"),
+    ("run", "--run-dir ''", lambda t: ["run", str(config_file(t)), "--run-dir", ""], "--run-dir is empty"),
+    # text inputs
+    ("metrics", "/dev/zero", lambda t: ["metrics", "/dev/zero"],
+     "/dev/zero looks binary (it holds NUL bytes, the first at byte 0)"),
+    ("metrics", "NUL after the first 8 KB", lambda t: ["metrics", str(write(t / "late.txt", b"a b c\n" * 3000 + b"\0\n"))],
+     "late.txt looks binary (it holds NUL bytes, the first at byte 18000)"),
+    ("metrics", "n-gram order out of range", lambda t: metrics_args(t, "--metrics", "distinct_99999999999999999999"),
+     "metric 'distinct_99999999999999999999': the n-gram order must be in [1, 1000]"),
+    ("metrics", "--metrics ,", lambda t: metrics_args(t, "--metrics", ","), "--metrics ',' names no metric"),
+    ("metrics", "hub-offline embedder", lambda t: metrics_args(t, "--metrics", "div_sem", "--option",
+                                                             "embed.model_name=nobody/no-embedder"),
+     "sentence embedder 'nobody/no-embedder' cannot be loaded (not a local folder, not in the hub cache"),
+    ("metrics", "unique_n.ns not a list", lambda t: metrics_args(t, "--metrics", "unique_n", "--option", "unique_n.ns=5"),
+     "ns must list n-gram orders, e.g. [1, 2, 3], got 5"),
+]
 
 @pytest.mark.parametrize("entry, what, make_args, expected", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_one_line_error(entry, what, make_args, expected, tmp_path, monkeypatch, capsys):
@@ -389,3 +462,130 @@ def test_missing_extra_is_an_install_hint_before_any_generation(tmp_path):
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith("lm-collapse eval: error: ") and hint in last
         assert "Running generate_until requests" not in done.stderr and seconds < 60
+
+
+# -- issue 18: run folders and files ----------------------------------------------------------------
+def test_a_read_only_run_folder_is_refused_by_the_dry_run(tmp_path, monkeypatch, capsys):
+    """A folder nothing can be written into fails the checks, not the first write (root ignores the
+    mode bits, so there os.access is told what a read-only mount would say)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == folder else real(p, mode))
+    try:
+        for target in (folder, folder / "run"):
+            assert main(["run", str(config_file(tmp_path)), "--run-dir", str(target), "--dry-run"]) == 2
+            err = capsys.readouterr().err.strip()
+            assert err.startswith(f"lm-collapse run: error: --run-dir {target}: {folder} is not writable") and "\n" not in err
+    finally:
+        folder.chmod(0o755)
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda stages: stages.update({"gen_00/data": "done"}), "stages 'gen_00/data': a stage record must be an object, got str"),
+    (lambda stages: stages["gen_00/train"].update(files=[1]), "stages 'gen_00/train': 'files' must be an object"),
+    (lambda stages: stages["gen_00/train"]["files"].update({"gen_00/model/ngram.json": {"size": "12"}}),
+     "stages 'gen_00/train': file 'gen_00/model/ngram.json' needs an integer 'size' and a 'sha256'"),
+])
+def test_a_malformed_stage_or_file_record_is_a_corrupt_manifest(run_copy, damage, problem, capsys):
+    config, run = run_copy
+    path = run / "default/seed_0/manifest.json"
+    manifest = json.loads(path.read_text())
+    damage(manifest["stages"])
+    path.write_text(json.dumps(manifest))
+    before = snapshot(run)
+    for extra in (["--dry-run"], []):
+        assert main(["run", str(config), "--run-dir", str(run), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"lm-collapse run: error: {path} is a corrupt manifest ({problem}); move the folder aside (or "
+                       "delete it) to start over")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("errno", [28, 27])  # ENOSPC (disk full), EFBIG (file too large)
+def test_a_write_that_fails_names_the_file(tmp_path, monkeypatch, capsys, errno):
+    def fail(fd):
+        raise OSError(errno, os.strerror(errno))
+
+    monkeypatch.setattr(os, "fsync", fail)
+    assert main(["run", str(config_file(tmp_path)), "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lm-collapse run: error: {tmp_path / 'run/default/seed_0/config.yaml'}: {os.strerror(errno)}"
+    assert not [p for p in (tmp_path / "run").rglob("*.tmp")]  # no half-written file left
+
+
+def test_files_of_a_run_honour_the_umask(tmp_path):
+    """Written atomically (mkstemp makes 0600) or not, every file of a run folder is 0666 less the umask:
+    readable by the group under umask 022 or 027, as save_pretrained's files are."""
+    from recursion.driver import run_experiment
+
+    for mask in (0o022, 0o027):
+        old = os.umask(mask)
+        try:
+            run_experiment(config_file(tmp_path), tmp_path / f"run{mask:o}", log=quiet)
+        finally:
+            os.umask(old)
+        modes = {str(p.relative_to(tmp_path)): p.stat().st_mode & 0o777 for p in (tmp_path / f"run{mask:o}").rglob("*")
+                 if p.is_file()}
+        assert len(modes) > 10 and set(modes.values()) == {0o666 & ~mask}, modes
+
+
+def test_a_utf8_byte_order_mark_is_read_not_refused(tmp_path, capsys):
+    """A JSONL saved with a BOM (Windows editors): json's own error suggested "utf-8-sig", an option
+    nothing has; it reads as UTF-8."""
+    path = write(tmp_path / "bom.jsonl", b"\xef\xbb\xbf" + "".join(
+        json.dumps({"text": f"real document number {i} of it"}) + "\n" for i in range(400)).encode())
+    assert read_jsonl(path)[0] == {"text": "real document number 0 of it"}
+    assert main(["run", str(config_file(tmp_path)), "--run-dir", str(tmp_path / "r"), "--set", f"data.source=jsonl:{path}",
+                 "--dry-run"]) == 0
+
+
+def test_metrics_undefined_on_a_corpus_are_said_so(tmp_path, capsys):
+    """A file of punctuation only has no word token: distinct-n, TTR, entropies and top-k share are 0/0 —
+    ``undefined`` in the table, ``null`` in the JSON (the lexical functions keep their documented 0.0)."""
+    from metrics.lexical import distinct_n
+
+    path = write(tmp_path / "p.txt", "!!! ...\n?? ,,\n")
+    assert main(["metrics", str(path), "--format", "json", "--quiet"]) == 0
+    row = json.loads(capsys.readouterr().out)[str(path)]
+    undefined = {"distinct_1", "distinct_2", "distinct_3", "ttr", "entropy_1", "top10_share"}
+    assert {m for m, v in row.items() if v is None} == undefined
+    assert row["mean_length"] == 0.0 and row["compression_ratio"] > 0
+    assert main(["metrics", str(path), "--metrics", "distinct_1,mean_length", "--quiet"]) == 0
+    assert "| undefined | 0.0000 |" in capsys.readouterr().out
+    assert distinct_n(["!!!"], 1) == 0.0
+
+
+@pytest.mark.slow
+def test_a_retrained_hf_model_with_the_same_weights_redoes_nothing_after_it(tmp_path):
+    """A truncated generation-0 checkpoint is retrained; its weights come out byte-identical, and the
+    Trainer's wall times (model/train_times.json) are not recorded, so no later stage is redone. Every
+    file of the HF run folder, model.safetensors included, has the umask's mode."""
+    from recursion.driver import run_experiment
+
+    config = config_file(tmp_path, NO_EVAL.replace("model: {backend: ngram, n: 2, alpha: 0.05}",
+                                                   "model: {backend: hf_scratch, n_layer: 1, n_embd: 16, n_head: 2, "
+                                                   "n_positions: 32, vocab_size: 300, train: {max_steps: 3, batch_size: 8, "
+                                                   "block_size: 16}}\nruntime: {threads: 1}")
+                         .replace("max_new_tokens: 12", "max_new_tokens: 4").replace("num_docs: 60", "num_docs: 16"))
+    old = os.umask(0o027)
+    try:
+        run_experiment(config, tmp_path / "run", log=quiet)
+    finally:
+        os.umask(old)
+    replica = tmp_path / "run/default/seed_0"
+    modes = {str(p.relative_to(replica)): p.stat().st_mode & 0o777 for p in replica.rglob("*") if p.is_file()}
+    assert set(modes.values()) == {0o640}, modes  # model.safetensors too (safetensors writes it 0600)
+    weights = replica / "gen_00/model/model.safetensors"
+    reference = {k: v for k, v in snapshot(replica).items() if not k.endswith(("manifest.json", "train_times.json"))}
+    assert json.loads((replica / "gen_00/model/train_times.json").read_text())[-1]["train_runtime"] > 0
+    weights.write_bytes(weights.read_bytes()[:1000])
+    log = []
+    run_experiment(config, tmp_path / "run", log=log.append)
+    assert any("gen_00/model/model.safetensors has 1000 bytes" in line and "redoing gen_00/train" in line for line in log)
+    redone = [line for line in log if " done in " in line]
+    assert len(redone) == 1 and "gen_00/train" in redone[0], log
+    assert {k: v for k, v in snapshot(replica).items() if k in reference} == reference

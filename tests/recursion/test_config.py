@@ -69,8 +69,10 @@ def test_set_overrides(tmp_path):
     ],
 )
 def test_bad_values_name_the_key(tmp_path, extra, match):
+    given = {line.partition(":")[0] for line in extra.splitlines()}  # a key given twice is an error of its own
+    base = "".join(line + "\n" for line in BASE.splitlines() if line.partition(":")[0] not in given)
     with pytest.raises(ConfigError, match=match):
-        load_config(write(tmp_path, BASE + extra + "\n"))
+        load_config(write(tmp_path, base + extra + "\n"))
 
 
 def test_bad_backend_and_model_keys(tmp_path):
@@ -107,7 +109,8 @@ def test_set_changes_an_arm_but_never_adds_one(tmp_path):
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    text = BASE + "generations: 0\nfilter: {name: surprize, keep: 2}\ngenerate: {decoding: {temperature: 0, num_beams: 3}}\n"
+    text = (BASE.replace("generations: 2", "generations: 0")
+            + "filter: {name: surprize, keep: 2}\ngenerate: {decoding: {temperature: 0, num_beams: 3}}\n")
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     problems = info.value.problems
@@ -118,7 +121,8 @@ def test_every_problem_is_reported_at_once(tmp_path):
 
 def test_a_problem_of_one_arm_names_the_arm(tmp_path):
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, BASE + "generations: 0\narms:\n  a: {}\n  x: {regime: {name: nope}}\n"))
+        load_config(write(tmp_path, BASE.replace("generations: 2", "generations: 0")
+                          + "arms:\n  a: {}\n  x: {regime: {name: nope}}\n"))
     assert info.value.problems[0].endswith(": generations must be >= 1")  # shared by both arms: said once
     assert "(arm 'x'): regime.name = 'nope'" in info.value.problems[1] and len(info.value.problems) == 2
 
