@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,21 @@ def test_a_lora_model_is_handed_over_as_merged_weights(fake_vllm, folder, monkey
     merged = Path(call["llm"]["model"])
     assert merged.parent == stage_dir and {"config.json", "model.safetensors", "tokenizer.json"} <= set(call["model_files"])
     assert not merged.exists() and list(stage_dir.iterdir()) == []  # removed after the stage
+
+
+def test_an_engine_that_hangs_at_exit_is_killed_after_its_answer(fake_vllm, monkeypatch):
+    monkeypatch.setenv("FAKE_VLLM_OUTPUT", json.dumps([[5, 6]]))
+    monkeypatch.setenv("FAKE_VLLM_HANG_AT_EXIT", "1")
+    request = vllm_engine.Request(model=str(FAKE), prompts=[[1], [1, 2]], decoding=Decoding(), seed=0, eos_ids=[2],
+                                  suppress_ids=[], dtype="float32", context=64)
+    start = time.monotonic()
+    assert vllm_engine.generate_token_ids(request, exit_wait=1) == [[5, 6], [5, 6]]
+    assert time.monotonic() - start < 120  # the hanging process was killed, not waited for (an hour)
+    assert len(fake_vllm()) == 1
+
+
+def test_an_engine_error_reaches_the_caller(fake_vllm, monkeypatch):
+    request = vllm_engine.Request(model=str(FAKE / "missing"), prompts=[[1]], decoding=Decoding(), seed=0, eos_ids=[2],
+                                  suppress_ids=[], dtype="float32", context=64)
+    with pytest.raises(FileNotFoundError, match="missing"):  # raised in the vLLM process, raised again here
+        vllm_engine.generate_token_ids(request)
