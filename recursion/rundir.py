@@ -275,7 +275,7 @@ class RunLock:
         if held is None:
             return
         self.check()
-        why = self._abandoned(*held)
+        why = self._abandoned(*held) or "gone since it was read"  # (a holder that died between the two reads)
         if held[0] != os.getpid():
             where = f" on {held[1]}" if held[1] not in (None, self.host) else ""
             self.log(f"[{self.folder}] taking over the lock of process {held[0]}{where} ({why})")
