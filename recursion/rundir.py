@@ -186,8 +186,8 @@ class RunLock:
     ``break_lock`` takes over another host's live-looking lock too (never that of a running process
     of this host); ``wait`` (seconds) waits that long for another host's lock to be released or go
     stale before refusing (a Ray retry on another node while the dead node's heartbeat is still young).
-    A holder that finds its lock taken over stops its main thread (``KeyboardInterrupt``): two
-    processes never write one folder.
+    A holder that finds its lock taken over (it was stopped, or cut off from the shared storage, past
+    ``stale_after``) stops its main thread (``KeyboardInterrupt``) at its next heartbeat.
     """
 
     def __init__(self, folder: str | os.PathLike, log=print, *, break_lock: bool = False, wait: float = 0.0,
