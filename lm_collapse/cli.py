@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     as_json = args.format == "json"
     log = (lambda line: print(line, file=sys.stderr)) if as_json else print
     folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run,
-                             arm=args.arm, seed=args.seed, log=log)
+                             arm=args.arm, seed=args.seed, break_lock=args.break_lock, log=log)
     if as_json:  # every arm's resolved config, every default filled in
         from recursion.config import load_config, to_dict
 
@@ -99,7 +99,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from recursion.sweep import summary, sweep
 
     outcomes = sweep(args.config, args.run_dir, overrides=args.set, address=args.address,
-                     gpus_per_replica=args.gpus_per_replica, resume=args.resume)
+                     gpus_per_replica=args.gpus_per_replica, resume=args.resume, retries=args.retries,
+                     break_lock=args.break_lock)
     print(summary(outcomes))
     return 1 if any(o.status.startswith("failed") for o in outcomes) else 0
 
@@ -160,6 +161,10 @@ def cmd_theory(args: argparse.Namespace) -> int:
     return 0
 
 
+BREAK_LOCK = ("take over replica locks held by a process of another host (a node that died, whose heartbeat is "
+              "not yet stale); a running process of this host is never overridden")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lm-collapse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --dry-run: json prints every arm's fully resolved config (every default filled in)")
     r.add_argument("--arm", help="run this arm only (default: every arm)")
     r.add_argument("--seed", type=int, help="run this seed only (default: every seed); with --arm, exactly one replica")
+    r.add_argument("--break-lock", dest="break_lock", action="store_true", help=BREAK_LOCK)
     r.set_defaults(func=cmd_run)
 
     w = sub.add_parser("sweep", help="every replica (arm x seed) as its own Ray task, one per GPU; resumable")
@@ -195,7 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--run-dir", help="output folder (default: runs/<name>); finished replicas in it are skipped")
     w.add_argument("--address", help="a Ray cluster: ray://HEAD:10001 or auto (default: a local Ray over this machine)")
     w.add_argument("--gpus-per-replica", dest="gpus_per_replica", type=float, default=1,
-                   help="GPUs each replica asks Ray for (default: 1; without GPUs, runtime.threads CPUs)")
+                   help="GPUs each replica asks Ray for, in (0, 1] (default: 1; 0.25: four replicas per GPU; "
+                   "without GPUs, runtime.threads CPUs)")
+    w.add_argument("--retries", type=int, default=3,
+                   help="times Ray reruns a replica whose worker or node died; it resumes (default: 3)")
+    w.add_argument("--break-lock", dest="break_lock", action="store_true", help=BREAK_LOCK)
     w.add_argument("--resume", action="store_true", help="continue an existing run folder (error if there is none)")
     w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
     w.set_defaults(func=cmd_sweep)

@@ -10,7 +10,8 @@ and readers. Layout of an experiment run ``RUN/``::
                                sha256 of every file each wrote),
                                timings, versions; "redo": the old
                                records of stages to be run again
-        .lock                  the PID of the process running it   LOCK
+        .lock                  PID and host of the process running LOCK
+                               it; its time is the heartbeat
         environment.json       versions, CPU, threads of the run   ENVIRONMENT  (recursion.environment)
         heldout.jsonl          held-out real documents             HELDOUT
                                (data.heldout_fraction), never trained on

@@ -285,15 +285,16 @@ def default_config(exp: Experiment, arm: str) -> dict:
 
 
 def run_replica(exp: Experiment, path: str | Path, *, seed: int, arm: str = "default", overrides=(), log=print,
-                source: Source | None = None) -> RunDir | None:
+                source: Source | None = None, break_lock: bool = False, lock_wait: float = 0.0) -> RunDir | None:
     """Run (or resume) one replica of one arm into ``path``; ``source``: the corpus, already prepared;
-    ``overrides``: the ``--set`` pairs, recorded in its ``config.yaml``.
+    ``overrides``: the ``--set`` pairs, recorded in its ``config.yaml``; ``break_lock``, ``lock_wait``:
+    :class:`~recursion.rundir.RunLock`'s ``break_lock`` and ``wait``.
 
     Under ``accelerate launch`` every process trains; rank 0 alone runs every other stage, holds
     the lock and keeps the run folder; the other ranks return ``None``."""
     ranks = Ranks.from_env(cpu=exp.runtime.device == "cpu")
     source = prepare(exp.data, exp.probes) if source is None else source  # every rank trains on its validation texts
-    with RunLock(path, log) if ranks.main else nullcontext():
+    with RunLock(path, log, break_lock=break_lock, wait=lock_wait) if ranks.main else nullcontext():
         return _run_generations(exp, Path(path), seed=seed, arm=arm, overrides=overrides, log=log, source=source,
                                 ranks=ranks)
 
@@ -407,7 +408,8 @@ Plan = list[tuple[str, Experiment, int, Path]]  # (arm, experiment, seed, replic
 
 
 def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, overrides=(), resume: bool = False,
-                  arm: str | None = None, seed: int | None = None, log=print) -> tuple[Path, Plan, dict[str, Source]]:
+                  arm: str | None = None, seed: int | None = None, break_lock: bool = False,
+                  log=print) -> tuple[Path, Plan, dict[str, Source]]:
     """The run folder, ``(arm, experiment, seed, folder)`` of every replica to run — all arms × seeds,
     or the one ``arm`` and/or ``seed`` asked for (an error names the valid ones) — and each arm's
     corpus, after every check of the module docstring; logs the plan. Writes nothing."""
@@ -434,12 +436,10 @@ def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, over
     sources = prepare_sources(arms)
     plan = [(a, exp, s, replica_dir(root, a, s)) for a, exp in arms.items() for s in exp.seeds if seed is None or s == seed]
     main = rank() == 0  # under accelerate launch, rank 0 speaks for the launch and holds the locks
-    if main:
-        RunLock(root, log).check()
     for a, exp, s, path in plan:
         extends = None
         if main:
-            RunLock(path, log).check()
+            RunLock(path, log, break_lock=break_lock).check()
             extends = check_compatible(path, replica_config(exp, s, a), defaults=default_config(exp, a))
             if extends and (problem := deleted_models(exp, path, read_manifest(path / MANIFEST)["stages"])):
                 raise RunFolderError(problem)
@@ -451,21 +451,24 @@ def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, over
 
 
 def run_experiment(config: str | Path, run_dir: str | Path | None = None, *, overrides=(), resume: bool = False,
-                   dry_run: bool = False, arm: str | None = None, seed: int | None = None, log=print) -> list[Path]:
+                   dry_run: bool = False, arm: str | None = None, seed: int | None = None, break_lock: bool = False,
+                   log=print) -> list[Path]:
     """Every arm × seed of an experiment YAML (or the one ``arm`` / ``seed`` asked for), each into
     ``RUN/<arm>/seed_<s>/``; returns their folders.
 
     Everything is checked before the first folder is created (see the module docstring);
-    ``dry_run`` stops there.
+    ``dry_run`` stops there. Each replica is locked while it runs, not the experiment's folder, so
+    several processes (``--arm A`` and ``--arm B``, one per GPU) run into one folder at once.
     """
     if rank() != 0:  # under accelerate launch, rank 0 speaks for the launch
         log = lambda line: None  # noqa: E731
-    root, plan, sources = plan_replicas(config, run_dir, overrides=overrides, resume=resume, arm=arm, seed=seed, log=log)
+    root, plan, sources = plan_replicas(config, run_dir, overrides=overrides, resume=resume, arm=arm, seed=seed,
+                                        break_lock=break_lock, log=log)
     if dry_run:
         return [p for *_, p in plan]
-    with RunLock(root, log) if rank() == 0 else nullcontext():
-        for a, exp, s, path in plan:
-            run_replica(exp, path, seed=s, arm=a, overrides=list(overrides), log=log, source=sources[a])
+    for a, exp, s, path in plan:
+        run_replica(exp, path, seed=s, arm=a, overrides=list(overrides), log=log, source=sources[a],
+                    break_lock=break_lock)
     return [p for *_, p in plan]
 
 

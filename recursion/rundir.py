@@ -14,17 +14,21 @@ generations run; nothing else is redone), a key added to the config since the ru
 accepted at its default value, and a folder where no stage had finished (a run that failed at
 once) takes the new config.
 
-:class:`RunLock` keeps two processes out of one folder: a lock file holding the owner's PID; a
-second process refuses, naming it; the lock of a process that no longer exists is taken over.
+:class:`RunLock` keeps two processes out of one replica folder (several processes may run the
+replicas of one experiment folder side by side): a lock file holding the owner's PID and host,
+refreshed by a heartbeat; a second process refuses, naming it; the lock of a process that no longer
+exists, or whose heartbeat stopped (a dead host), is taken over.
 """
 from __future__ import annotations
 
+import _thread
 import hashlib
 import json
 import os
 import platform
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -159,6 +163,13 @@ def config_changes(old: dict, new: dict, defaults: dict | None = None) -> tuple[
 
 
 # -- the lock -------------------------------------------------------------------------------------
+#: Seconds between two refreshes of a held lock (its file's modification time: the heartbeat).
+HEARTBEAT = 30.0
+#: A lock whose heartbeat is older than this (seconds) is abandoned: its holder is gone (a dead
+#: process, a host that no longer answers) or stopped, and the lock may be taken over.
+STALE_AFTER = 300.0
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -170,69 +181,155 @@ def _alive(pid: int) -> bool:
 
 
 class RunLock:
-    """``with RunLock(folder):`` — the folder is this process's until the block ends.
+    """``with RunLock(folder):`` — the folder is this process's until the block ends: a lease.
 
-    The lock file holds ``PID HOST``. Another live process's lock is refused (naming its PID);
-    the lock of a process of this host that no longer exists is taken over.
+    The lock file holds ``PID HOST``; its holder refreshes the file's modification time every
+    ``heartbeat`` seconds (a thread). Another process's lock is refused, naming its PID, host and the
+    age of its heartbeat, unless it is abandoned, and then taken over (moved aside first, so two
+    processes taking over one lock at once cannot remove each other's): a process of this host that
+    no longer exists, or a heartbeat older than ``stale_after`` seconds (any host: a dead node).
+    ``break_lock`` takes over another host's live-looking lock too (never that of a running process
+    of this host); ``wait`` (seconds) waits that long for another host's lock to be released or go
+    stale before refusing (a Ray retry on another node while the dead node's heartbeat is still young).
+    A holder that finds its lock taken over (it was stopped, or cut off from the shared storage, past
+    ``stale_after``) stops its main thread (``KeyboardInterrupt``) at its next heartbeat.
     """
 
-    def __init__(self, folder: str | os.PathLike, log=print):
+    def __init__(self, folder: str | os.PathLike, log=print, *, break_lock: bool = False, wait: float = 0.0,
+                 heartbeat: float = HEARTBEAT, stale_after: float = STALE_AFTER):
         self.folder, self.log = Path(folder), log
         self.file = self.folder / LOCK
-        self.mine = f"{os.getpid()} {socket.gethostname()}"
+        self.host = socket.gethostname()
+        self.mine = f"{os.getpid()} {self.host}"
+        self.break_lock, self.wait, self.heartbeat, self.stale_after = break_lock, wait, heartbeat, stale_after
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+        self.on_lost = _thread.interrupt_main  # what the heartbeat does when the lock was taken over
 
-    def check(self) -> int | None:
-        """The PID in the lock file, if any; :class:`RunFolderError` when another live process holds it."""
+    def holder(self) -> tuple[int | None, str | None, float] | None:
+        """``(pid, host, heartbeat age in seconds)`` of the lock file, ``None`` when there is none."""
         try:
             owner = self.file.read_text().split()
+            age = time.time() - self.file.stat().st_mtime
         except (FileNotFoundError, NotADirectoryError):
             return None
         pid = int(owner[0]) if owner and owner[0].isdigit() else None
-        host = owner[1] if len(owner) > 1 else None
-        if pid is not None and (host not in (None, socket.gethostname()) or (_alive(pid) and pid != os.getpid())):
-            where = f" on {host}" if host and host != socket.gethostname() else ""
-            raise RunFolderError(f"{self.folder} is in use by process {pid}{where} (lock file {self.file}); wait for it "
-                                 "to finish, or delete the lock file if that process is not running")
+        return pid, (owner[1] if len(owner) > 1 else None), age
+
+    def _abandoned(self, pid: int | None, host: str | None, age: float) -> str | None:
+        """Why the lock of ``pid`` on ``host`` may be taken over, ``None`` when its holder may be at work."""
+        here = host in (None, self.host)
+        if pid is None:
+            return "an unreadable lock"
+        if here and pid == os.getpid():
+            return "this process's own"
+        if here and not _alive(pid):
+            return "no longer running"
+        if age > self.stale_after:
+            return f"heartbeat {age:.0f} s old, stale after {self.stale_after:.0f} s"
+        if self.break_lock and not here:
+            return "--break-lock"
+        return None
+
+    def check(self) -> int | None:
+        """The PID in the lock file, if any; :class:`RunFolderError` when a live holder has it."""
+        held = self.holder()
+        if held is None:
+            return None
+        pid, host, age = held
+        if self._abandoned(pid, host, age) is None:
+            here = host in (None, self.host)
+            where = "" if here else f" on {host}"
+            hint = ("wait for it to finish (or stop it)" if here else
+                    f"wait for it to finish; if that host is down, the lock is taken over once its heartbeat is "
+                    f"{self.stale_after:.0f} s old, or now with --break-lock")
+            raise RunFolderError(f"{self.folder} is in use by process {pid}{where} (lock file {self.file}, heartbeat "
+                                 f"{age:.0f} s ago); {hint}")
         return pid
 
     def acquire(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        mine = self.folder / f"{LOCK}-{os.getpid()}"  # written whole, then linked: no reader sees an empty lock
+        # written whole, then linked: no reader sees an empty lock (host in the name: PIDs repeat across hosts)
+        mine = self.folder / f"{LOCK}-{self.host}-{os.getpid()}"
         mine.write_text(self.mine + "\n")
+        deadline = time.monotonic() + self.wait
         try:
             while True:
                 try:
                     os.link(mine, self.file)
-                    return
+                    break
                 except FileExistsError:
-                    self._stale_or_refuse()
+                    try:
+                        self._stale_or_refuse()
+                    except RunFolderError:
+                        if time.monotonic() >= deadline:
+                            raise
+                        time.sleep(min(1.0, max(deadline - time.monotonic(), 0.05)))
         finally:
             mine.unlink()
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._keep, name=f"heartbeat {self.file}", daemon=True)
+        self._beat.start()
 
     def _stale_or_refuse(self) -> None:
         try:
             stale = self.file.read_text()
         except FileNotFoundError:  # released meanwhile
             return
-        pid = self.check()
-        if pid != os.getpid():
-            self.log(f"[{self.folder}] taking over the lock of process {pid} (no longer running)")
+        held = self.holder()
+        if held is None:
+            return
+        self.check()
+        why = self._abandoned(*held) or "gone since it was read"  # (a holder that died between the two reads)
+        if held[0] != os.getpid():
+            where = f" on {held[1]}" if held[1] not in (None, self.host) else ""
+            self.log(f"[{self.folder}] taking over the lock of process {held[0]}{where} ({why})")
         # Rename, then look: only the stale lock is removed. Two processes taking over the same stale
-        # lock at once cannot delete each other's fresh one; the one that moved a fresh lock aside
-        # puts it back and, on its next try, finds it held.
-        aside = self.folder / f"{LOCK}-stale-{os.getpid()}"
+        # lock at once cannot delete each other's fresh one; the one that moved a fresh (or refreshed)
+        # lock aside puts it back and, on its next try, finds it held.
+        aside = self.folder / f"{LOCK}-stale-{self.host}-{os.getpid()}"
         try:
             os.replace(self.file, aside)
         except FileNotFoundError:
             return
-        if aside.read_text() != stale:
+        refreshed = why.startswith("heartbeat") and time.time() - aside.stat().st_mtime <= self.stale_after
+        if aside.read_text() != stale or refreshed:
             try:
                 os.link(aside, self.file)
             except FileExistsError:
                 pass
         aside.unlink()
 
+    def _keep(self) -> None:
+        """The heartbeat: refresh the lock file's time while it is this process's; stop the main thread
+        when another process took it over."""
+        while not self._stop.wait(self.heartbeat):
+            owner = None
+            for _ in range(2):  # a taker moving the lock aside to look at it puts a live one back at once
+                try:
+                    owner = self.file.read_text().strip()
+                    break
+                except FileNotFoundError:
+                    time.sleep(1.0)
+                except OSError:  # a passing error of the file system: the next beat tries again
+                    owner = self.mine
+                    break
+            if self._stop.is_set():
+                return
+            if owner != self.mine:
+                self.log(f"[{self.folder}] this process's lock was taken over ({owner or 'removed'}): stopping")
+                self.on_lost()
+                return
+            try:
+                os.utime(self.file)
+            except OSError:
+                pass
+
     def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
         try:
             if self.file.read_text().strip() == self.mine:
                 self.file.unlink()

@@ -80,7 +80,7 @@ from tqdm.auto import tqdm
 
 from .. import precision
 from ..artifacts import TENSORBOARD
-from ..ranks import rank, world_size
+from ..ranks import Ranks, rank, world_size
 from . import vllm_engine
 from .base import Decoding, failing
 
@@ -895,7 +895,6 @@ def train_tokenizer(texts: Sequence[str], *, vocab_size: int, model_max_length: 
     ('to be, naïve', 1, 2)
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -903,6 +902,13 @@ def train_tokenizer(texts: Sequence[str], *, vocab_size: int, model_max_length: 
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL.values()),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     bpe.train_from_iterator(list(texts), trainer)
+    return _fast_tokenizer(bpe, model_max_length)
+
+
+def _fast_tokenizer(bpe, model_max_length: int):
+    """A trained ``tokenizers`` BPE as the ``PreTrainedTokenizerFast`` of :func:`train_tokenizer`."""
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(tokenizer_object=bpe, model_max_length=model_max_length,
                                    clean_up_tokenization_spaces=False, **SPECIAL)
 
@@ -941,6 +947,17 @@ class HFScratchBackend:
         ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
         return AutoModelForCausalLM.from_config(self.model_config(len(tokenizer), **ids))
 
+    def shared_tokenizer(self, texts: Sequence[str]):
+        """Generation 0's tokenizer: trained by rank 0 alone, and handed to the other ranks of an
+        ``accelerate launch`` (its JSON, broadcast), so every rank trains with the tokenizer that is saved."""
+        from tokenizers import Tokenizer
+
+        ranks = Ranks.from_env(cpu=getattr(self.runtime, "device", "auto") == "cpu")  # the driver's process group
+        tokenizer = train_tokenizer(texts, vocab_size=self.cfg.vocab_size, model_max_length=self.cfg.n_positions,
+                                    min_frequency=self.cfg.tokenizer_min_frequency) if ranks.main else None
+        serialized = ranks.agree(tokenizer.backend_tokenizer.to_str() if ranks.main else None)
+        return tokenizer if ranks.main else _fast_tokenizer(Tokenizer.from_str(serialized), self.cfg.n_positions)
+
     def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int,
               validation: Sequence[str] | None = None) -> None:
         from transformers import AutoTokenizer, set_seed
@@ -949,8 +966,7 @@ class HFScratchBackend:
         if not texts:
             raise ValueError("cannot train on no texts")
         if previous is None:
-            tokenizer = train_tokenizer(texts, vocab_size=self.cfg.vocab_size, model_max_length=self.cfg.n_positions,
-                                        min_frequency=self.cfg.tokenizer_min_frequency)
+            tokenizer = self.shared_tokenizer(texts)
         else:
             _read_meta(previous)  # a clear error if the previous generation's folder is missing
             tokenizer = AutoTokenizer.from_pretrained(previous)

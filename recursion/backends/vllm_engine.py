@@ -40,7 +40,8 @@ missing ``vllm`` package, a KV-cache budget larger than the visible GPU; and in 
 Isolation: each generate stage runs vLLM in a fresh spawned process (:func:`generate_token_ids`),
 which holds the GPU memory of its engine and returns it to the driver's process by exiting — the
 one way to be sure every byte is released before training resumes (a vLLM engine torn down in
-process keeps allocator caches and its distributed state). The cost is a start-up per generation
+process keeps allocator caches and its distributed state); one that has answered but does not exit
+within :data:`EXIT_WAIT` seconds (an engine hanging at shutdown) is killed. The cost is a start-up per generation
 (process, import, weight loading, KV-cache allocation; with ``enforce_eager: false`` also
 torch.compile and CUDA-graph capture): ``model.enforce_eager: true``, the default, skips the last
 two, since the engine serves one stage only. :class:`Result` reports start-up and generation
@@ -58,7 +59,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -279,10 +279,44 @@ def run_request(request: Request) -> Result:
                   settings)
 
 
-def generate_token_ids(request: Request) -> Result:
-    """:func:`run_request` in a fresh spawned process, whose exit frees every byte of GPU memory vLLM took."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(run_request, request).result()
+#: Seconds the vLLM process may take to exit once it has handed its result over; then it is killed
+#: (an engine that hangs while shutting down must not block the run).
+EXIT_WAIT = 120.0
+
+
+def _serve(request: Request, conn) -> None:
+    """The spawned process: :func:`run_request`, its result (or its exception) sent back through ``conn``."""
+    try:
+        conn.send((True, run_request(request)))
+    except BaseException as e:  # raised again in the parent
+        conn.send((False, e))
+    finally:
+        conn.close()
+
+
+def generate_token_ids(request: Request, *, exit_wait: float = EXIT_WAIT) -> Result:
+    """:func:`run_request` in a fresh spawned process, whose exit frees every byte of GPU memory vLLM took;
+    a process still running ``exit_wait`` seconds after its answer is killed."""
+    context = get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_serve, args=(request, send), name="lm-collapse-vllm")  # not daemonic: vLLM spawns
+    process.start()
+    send.close()
+    try:
+        ok, value = receive.recv()
+    except EOFError:  # it died without an answer (out of memory, killed)
+        process.join()
+        raise RuntimeError(f"the vLLM process died (exit code {process.exitcode}) before it returned the generations") from None
+    finally:
+        receive.close()
+        process.join(exit_wait)
+        if process.is_alive():
+            print(f"the vLLM process did not exit within {exit_wait:.0f} s of its answer: killed", file=sys.stderr)
+            process.kill()
+            process.join()
+    if not ok:
+        raise value
+    return value
 
 
 def _device_id() -> str:

@@ -333,11 +333,12 @@ def test_changed_config_names_the_keys(run_copy, capsys):
 
 def test_a_folder_in_use_is_refused_naming_the_process(run_copy, capsys):
     config, run = run_copy
+    replica = run / "default/seed_0"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (run / ".lock").write_text(f"{sleeper.pid} {os.uname().nodename}\n")
+        (replica / ".lock").write_text(f"{sleeper.pid} {os.uname().nodename}\n")
         before = snapshot(run)
-        for extra in ([], ["--dry-run"]):
+        for extra in ([], ["--dry-run"], ["--break-lock"]):  # --break-lock never overrides a running local process
             assert main(["run", str(config), "--run-dir", str(run), *extra]) == 2
             err = capsys.readouterr().err.strip()
             assert f"is in use by process {sleeper.pid}" in err and "\n" not in err
@@ -347,31 +348,57 @@ def test_a_folder_in_use_is_refused_naming_the_process(run_copy, capsys):
         sleeper.wait()
     # its process gone, the lock is stale: taken over, and the finished run is left as it was
     assert main(["run", str(config), "--run-dir", str(run)]) == 0
-    assert not (run / ".lock").exists() and snapshot(run) == {k: v for k, v in before.items() if k != ".lock"}
+    assert not (replica / ".lock").exists() and snapshot(run) == {k: v for k, v in before.items() if not k.endswith(".lock")}
+
+
+def test_a_dead_hosts_lock_needs_no_manual_deletion(run_copy, capsys):
+    """Another host's lock: refused while its heartbeat is young, naming host and --break-lock; taken
+    over by --break-lock at once (naming the holder), or by anyone once the heartbeat is stale."""
+    config, run = run_copy
+    lock = run / "default/seed_0/.lock"
+    lock.write_text("4242 dead-node\n")
+    assert main(["run", str(config), "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is in use by process 4242 on dead-node" in err and "--break-lock" in err and "\n" not in err
+    assert main(["run", str(config), "--run-dir", str(run), "--break-lock"]) == 0
+    assert "taking over the lock of process 4242 on dead-node (--break-lock)" in capsys.readouterr().out
+    lock.write_text("4242 dead-node\n")
+    os.utime(lock, (time.time() - 3600, time.time() - 3600))
+    assert main(["run", str(config), "--run-dir", str(run)]) == 0
+    assert "taking over the lock of process 4242 on dead-node (heartbeat 36" in capsys.readouterr().out
+    assert not lock.exists()
 
 
 @pytest.mark.slow
-def test_two_processes_on_one_folder(tmp_path):
-    """The second `lm-collapse run` refuses while the first works (here: stopped mid-run), naming its PID."""
+def test_two_processes_on_one_replica_one_per_arm_into_one_folder(tmp_path):
+    """While `run --arm a` works (here: stopped mid-run, holding its replica), `run --arm b` runs into the
+    same folder to the end; a second `run --arm a` refuses, naming the first's PID; the first then finishes."""
     import signal
 
-    config = config_file(tmp_path)
+    config = write(tmp_path / "tiny.yaml", NO_EVAL + "arms:\n  a: {}\n  b: {model: {alpha: 0.1}}\n")
     cmd = [sys.executable, "-m", "lm_collapse.cli", "run", str(config), "--run-dir", str(tmp_path / "run")]
-    first = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    first = subprocess.Popen([*cmd, "--arm", "a"], env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True)
     try:
-        for line in first.stdout:  # it holds the folder once it reports a stage
+        for line in first.stdout:  # it holds its replica once it reports a stage
             if "done in" in line:
                 first.send_signal(signal.SIGSTOP)
                 break
-        second = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True)
-        assert second.returncode == 2 and "Traceback" not in second.stderr
-        assert second.stderr.strip() == (f"lm-collapse run: error: {tmp_path / 'run'} is in use by process {first.pid} "
-                                         f"(lock file {tmp_path / 'run/.lock'}); wait for it to finish, or delete the lock "
-                                         "file if that process is not running")
+        other_arm = subprocess.run([*cmd, "--arm", "b"], env=ENV, cwd=ROOT, capture_output=True, text=True)
+        assert other_arm.returncode == 0, other_arm.stderr
+        same_arm = subprocess.run([*cmd, "--arm", "a"], env=ENV, cwd=ROOT, capture_output=True, text=True)
+        assert same_arm.returncode == 2 and "Traceback" not in same_arm.stderr
+        replica = tmp_path / "run/a/seed_0"
+        assert same_arm.stderr.startswith(f"lm-collapse run: error: {replica} is in use by process {first.pid} (lock file "
+                                          f"{replica / '.lock'}, heartbeat ")
+        assert same_arm.stderr.strip().endswith("s ago); wait for it to finish (or stop it)")
     finally:
         first.send_signal(signal.SIGCONT)
         first.stdout.read()
         assert first.wait() == 0
+    manifests = [json.loads((tmp_path / f"run/{arm}/seed_0/manifest.json").read_text()) for arm in "ab"]
+    assert [len(m["stages"]) for m in manifests] == [10, 10]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["a", "b"]  # no lock left at the root
 
 
 # -- run folders: damage detected and repaired -----------------------------------------------------

@@ -139,6 +139,29 @@ def test_tokenizer_is_reused_unchanged_at_generation_1(scratch, model):
     assert state(scratch["gen0"])["transformer.wte.weight"].shape[0] == len(t0) <= 512
 
 
+def test_generation_0_tokenizer_is_trained_by_rank_0_alone_and_handed_to_the_others(monkeypatch, texts):
+    """Under ``accelerate launch`` rank 0 trains the tokenizer and broadcasts it (here: a fake launch
+    whose broadcast hands over rank 0's JSON); another rank never trains one."""
+    from recursion.backends import hf
+    from recursion.ranks import Ranks
+
+    backend = HFScratchBackend(tiny_scratch(vocab_size=300), RUNTIME)
+    main = backend.shared_tokenizer(texts["gen0"])
+    sent = main.backend_tokenizer.to_str()
+
+    class OtherRank(Ranks):
+        def agree(self, value=None):
+            assert value is None  # what this rank offers is ignored: rank 0's is taken
+            return sent
+
+    monkeypatch.setattr(hf.Ranks, "from_env", classmethod(lambda cls, cpu=False: OtherRank(1, 2)))
+    monkeypatch.setattr(hf, "train_tokenizer", lambda *a, **k: pytest.fail("rank 1 trained a tokenizer"))
+    other = backend.shared_tokenizer(texts["gen0"][:5])
+    assert other.backend_tokenizer.to_str() == sent and other.model_max_length == main.model_max_length == 64
+    assert (other.bos_token_id, other.eos_token_id, other.pad_token_id) == (1, 2, 0)
+    assert other(texts["gen0"][7])["input_ids"] == main(texts["gen0"][7])["input_ids"]
+
+
 def test_training_is_deterministic_and_generations_differ(scratch):
     a, b, c = (state(scratch[g]) for g in ("gen0", "gen0_again", "gen1"))
     assert all(torch.equal(a[k], b[k]) for k in a)

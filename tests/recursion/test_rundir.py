@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -145,3 +146,67 @@ def test_taking_over_a_stale_lock_never_removes_a_fresh_one(tmp_path):
     assert (tmp_path / ".lock").read_text() == fresh and sorted(p.name for p in tmp_path.iterdir()) == [".lock"]
     with pytest.raises(RunFolderError, match=f"in use by process {os.getppid()}"):
         RunLock(tmp_path).acquire()
+
+
+# -- locks that survive dead processes and hosts: the heartbeat ------------------------------------
+def age_lock(folder, seconds):
+    """Make the lock file's heartbeat (its modification time) ``seconds`` old."""
+    then = time.time() - seconds
+    os.utime(folder / ".lock", (then, then))
+
+
+def test_a_dead_hosts_lock_is_taken_over_once_its_heartbeat_is_stale_and_a_live_one_refused(tmp_path):
+    (tmp_path / ".lock").write_text("4242 dead-node\n")
+    age_lock(tmp_path, 299)  # another host, heartbeat 299 s old: could still be at work
+    with pytest.raises(RunFolderError, match=r"in use by process 4242 on dead-node \(lock file .*, heartbeat 299 s "
+                                             r"ago\); .* once its heartbeat is 300 s old, or now with --break-lock"):
+        RunLock(tmp_path).acquire()
+    assert (tmp_path / ".lock").read_text() == "4242 dead-node\n"
+    age_lock(tmp_path, 301)
+    log = []
+    with RunLock(tmp_path, log=log.append):
+        assert (tmp_path / ".lock").read_text().split()[0] == str(os.getpid())
+    assert log == [f"[{tmp_path}] taking over the lock of process 4242 on dead-node (heartbeat 301 s old, stale after 300 s)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_break_lock_takes_another_hosts_lock_and_names_it_but_never_a_running_local_process(tmp_path):
+    (tmp_path / ".lock").write_text("4242 other-node\n")  # fresh heartbeat
+    log = []
+    with RunLock(tmp_path, log=log.append, break_lock=True):
+        pass
+    assert log == [f"[{tmp_path}] taking over the lock of process 4242 on other-node (--break-lock)"]
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".lock").write_text(f"{sleeper.pid} {os.uname().nodename}\n")
+        with pytest.raises(RunFolderError, match=f"in use by process {sleeper.pid} .*; wait for it to finish \\(or stop it\\)$"):
+            RunLock(tmp_path, break_lock=True).acquire()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_the_holder_refreshes_its_heartbeat_and_stops_when_its_lock_is_taken(tmp_path):
+    lock = RunLock(tmp_path, log=lambda s: None, heartbeat=0.05)
+    lost = []
+    lock.on_lost = lambda: lost.append(True)
+    with lock:
+        age_lock(tmp_path, 1000)
+        deadline = time.time() + 10
+        while time.time() - (tmp_path / ".lock").stat().st_mtime > 60 and time.time() < deadline:
+            time.sleep(0.05)
+        assert time.time() - (tmp_path / ".lock").stat().st_mtime < 60  # refreshed: a live lock is never stale
+        assert not lost
+        (tmp_path / ".lock").write_text("4242 other-node\n")  # taken over (this process looked dead)
+        while not lost and time.time() < deadline:
+            time.sleep(0.05)
+        assert lost == [True]
+    assert (tmp_path / ".lock").read_text() == "4242 other-node\n"  # release leaves the new holder's lock
+
+
+def test_a_retry_waits_for_another_hosts_lock_to_go_stale(tmp_path):
+    (tmp_path / ".lock").write_text("4242 dead-node\n")
+    start = time.monotonic()
+    with RunLock(tmp_path, log=lambda s: None, wait=10, stale_after=0.5):
+        assert (tmp_path / ".lock").read_text().split()[0] == str(os.getpid())
+    assert 0.4 < time.monotonic() - start < 9

@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,21 @@ def test_a_sweep_refuses_a_share_above_the_replicas_before_starting_ray(fake_vll
     with pytest.raises(ConfigError, match=r"arms.a: model.gpu_memory_utilization = 0.5 is more than this replica's "
                                           r"share of the GPU \(--gpus-per-replica 0.25\)"):
         sweep.sweep("x.yaml", tmp_path, gpus_per_replica=0.25)
+
+
+def test_an_engine_that_hangs_at_exit_is_killed_after_its_answer(fake_vllm, monkeypatch):
+    monkeypatch.setenv("FAKE_VLLM_OUTPUT", json.dumps([[5, 6]]))
+    monkeypatch.setenv("FAKE_VLLM_HANG_AT_EXIT", "1")
+    request = vllm_engine.Request(model=str(FAKE), prompts=[[1], [1, 2]], decoding=Decoding(), seed=0, eos_ids=[2],
+                                  suppress_ids=[], dtype="float32", context=64)
+    start = time.monotonic()
+    assert vllm_engine.generate_token_ids(request, exit_wait=1).token_ids == [[5, 6], [5, 6]]
+    assert time.monotonic() - start < 120  # the hanging process was killed, not waited for (an hour)
+    assert len(fake_vllm()) == 1
+
+
+def test_an_engine_error_reaches_the_caller(fake_vllm, monkeypatch):
+    request = vllm_engine.Request(model=str(FAKE / "missing"), prompts=[[1]], decoding=Decoding(), seed=0, eos_ids=[2],
+                                  suppress_ids=[], dtype="float32", context=64)
+    with pytest.raises(FileNotFoundError, match="missing"):  # raised in the vLLM process, raised again here
+        vllm_engine.generate_token_ids(request)

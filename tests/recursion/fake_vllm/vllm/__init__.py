@@ -4,10 +4,14 @@ canned token ids, so the vLLM engine's requests can be checked on a CPU.
 Each ``LLM.generate`` call appends one JSON line to the file named by ``$FAKE_VLLM_LOG``: the
 ``LLM`` arguments, the files of the model folder at that moment, every prompt's token ids, every
 request's ``SamplingParams``, the process id and vLLM's reproducibility environment variables. Request i gets the canned output
-``$FAKE_VLLM_OUTPUT[i % len]`` (a JSON list of token-id lists).
+``$FAKE_VLLM_OUTPUT[i % len]`` (a JSON list of token-id lists). With ``$FAKE_VLLM_HANG_AT_EXIT``
+set, an ``LLM`` leaves a non-daemonic thread behind that keeps its process from exiting for an hour
+(an engine that hangs at shutdown).
 """
 import json
 import os
+import threading
+import time
 
 __version__ = "0.0-fake"
 
@@ -31,6 +35,8 @@ class LLM:
     def __init__(self, **kwargs):
         self.kwargs = kwargs
         self.model_files = sorted(os.listdir(kwargs["model"]))
+        if os.environ.get("FAKE_VLLM_HANG_AT_EXIT"):
+            threading.Thread(target=time.sleep, args=(3600,), daemon=False).start()
 
     def generate(self, prompts, sampling_params, use_tqdm=True):
         record = {"llm": self.kwargs, "model_files": self.model_files, "pid": os.getpid(),
