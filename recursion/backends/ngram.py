@@ -662,6 +662,11 @@ class NgramModel:
     def perplexity(self, texts):
         return self.lm.perplexity(texts)
 
+    def floor_share(self, texts) -> float:
+        """The expected share of the tokens of ``texts`` (its own samples) drawn from the uniform floor:
+        :meth:`NgramLM.uniform_share` (``gen_XX/data_diversity.json``, :mod:`recursion.data_diversity`)."""
+        return self.lm.uniform_share(texts)
+
     def loglikelihood_rolling(self, texts) -> tuple[np.ndarray, np.ndarray]:
         """Natural-log probability of each text from ``<s>`` (no end token) and its number of tokens."""
         return np.asarray(self.lm.logprobs(texts)), self.lm.num_tokens(texts)

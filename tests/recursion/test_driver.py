@@ -52,7 +52,7 @@ def test_artifacts(config, tmp_path):
     rep = tmp_path / "run/replace/seed_0"
     manifest = json.loads((rep / "manifest.json").read_text())
     assert {"versions", "git_commit", "seed", "stages"} <= set(manifest)
-    assert len(manifest["stages"]) == 3 * 5  # data, train, generate, select, probes (eval disabled)
+    assert len(manifest["stages"]) == 3 * 6  # data, train, generate, select, probes, diversity (eval disabled)
     for g in range(3):
         gen = rep / f"gen_{g:02d}"
         assert (gen / "model/ngram.json").exists()
