@@ -82,3 +82,15 @@ def test_progress_shows_one_line_per_replica_and_logs_everything(tty):
     else:
         assert lines[0].startswith("  replace seed 0: done  [1/2 replicas")
         assert lines[1].startswith("  accumulate seed 0: done  [2/2")
+
+
+def test_progress_reads_a_sweeps_finished_replicas():
+    """Under the demo's sweep the stage lines stay in the Ray workers: the sweep's line per replica moves the count."""
+    console, logfile = _Console(False), io.StringIO()
+    progress = Progress("x", {("replace", 0): 12, ("replace", 1): 12}, console=console, logfile=logfile)
+    for message in ["sweep: 2 replica(s) to run, 0 finished before; CPUs per replica on {'CPU': 2.0}",
+                    "sweep: replace/seed_1 done (31 s)", "sweep: replace/seed_0 skipped (finished before) (0 s)"]:
+        progress(message)
+    lines = console.getvalue().splitlines()
+    assert lines[0].startswith("  replace seed 1: done  [1/2 replicas") and lines[1].startswith("  replace seed 0: done  [2/2")
+    assert len(lines) == 2 and logfile.getvalue().count("\n") == 3
