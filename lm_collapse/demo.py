@@ -50,6 +50,9 @@ KEY_METRICS = (
     "gen_shakespeare/entropy_1",
     "gen_shakespeare/mean_length",
     "probe/top1_mass_mean",
+    "data_pool/word_types",  # the data each generation hands on (recursion.data_diversity)
+    "data_pool/distinct_2",
+    "data_pool/floor_share",
 )
 LOG_FILE = "demo.log"  # in the demo's output folder, beside the experiments' run folders
 
@@ -169,18 +172,24 @@ def without_progress_bars() -> None:
 
 def run_replicas(config: Path, run_dir: Path, overrides: list[str], log) -> None:
     """Every replica of one experiment: Ray tasks as ``lm-collapse sweep`` runs them (see the module
-    docstring), else one after another where Ray is not installed. A failed replica stops the demo."""
+    docstring), else one after another where Ray is not installed or does not start. A failed replica
+    stops the demo."""
+    from recursion.driver import run_experiment
+
     try:
         import ray
     except ImportError:
-        from recursion.driver import run_experiment
-
         run_experiment(config, run_dir, overrides=overrides, log=log)
         return
     from recursion.sweep import sweep
 
     if not ray.is_initialized():  # its own local instance: never a cluster someone started on this machine
-        ray.init(address="local", include_dashboard=False)
+        try:
+            ray.init(address="local", include_dashboard=False)
+        except Exception as e:  # Ray's start can time out on an overloaded machine: the same runs, in turn
+            log(f"Ray did not start ({type(e).__name__}: {str(e).splitlines()[0]}); the replicas run one after another")
+            run_experiment(config, run_dir, overrides=overrides, log=log)
+            return
     failed = [o for o in sweep(config, run_dir, overrides=overrides, log=log) if o.status.startswith("failed")]
     if failed:
         raise RuntimeError(f"{config.name} {failed[0].replica} {failed[0].status} (details in {LOG_FILE})")

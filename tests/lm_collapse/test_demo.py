@@ -94,3 +94,28 @@ def test_progress_reads_a_sweeps_finished_replicas():
     lines = console.getvalue().splitlines()
     assert lines[0].startswith("  replace seed 1: done  [1/2 replicas") and lines[1].startswith("  replace seed 0: done  [2/2")
     assert len(lines) == 2 and logfile.getvalue().count("\n") == 3
+
+
+def test_replicas_run_in_turn_when_ray_does_not_start(tmp_path, monkeypatch):
+    """Ray's start can time out on an overloaded machine: the demo runs the same replicas one after another."""
+    ray = pytest.importorskip("ray")
+    from lm_collapse.demo import run_replicas
+
+    def refuse(*args, **kwargs):
+        raise Exception("The current node timed out during startup.\nmore")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    config = {"name": "tiny", "generations": 1, "seeds": [0, 1], "model": {"backend": "ngram", "n": 2},
+              "data": {"source": "shakespeare", "num_train": 100},
+              "generate": {"num_docs": 20, "decoding": {"max_new_tokens": 8}},
+              "eval": {"enabled": False}, "probes": {"enabled": False}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    lines = []
+    run_replicas(tmp_path / "tiny.yaml", tmp_path / "run", ["generate.num_docs=10"], lines.append)
+    assert ("Ray did not start (Exception: The current node timed out during startup.); "
+            "the replicas run one after another") in lines
+    for seed in (0, 1):
+        assert (tmp_path / f"run/default/seed_{seed}/gen_00/data_diversity.json").exists()
+        recorded = yaml.safe_load((tmp_path / f"run/default/seed_{seed}/config.yaml").read_text())
+        assert "generate.num_docs=10" in recorded["overrides"]
