@@ -58,11 +58,12 @@ LOG_FILE = "demo.log"  # in the demo's output folder, beside the experiments' ru
 
 # Size reductions per shipped config (see lm_collapse.sizes): a size key -> its new value, and
 # "documents" -> a factor applied to every document count the YAML sets, in every arm.
-# Every config runs its 3 seeds: the tiny GPT-2 at a quarter of its documents and training steps, half
-# its lm-eval documents and 3 of its 4 generations, so that its 12 replicas fit the 10 minutes on 2 cores.
+# Every config runs its 3 seeds: the tiny GPT-2 at a fifth of its documents and training steps (the
+# same epochs), 20 of its 50 lm-eval documents and 3 of its 4 generations, so that its 12 replicas,
+# two at a time, fit the 10 minutes on 2 cores (estimated from the 1-seed demo's time; see README).
 DEMO: dict[str, dict] = {
     "lab1_bigram": {"eval.limit": 100},
-    "tiny_gpt2_regimes": {"generations": 3, "documents": 0.25, "model.train.max_steps": 100, "eval.limit": 25},
+    "tiny_gpt2_regimes": {"generations": 3, "documents": 0.2, "model.train.max_steps": 80, "eval.limit": 20},
 }
 QUICK: dict[str, dict] = {
     "lab1_bigram": {"generations": 2, "documents": 0.15, "eval.limit": 5, "probes.num_prompts": 20},
