@@ -15,10 +15,17 @@ document counts (scaled together in every arm), ``eval.limit``, training steps, 
 work. The reductions are printed, recorded as ``overrides`` in each replica's ``config.yaml``, and
 stated under the title of each report.
 
+Every config ships ``seeds: [0, 1, 2]``, so the demo runs three replicas of every arm. They run as
+``lm-collapse sweep`` runs them (:func:`recursion.sweep.sweep`: one Ray task per replica, one CPU and
+one torch thread each, as many at once as the machine has cores — two on a 2-core laptop), or,
+where Ray is not installed, one after another (:func:`recursion.driver.run_experiment`). Either
+way each replica's numbers are those ``lm-collapse run`` gives: every stage draws its randomness
+from (seed, generation, stage), and one torch thread fixes the order of floating-point sums.
+
 The console shows one progress line per replica and the key tables of each experiment (each number
 with its 95% t-interval over seeds; each arm minus the first, paired by seed); everything
 else (the driver's per-stage lines, lm-eval's and transformers' messages, progress bars, the
-trainer's losses) goes to ``OUT/demo.log``.
+trainer's losses, Ray's) goes to ``OUT/demo.log``.
 """
 from __future__ import annotations
 
@@ -44,14 +51,20 @@ KEY_METRICS = (
     "gen_shakespeare/entropy_1",
     "gen_shakespeare/mean_length",
     "probe/top1_mass_mean",
+    "data_pool/word_types",  # the data each generation hands on (recursion.data_diversity)
+    "data_pool/distinct_2",
+    "data_pool/floor_share",
 )
 LOG_FILE = "demo.log"  # in the demo's output folder, beside the experiments' run folders
 
 # Size reductions per shipped config (see lm_collapse.sizes): a size key -> its new value, and
 # "documents" -> a factor applied to every document count the YAML sets, in every arm.
+# Every config runs its 3 seeds: the tiny GPT-2 at a fifth of its documents and training steps (the
+# same epochs), 20 of its 50 lm-eval documents and 3 of its 4 generations, so that its 12 replicas,
+# two at a time, fit the 10 minutes on 2 cores (estimated from the 1-seed demo's time; see README).
 DEMO: dict[str, dict] = {
     "lab1_bigram": {"eval.limit": 100},
-    "tiny_gpt2_regimes": {"generations": 3, "documents": 0.5, "model.train.max_steps": 200},
+    "tiny_gpt2_regimes": {"generations": 3, "documents": 0.2, "model.train.max_steps": 80, "eval.limit": 20},
 }
 QUICK: dict[str, dict] = {
     "lab1_bigram": {"generations": 2, "documents": 0.15, "eval.limit": 5, "probes.num_prompts": 20},
@@ -61,6 +74,7 @@ QUICK: dict[str, dict] = {
 NOISY_LOGGERS = ("lm_eval", "transformers", "datasets", "accelerate", "torch")
 
 _DONE = re.compile(r"^\[(?P<replica>[^\]]+)\] (?P<stage>\S+) done in [\d.]+ s$")
+_SWEPT = re.compile(r"^sweep: (?P<replica>\S+) (done|skipped) ")  # recursion.sweep's line for a finished replica
 
 
 def configs_dir() -> Path:
@@ -88,6 +102,14 @@ class Progress:
 
     def __call__(self, message: str) -> None:
         print(message, file=self.logfile, flush=True)
+        swept = _SWEPT.match(message)
+        if swept and swept["replica"] in self.replicas:  # a sweep reports replicas, not their stages
+            key = swept["replica"]
+            self.done[key] = self.stages[key]
+            finished = len([k for k, v in self.done.items() if v >= self.stages[k]])
+            print(f"  {self.replicas[key]}: done  [{finished}/{len(self.replicas)} replicas, "
+                  f"{_clock(time.perf_counter() - self.start)}]", file=self.console, flush=True)
+            return
         hit = _DONE.match(message)
         if not hit or hit["replica"] not in self.replicas:
             return
@@ -150,11 +172,43 @@ def without_progress_bars() -> None:
             os.environ["TQDM_DISABLE"] = before
 
 
+def run_replicas(config: Path, run_dir: Path, overrides: list[str], log) -> None:
+    """Every replica of one experiment: Ray tasks as ``lm-collapse sweep`` runs them (see the module
+    docstring), else one after another where Ray is not installed or does not start. A failed replica
+    stops the demo."""
+    from recursion.driver import run_experiment
+
+    try:
+        import ray
+    except ImportError:
+        run_experiment(config, run_dir, overrides=overrides, log=log)
+        return
+    from recursion.sweep import sweep
+
+    if not ray.is_initialized():  # its own local instance: never a cluster someone started on this machine
+        try:
+            ray.init(address="local", include_dashboard=False)
+        except Exception as e:  # Ray's start can time out on an overloaded machine: the same runs, in turn
+            log(f"Ray did not start ({type(e).__name__}: {str(e).splitlines()[0]}); the replicas run one after another")
+            run_experiment(config, run_dir, overrides=overrides, log=log)
+            return
+    failed = [o for o in sweep(config, run_dir, overrides=overrides, log=log) if o.status.startswith("failed")]
+    if failed:
+        raise RuntimeError(f"{config.name} {failed[0].replica} {failed[0].status} (details in {LOG_FILE})")
+
+
+def _stop_ray() -> None:
+    """Shut down the local Ray instance a sweep started (its workers hold memory)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) -> list[Path]:
     """Run both experiments into ``out``, write their reports, print the key tables; returns report paths."""
     without_progress_bars()
     from recursion.config import load_config, read_yaml
-    from recursion.driver import planned_stages, run_experiment
+    from recursion.driver import planned_stages
     from recursion.rundir import check_folder
 
     out = check_folder(out, "--out")
@@ -167,7 +221,8 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) ->
         plans[name] = (config, overrides, check_sizes(config, overrides))
     reports = []
     start = time.perf_counter()
-    with open(out / LOG_FILE, "a", encoding="utf-8") as logfile:
+    with open(out / LOG_FILE, "a", encoding="utf-8") as logfile, contextlib.ExitStack() as stack:
+        stack.callback(_stop_ray)  # also when a replica fails
         log(f"Demo: {len(plans)} experiments into {out}/ (library output: {out / LOG_FILE})")
         for name, (config, overrides, changes) in plans.items():
             arms = load_config(config, overrides)
@@ -180,7 +235,9 @@ def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) ->
             with quiet(logfile) as console:
                 progress = Progress(name, {(a, s): len(planned_stages(e)) for a, e in arms.items() for s in e.seeds},
                                     console=console, logfile=logfile)
-                run_experiment(config, out / name, overrides=overrides, log=progress)
+                run_replicas(config, out / name, overrides, progress)
+                if name == list(plans)[-1]:
+                    _stop_ray()  # in the log's quiet, like its start
                 report = build_report([out / name], out / name / "report", arm_order=list(arms))
             reports.append(report.path)
             found = list(dict.fromkeys(m for (_, m, _) in report.cells))

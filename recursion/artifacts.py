@@ -29,6 +29,8 @@ and readers. Layout of an experiment run ``RUN/``::
             edits.json         shares of edited tokens             EDITS   (transform: toedit)
             selected.jsonl     documents kept by the filter        SELECTED
             probes.json        probe results                       PROBES
+            data_diversity.json  diversity of the training set and  DATA_DIVERSITY
+                               the synthetic pool (recursion.data_diversity)
         gen_01/ ...
 
 JSONL files hold one JSON object per line with a ``text`` field (loadable by ``datasets``).
@@ -71,6 +73,7 @@ SELECTED = "selected.jsonl"
 EDITED = "edited.jsonl"
 EDITS = "edits.json"
 PROBES = "probes.json"
+DATA_DIVERSITY = "data_diversity.json"
 TRAIN_SOURCES = "train_sources.json"
 FRESH = "fresh.jsonl"
 LM_EVAL_SAMPLES = "lm_eval_samples"

@@ -1,4 +1,5 @@
-"""The recursion driver: for g = 0 .. G-1, build data → train → score → generate → select → probe.
+"""The recursion driver: for g = 0 .. G-1, build data → train → score → generate → select → probe →
+measure the data (the training set and the synthetic pool, :mod:`recursion.data_diversity`).
 
 :func:`run_replica` is the whole loop, top to bottom; each stage is a call into the module that
 owns it, and writes its outputs into the run folder (:mod:`recursion.rundir`) before it is
@@ -34,6 +35,7 @@ import numpy as np
 
 from . import scoring
 from .artifacts import (
+    DATA_DIVERSITY,
     EDITED,
     EDITS,
     FRESH,
@@ -64,6 +66,7 @@ from .backends import backend_class
 from .checkpoints import prune, stale_generations
 from .config import Experiment, FilterConfig, experiment_from_dict, load_config, to_dict
 from .data import RealData, Source, load_pool, prepare, real_data, split_prompt, validation_texts
+from .data_diversity import data_diversity
 from .environment import write_environment
 from .filters import Lazy, check_classifier, check_embeddings, select
 from .probes import embedding_diagnostics, run_probes
@@ -73,7 +76,8 @@ from .rundir import RunDir, RunFolderError, RunLock, check_compatible, check_fol
 from .runtime import set_threads
 from .transforms import summary, toedit
 
-STAGES = ("data", "train", "eval", "generate", "select", "probes")
+# "diversity" last: a stage's seed is a function of its index here (stage_seed), so new stages go at the end
+STAGES = ("data", "train", "eval", "generate", "select", "probes", "diversity")
 
 
 def planned_stages(exp: Experiment) -> list[str]:
@@ -115,6 +119,7 @@ def stage_inputs(name: str) -> list[str]:
         # ToEdit edits with generation 0's model (or this one), the previous selection as input
         "select": [(g, "generate"), (g, "train"), (0, "train")] + ([(g - 1, "select")] if g else []),
         "probes": [(g, "train"), (0, "train"), (g, "generate"), (g, "data"), (0, "data")] + pool,  # held out, train set
+        "diversity": [(g, "data"), (g, "generate"), (g, "train")] + pool,  # the n-gram floor share: this model
     }[stage]
     return list(dict.fromkeys(f"{gen_name(k)}/{s}" for k, s in reads))
 
@@ -135,6 +140,7 @@ def models_read(exp: Experiment, name: str) -> list[int]:
         "data": [g - 1, *gen0] if g and exp.regime.name == "accumulate_select" else [],  # it selects at data
         "train": [g - 1] if g else [],  # the vocabulary or tokenizer, and the weights under init: previous
         "eval": [g], "generate": [g], "select": [g, *gen0], "probes": [g, 0],
+        "diversity": [g] if exp.backend == "ngram" else [],  # the floor share of its samples
     }[stage]
 
 
@@ -393,6 +399,13 @@ def _run_generations(exp: Experiment, path: Path, *, seed: int, arm: str, overri
                         read_training_texts(gdir), read_texts(gdir / SYNTHETIC), embedder=exp.probes.embedder,
                         sample_size=exp.probes.embedding_sample, rng=np.random.default_rng(stage_seed(seed, g, "probes"))))
                 atomic_write_text(gdir / PROBES, json.dumps(result))
+
+        if todo(g, "diversity"):
+            with run.stage(f"{gdir.name}/diversity", [gdir / DATA_DIVERSITY]):
+                pool = read_texts(gdir / SYNTHETIC)
+                floor = models.get(model_dir).floor_share(pool) if exp.backend == "ngram" else None
+                doc = data_diversity(read_training_texts(gdir), pool, floor_share=floor)
+                atomic_write_text(gdir / DATA_DIVERSITY, json.dumps(doc, indent=1) + "\n")
 
         if ranks.main:
             written[g] = disk_usage(gdir)  # before retention deletes this generation's model

@@ -6,7 +6,9 @@ the ``arm`` of its ``config.yaml`` (else the parent folder's name), its seed the
 Numbers come from ``gen_XX/lm_eval.json`` (every numeric ``results`` entry except standard errors,
 named ``<task>/<metric>`` without the ``collapse_`` prefix and ``,none`` filter) and from
 ``gen_XX/probes.json`` (``probe/<name>`` for the scalar summaries, Shi et al.'s embedding
-diagnostics included) and, for ToEdit runs, ``gen_XX/edits.json`` (``toedit/<share>``: the shares
+diagnostics included), ``gen_XX/data_diversity.json`` (``data_train/<measure>`` and
+``data_pool/<measure>``: the diversity of the generation's training set and of its synthetic pool,
+:mod:`recursion.data_diversity`) and, for ToEdit runs, ``gen_XX/edits.json`` (``toedit/<share>``: the shares
 of tokens resampled, changed and dropped). Anything unreadable is
 recorded as a problem and skipped: a half-finished or damaged run still reports what it has.
 
@@ -126,6 +128,8 @@ def collect(paths: list[str | Path]) -> Collection:
                         names.append(replica.name)
             out.rows += _scalar_rows(replica, g, gdir / artifacts.PROBES, out.problems, what="probes", prefix="probe",
                                      keys=PROBE_SCALARS)
+            if (gdir / artifacts.DATA_DIVERSITY).exists():  # runs from before this stage have none
+                out.rows += _data_rows(replica, g, gdir / artifacts.DATA_DIVERSITY, out.problems)
             if (gdir / artifacts.EDITS).exists():
                 out.rows += _scalar_rows(replica, g, gdir / artifacts.EDITS, out.problems, what="ToEdit", prefix="toedit",
                                          keys=EDIT_SHARES)
@@ -210,6 +214,16 @@ def _scalar_rows(rep: Replica, g: int, path: Path, problems: list[str], *, what:
         return []
     return [Row(rep.arm, rep.seed, g, f"{prefix}/{k}", v, str(path))
             for k in keys if (v := _number(doc.get(k))) is not None]
+
+
+def _data_rows(rep: Replica, g: int, path: Path, problems: list[str]) -> list[Row]:
+    """``data_train/<measure>`` and ``data_pool/<measure>`` rows of one ``data_diversity.json``."""
+    doc = _read_json(path, problems, "data diversity")
+    if not isinstance(doc, dict):
+        return []
+    return [Row(rep.arm, rep.seed, g, f"data_{part}/{k}", v, str(path))
+            for part in ("train", "pool") if isinstance(doc.get(part), dict)
+            for k, value in doc[part].items() if (v := _number(value)) is not None]
 
 
 def read_probe_series(replica: Replica, g: int, key: str = "gen0_perplexity") -> list[float]:

@@ -675,6 +675,11 @@ class NgramModel:
         logp, n = self.loglikelihood_rolling(texts)
         return np.exp(-logp / np.maximum(n, 1))
 
+    def floor_share(self, texts) -> float:
+        """The expected share of the tokens of ``texts`` (its own samples) drawn from the uniform floor:
+        :meth:`NgramLM.uniform_share` (``gen_XX/data_diversity.json``, :mod:`recursion.data_diversity`)."""
+        return self.lm.uniform_share(texts)
+
     def loglikelihood_rolling(self, texts) -> tuple[np.ndarray, np.ndarray]:
         """Natural-log probability of each text from ``<s>`` and its number of scored tokens (the end
         token scored and counted only with ``score_end``)."""

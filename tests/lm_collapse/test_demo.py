@@ -50,7 +50,7 @@ def test_demo_quick_end_to_end(tmp_path):
     assert "Demo finished" in proc.stdout and "gen 0 →" in proc.stdout and "sizes reduced by the demo" in proc.stdout
     assert "pure_synthetic" in proc.stdout and "accumulate_subsample" in proc.stdout and "paired by seed" in proc.stdout
     # the console holds progress and the key tables; the libraries' output is in the log, without the lm-eval hint
-    assert len(proc.stdout.splitlines()) < 120 and proc.stderr.strip() == ""  # progress, key and difference tables
+    assert len(proc.stdout.splitlines()) < 140 and proc.stderr.strip() == ""  # 24 replica lines (3 seeds), key and difference tables
     log = (out / "demo.log").read_text()
     assert "gen_00/train done in" in log and "Custom kwargs can be passed" not in log
 
@@ -82,3 +82,40 @@ def test_progress_shows_one_line_per_replica_and_logs_everything(tty):
     else:
         assert lines[0].startswith("  replace seed 0: done  [1/2 replicas")
         assert lines[1].startswith("  accumulate seed 0: done  [2/2")
+
+
+def test_progress_reads_a_sweeps_finished_replicas():
+    """Under the demo's sweep the stage lines stay in the Ray workers: the sweep's line per replica moves the count."""
+    console, logfile = _Console(False), io.StringIO()
+    progress = Progress("x", {("replace", 0): 12, ("replace", 1): 12}, console=console, logfile=logfile)
+    for message in ["sweep: 2 replica(s) to run, 0 finished before; CPUs per replica on {'CPU': 2.0}",
+                    "sweep: replace/seed_1 done (31 s)", "sweep: replace/seed_0 skipped (finished before) (0 s)"]:
+        progress(message)
+    lines = console.getvalue().splitlines()
+    assert lines[0].startswith("  replace seed 1: done  [1/2 replicas") and lines[1].startswith("  replace seed 0: done  [2/2")
+    assert len(lines) == 2 and logfile.getvalue().count("\n") == 3
+
+
+def test_replicas_run_in_turn_when_ray_does_not_start(tmp_path, monkeypatch):
+    """Ray's start can time out on an overloaded machine: the demo runs the same replicas one after another."""
+    ray = pytest.importorskip("ray")
+    from lm_collapse.demo import run_replicas
+
+    def refuse(*args, **kwargs):
+        raise Exception("The current node timed out during startup.\nmore")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    config = {"name": "tiny", "generations": 1, "seeds": [0, 1], "model": {"backend": "ngram", "n": 2},
+              "data": {"source": "shakespeare", "num_train": 100},
+              "generate": {"num_docs": 20, "decoding": {"max_new_tokens": 8}},
+              "eval": {"enabled": False}, "probes": {"enabled": False}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    lines = []
+    run_replicas(tmp_path / "tiny.yaml", tmp_path / "run", ["generate.num_docs=10"], lines.append)
+    assert ("Ray did not start (Exception: The current node timed out during startup.); "
+            "the replicas run one after another") in lines
+    for seed in (0, 1):
+        assert (tmp_path / f"run/default/seed_{seed}/gen_00/data_diversity.json").exists()
+        recorded = yaml.safe_load((tmp_path / f"run/default/seed_{seed}/config.yaml").read_text())
+        assert "generate.num_docs=10" in recorded["overrides"]

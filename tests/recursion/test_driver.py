@@ -56,7 +56,7 @@ def test_artifacts(config, tmp_path):
     environment = json.loads((rep / "environment.json").read_text())
     assert {"torch", "transformers", "lm_eval", "numpy"} <= set(environment["versions"]) and environment["cpu"]
     assert environment["torch_threads"] >= 1
-    assert len(manifest["stages"]) == 3 * 5  # data, train, generate, select, probes (eval disabled)
+    assert len(manifest["stages"]) == 3 * 6  # data, train, generate, select, probes, diversity (eval disabled)
     for g in range(3):
         gen = rep / f"gen_{g:02d}"
         assert (gen / "model/ngram.json").exists()

@@ -16,7 +16,7 @@ from recursion.artifacts import HELDOUT, PROBES, gen_dir, read_texts, read_train
 from recursion.driver import run_experiment
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "lab1_seed_notebook.yaml"
-SMALL = ["generations=2", "eval.enabled=false", "generate.num_docs=300", "probes.num_prompts=5"]
+SMALL = ["seeds=[0]", "generations=2", "eval.enabled=false", "generate.num_docs=300", "probes.num_prompts=5"]
 
 
 def tokenize(line):
