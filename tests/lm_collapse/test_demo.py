@@ -50,7 +50,8 @@ def test_demo_quick_end_to_end(tmp_path):
     assert "Demo finished" in proc.stdout and "gen 0 →" in proc.stdout and "sizes reduced by the demo" in proc.stdout
     assert "pure_synthetic" in proc.stdout and "accumulate_subsample" in proc.stdout and "paired by seed" in proc.stdout
     # the console holds progress and the key tables; the libraries' output is in the log, without the lm-eval hint
-    assert len(proc.stdout.splitlines()) < 140 and proc.stderr.strip() == ""  # 24 replica lines (3 seeds), key and difference tables
+    # 24 replica lines (3 seeds), the key and difference tables
+    assert len(proc.stdout.splitlines()) < 140 and proc.stderr.strip() == ""
     log = (out / "demo.log").read_text()
     assert "gen_00/train done in" in log and "Custom kwargs can be passed" not in log
 
