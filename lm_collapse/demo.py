@@ -46,10 +46,11 @@ KEY_METRICS = (
     "ppl_shakespeare/bits_per_byte",
     "ppl_shakespeare/word_perplexity",
     "probe/heldout_perplexity",
-    "gen_shakespeare/distinct_2",
+    "gen_shakespeare/distinct_2_at_1000",  # length-controlled (metrics.length_controlled): read these first
+    "gen_shakespeare/entropy_1_at_1000",
     "gen_shakespeare/one_minus_self_bleu_4",
-    "gen_shakespeare/entropy_1",
     "gen_shakespeare/mean_length",
+    "gen_shakespeare/distinct_2",  # moves with the length: beside it
     "probe/top1_mass_mean",
     "data_pool/word_types",  # the data each generation hands on (recursion.data_diversity)
     "data_pool/distinct_2",
@@ -59,12 +60,13 @@ LOG_FILE = "demo.log"  # in the demo's output folder, beside the experiments' ru
 
 # Size reductions per shipped config (see lm_collapse.sizes): a size key -> its new value, and
 # "documents" -> a factor applied to every document count the YAML sets, in every arm.
-# Every config runs its 3 seeds: the tiny GPT-2 at a fifth of its documents and training steps (the
-# same epochs), 20 of its 50 lm-eval documents and 3 of its 4 generations, so that its 12 replicas,
-# two at a time, fit the 10 minutes on 2 cores (estimated from the 1-seed demo's time; see README).
+# Every config runs its 3 seeds: Lab 1 with 50 lm-eval documents per task; the tiny GPT-2 at a tenth
+# of its documents and training steps (the same epochs), 20 of its 50 lm-eval documents and 3 of its
+# 4 generations, so that the 24 replicas, two at a time, fit 10 minutes on 2 cores
+# (benchmarks/bench_demo.py measures it; the time is in the README).
 DEMO: dict[str, dict] = {
-    "lab1_bigram": {"eval.limit": 100},
-    "tiny_gpt2_regimes": {"generations": 3, "documents": 0.2, "model.train.max_steps": 80, "eval.limit": 20},
+    "lab1_bigram": {"eval.limit": 50},
+    "tiny_gpt2_regimes": {"generations": 3, "documents": 0.1, "model.train.max_steps": 40, "eval.limit": 20},
 }
 QUICK: dict[str, dict] = {
     "lab1_bigram": {"generations": 2, "documents": 0.15, "eval.limit": 5, "probes.num_prompts": 20},

@@ -17,7 +17,8 @@ resources allow and queues the rest.
   path, and each task first looks for a marker file the sweep wrote there; a node that cannot see
   it fails that replica in one line naming the node.
 
-Each replica runs in a fresh worker process (``max_calls=1``): a worker that ran one replica exits,
+Each GPU replica runs in a fresh worker process (``max_calls=1``; a CPU replica may reuse one, see
+:func:`replica_task`): a worker that ran one replica exits,
 so the next never inherits its CUDA context, its cached memory or a GPU binding that
 ``CUDA_VISIBLE_DEVICES`` no longer names (Ray sets that only for a GPU count given to
 ``@ray.remote`` itself, not to ``.options``). A replica whose worker or node dies is rerun by Ray
@@ -68,10 +69,13 @@ def check_options(gpus_per_replica: float, retries: int) -> None:
         raise ValueError(f"--retries must be >= 0, got {retries}")
 
 
-def replica_task(ray, body):
-    """``body`` as a Ray task whose every call gets a fresh worker process (``max_calls=1``), whatever
-    its ``.options`` (a GPU count given there alone lets Ray reuse workers)."""
-    return ray.remote(max_calls=1)(body)
+def replica_task(ray, body, *, gpu: bool = True):
+    """``body`` as a Ray task. On a GPU every call gets a fresh worker process (``max_calls=1``), whatever
+    its ``.options`` (a GPU count given there alone lets Ray reuse workers, with the last replica's CUDA
+    context and device binding). A CPU replica may reuse a worker: it carries nothing of a device, the
+    driver sets its torch threads and every stage's seed afresh, and each fresh worker would pay the
+    imports of torch, transformers and lm-eval again."""
+    return ray.remote(max_calls=1)(body) if gpu else ray.remote(body)
 
 
 def _node() -> str:
@@ -82,7 +86,7 @@ def _node() -> str:
 
 def _run_one(exp, path: str, seed: int, arm: str, overrides: list[str], cpus: int | None, marker: str,
              break_lock: bool = False) -> tuple[str, float]:
-    """Body of a replica's Ray task (in a fresh Ray worker process): ``("done" | "failed: ...", seconds)``.
+    """Body of a replica's Ray task (a fresh Ray worker process on a GPU): ``("done" | "failed: ...", seconds)``.
     ``cpus``: the CPUs Ray gave the task (on a machine without GPUs): torch uses no more threads;
     ``marker``: the file the sweep wrote into the run folder, which this node must see."""
     from .driver import run_replica
@@ -118,18 +122,18 @@ def sweep(config: str | Path, run_dir: str | Path | None = None, *, overrides=()
         raise ConfigError("\n".join(problems))
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False)
-    task = replica_task(ray, _run_one)
+    tasks = {gpu: replica_task(ray, _run_one, gpu=gpu) for gpu in (True, False)}
     root.mkdir(parents=True, exist_ok=True)
     marker = root / f".sweep-{socket.gethostname()}-{os.getpid()}"
     atomic_write_text(marker, "a sweep is running; each replica's node checks that it sees this file\n")
     try:
-        return _run(ray, task, plan, marker, gpus_per_replica=gpus_per_replica, overrides=list(overrides),
+        return _run(ray, tasks, plan, marker, gpus_per_replica=gpus_per_replica, overrides=list(overrides),
                     retries=retries, break_lock=break_lock, log=log)
     finally:
         marker.unlink(missing_ok=True)
 
 
-def _run(ray, task, plan, marker: Path, *, gpus_per_replica: float, overrides: list[str], retries: int,
+def _run(ray, tasks, plan, marker: Path, *, gpus_per_replica: float, overrides: list[str], retries: int,
          break_lock: bool, log) -> list[Outcome]:
     outcomes: dict[int, Outcome] = {}
     pending = {}
@@ -146,7 +150,7 @@ def _run(ray, task, plan, marker: Path, *, gpus_per_replica: float, overrides: l
         resources = {"num_gpus": gpus_per_replica} if gpu else {"num_cpus": cpus}
         if gpu and gpus_per_replica < 1:  # vLLM's memory is capped at the replica's share (vllm_engine.SHARE_ENV)
             resources["runtime_env"] = {"env_vars": {SHARE_ENV: str(gpus_per_replica)}}
-        ref = task.options(max_retries=retries, **resources).remote(exp, str(path.absolute()), seed, arm, overrides,
+        ref = tasks[gpu].options(max_retries=retries, **resources).remote(exp, str(path.absolute()), seed, arm, overrides,
                                                                    cpus, str(marker), break_lock)
         pending[ref] = (i, name, exp, path)
     log(f"sweep: {len(pending)} replica(s) to run ({on_gpus} on {gpus_per_replica:g} GPU each, the rest on CPUs), "

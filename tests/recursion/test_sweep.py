@@ -1,5 +1,5 @@
-"""``lm-collapse sweep`` on a local Ray instance (CPU): two tiny n-gram replicas, each in its own fresh
-Ray worker, into the usual run folder; a second sweep skips them; the report reads the result. The
+"""``lm-collapse sweep`` on a local Ray instance (CPU): two tiny n-gram replicas, each a Ray task (a CPU
+replica may reuse a worker), into the usual run folder; a second sweep skips them; the report reads the result. The
 options a sweep refuses, fake GPUs, and a node that cannot see the run folder. The real cluster
 (two raylets, a worker killed mid-replica): ``test_sweep_cluster.py``."""
 from __future__ import annotations
