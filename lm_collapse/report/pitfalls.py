@@ -129,7 +129,9 @@ def _trend_notes(cells, col: Collection, last: dict[str, int]) -> list[str]:
                 other = _change(cells, arm, m2[: -len(DIVERSITY)] + suffix, last[arm])
                 d2 = _change(cells, arm, m2, last[arm])
                 if other and d2 and flagged(other, d2):
-                    found.append(f"`{arm}`: {name} {other[0]:.3g} → {other[1]:.3g}{unit}, distinct-2 {d2[0]:.3g} → {d2[1]:.3g}")
+                    source = m2[: -len(DIVERSITY)]  # the task, or data_train / data_pool (recursion.data_diversity)
+                    found.append(f"`{arm}` {source}: {name} {other[0]:.3g} → {other[1]:.3g}{unit}, "
+                                 f"distinct-2 {d2[0]:.3g} → {d2[1]:.3g}")
         return found
 
     if shorter := beside_distinct2("/mean_length", "mean length", " words",
