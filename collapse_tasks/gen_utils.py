@@ -318,7 +318,7 @@ def check_options(options: dict, *, full: bool) -> None:
     if options["unique_n_tokens"] not in ("words", "wordpunct"):
         raise ValueError(f"unique_n_tokens = {options['unique_n_tokens']!r} is not valid; choose one of: words, wordpunct")
     length = options["ttr_length"]
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
         raise ValueError(f"ttr_length = {length!r} is not valid; it must be a positive integer (tokens per text)")
     if not full:
         return

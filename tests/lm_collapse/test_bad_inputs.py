@@ -397,7 +397,7 @@ def test_two_processes_on_one_replica_one_per_arm_into_one_folder(tmp_path):
         first.stdout.read()
         assert first.wait() == 0
     manifests = [json.loads((tmp_path / f"run/{arm}/seed_0/manifest.json").read_text()) for arm in "ab"]
-    assert [len(m["stages"]) for m in manifests] == [10, 10]
+    assert [len(m["stages"]) for m in manifests] == [12, 12]  # 2 generations x (data, train, generate, select, probes, diversity)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["a", "b"]  # no lock left at the root
 
 
@@ -465,7 +465,7 @@ def test_more_generations_extend_a_finished_run(finished, run_copy):
     run_experiment(config, run, overrides=["generations=3"], resume=True, log=log.append)
     after = json.loads(manifest.read_text())["stages"]
     assert {k: v for k, v in after.items() if k in stages} == stages  # nothing redone
-    assert sorted(set(after) - set(stages)) == [f"gen_02/{s}" for s in ("data", "eval", "generate", "probes", "select", "train")]
+    assert sorted(set(after) - set(stages)) == [f"gen_02/{s}" for s in ("data", "diversity", "eval", "generate", "probes", "select", "train")]
     assert any("extending the run: generations 2 -> 3" in line for line in log)
     assert "generations: 3" in (run / "default/seed_0/config.yaml").read_text()
 
