@@ -49,18 +49,20 @@ def test_omp_num_threads_caps_the_default(machine, monkeypatch):
     assert runtime.set_threads(None) == 2
 
 
-def test_a_sweep_task_passes_its_overrides_and_cpu_share(monkeypatch):
+def test_a_sweep_task_passes_its_overrides_and_cpu_share(monkeypatch, tmp_path):
     import recursion.driver
     from recursion.sweep import _run_one
 
     seen = {}
 
-    def fake_run_replica(exp, path, *, seed, arm, overrides):
+    def fake_run_replica(exp, path, *, seed, arm, overrides, **locking):
         seen.update(overrides=overrides, omp=os.environ.get("OMP_NUM_THREADS"))
 
     monkeypatch.setattr(recursion.driver, "run_replica", fake_run_replica)
     monkeypatch.setenv("OMP_NUM_THREADS", "9")  # restored after the test
-    assert _run_one(None, "x", 0, "a", ["generations=2"], 3)[0] == "done"
+    marker = tmp_path / ".sweep-marker"  # the file each node must see (shared storage)
+    marker.write_text("")
+    assert _run_one(None, "x", 0, "a", ["generations=2"], 3, str(marker))[0] == "done"
     assert seen == {"overrides": ["generations=2"], "omp": "3"}  # recorded in config.yaml as a run records them
 
 
