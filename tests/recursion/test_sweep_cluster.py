@@ -152,7 +152,7 @@ def test_two_raylets_a_worker_killed_mid_replica_resumes_to_identical_results(tm
             def mid_replica() -> bool:  # a stage recorded, the replica not finished, its worker holding the lock
                 try:
                     stages = json.loads((replica / "manifest.json").read_text())["stages"]
-                    return 2 <= len(stages) < 6 * 5 and (replica / ".lock").exists()
+                    return 2 <= len(stages) < 6 * 6 and (replica / ".lock").exists()
                 except (OSError, ValueError):
                     return False
 
@@ -167,5 +167,6 @@ def test_two_raylets_a_worker_killed_mid_replica_resumes_to_identical_results(tm
     assert "sweep: 2 replica(s) to run (2 on 1 GPU each" in text and "'GPU': 2.0" in text  # both nodes' GPUs
     for seed in (0, 1):
         got, want = run / f"default/seed_{seed}", reference / f"default/seed_{seed}"
-        assert len(json.loads((got / "manifest.json").read_text())["stages"]) == 6 * 5
+        # 6 generations x (data, train, generate, select, probes, diversity)
+        assert len(json.loads((got / "manifest.json").read_text())["stages"]) == 6 * 6
         assert snapshot(got) == snapshot(want)
