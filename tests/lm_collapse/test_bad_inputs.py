@@ -465,7 +465,8 @@ def test_more_generations_extend_a_finished_run(finished, run_copy):
     run_experiment(config, run, overrides=["generations=3"], resume=True, log=log.append)
     after = json.loads(manifest.read_text())["stages"]
     assert {k: v for k, v in after.items() if k in stages} == stages  # nothing redone
-    assert sorted(set(after) - set(stages)) == [f"gen_02/{s}" for s in ("data", "diversity", "eval", "generate", "probes", "select", "train")]
+    added = ("data", "diversity", "eval", "generate", "probes", "select", "train")
+    assert sorted(set(after) - set(stages)) == [f"gen_02/{s}" for s in added]
     assert any("extending the run: generations 2 -> 3" in line for line in log)
     assert "generations: 3" in (run / "default/seed_0/config.yaml").read_text()
 

@@ -179,8 +179,8 @@ def test_shorter_generations_with_rising_distinct2_are_flagged(tmp_path):
     set_results(run, "accumulate", 0, mean_length=24.0)
     set_results(run, "accumulate", 2, mean_length=22.0)  # a small change in length: not flagged
     [note] = build_report([run], tmp_path / "out", plots_on=False).notes
-    assert note.startswith("**Generations getting shorter while distinct-2 rises** (`replace` gen_shakespeare: mean length 24 → 13 words, "
-                           "distinct-2 0.7 → 0.76)")
+    assert note.startswith("**Generations getting shorter while distinct-2 rises** (`replace` gen_shakespeare: "
+                           "mean length 24 → 13 words, distinct-2 0.7 → 0.76)")
 
 
 def test_shi_diagnostics_and_toedit_shares_are_reported(tmp_path):
