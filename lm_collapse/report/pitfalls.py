@@ -105,7 +105,9 @@ def _uniform_notes(cells, col: Collection, last: dict[str, int]) -> list[str]:
 def _trend_notes(cells, col: Collection, last: dict[str, int]) -> list[str]:
     notes = []
     metrics = col.metrics
-    diversity = [m for m in metrics if m.endswith(DIVERSITY) and "within_" not in m]
+    # generations of lm-eval tasks (a fixed prompt set), not the data handed on (data_train / data_pool),
+    # whose size changes between generations (76,000 real lines, then 2,000 samples): N confounds them
+    diversity = [m for m in metrics if m.endswith(DIVERSITY) and "within_" not in m and not m.startswith("data_")]
     falling_ppl = []
     for arm in col.arms:
         div = [c for m in diversity if (c := _change(cells, arm, m, last[arm])) and _falls(c)]
@@ -129,7 +131,7 @@ def _trend_notes(cells, col: Collection, last: dict[str, int]) -> list[str]:
                 other = _change(cells, arm, m2[: -len(DIVERSITY)] + suffix, last[arm])
                 d2 = _change(cells, arm, m2, last[arm])
                 if other and d2 and flagged(other, d2):
-                    source = m2[: -len(DIVERSITY)]  # the task, or data_train / data_pool (recursion.data_diversity)
+                    source = m2[: -len(DIVERSITY)]  # the task
                     found.append(f"`{arm}` {source}: {name} {other[0]:.3g} → {other[1]:.3g}{unit}, "
                                  f"distinct-2 {d2[0]:.3g} → {d2[1]:.3g}")
         return found
