@@ -154,7 +154,7 @@ def test_perplexity_falling_while_diversity_falls_and_distinct1_rising_are_flagg
     assert notes[0].startswith("**Perplexity falling while diversity falls** (`accumulate`: "
                                "ppl_shakespeare/word_perplexity 100 → 50")
     assert "`replace`" not in notes[0]
-    assert notes[1].startswith("**distinct-1 rising while distinct-2 falls** (`replace`: "
+    assert notes[1].startswith("**distinct-1 rising while distinct-2 falls** (`replace` gen_shakespeare: "
                                "distinct-1 0.3 → 0.4, distinct-2 0.9 → 0.7")
 
 
