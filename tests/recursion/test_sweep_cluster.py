@@ -130,8 +130,9 @@ def two_raylets(tmp_path: Path):
 
 
 def snapshot(replica: Path) -> dict[str, bytes]:
+    """Every file of a replica but its timings (manifest.json) and its machine (environment.json)."""
     return {str(p.relative_to(replica)): p.read_bytes() for p in sorted(replica.rglob("*"))
-            if p.is_file() and p.name != "manifest.json"}
+            if p.is_file() and p.name not in ("manifest.json", "environment.json")}
 
 
 def test_two_raylets_a_worker_killed_mid_replica_resumes_to_identical_results(tmp_path):
