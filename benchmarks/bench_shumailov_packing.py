@@ -30,17 +30,9 @@ def fake_hub():
     """``datasets.load_dataset`` answering the config's hub datasets with the test's local rows."""
     import datasets
 
-    from tests.recursion.test_paper_configs import hub_splits
+    from tests.recursion.test_paper_configs import local_load_dataset
 
-    rows, real = hub_splits(), datasets.load_dataset
-
-    def load_dataset(path, name=None, split=None, **kwargs):
-        if path not in rows:
-            return real(path, name, split=split, **kwargs)
-        splits = {s: datasets.Dataset.from_list(r) for s, r in rows[path].items()}
-        return splits[split] if split else datasets.DatasetDict(splits)
-
-    datasets.load_dataset = load_dataset
+    datasets.load_dataset = local_load_dataset(datasets.load_dataset)
 
 
 def main() -> int:

@@ -202,12 +202,12 @@ def hub_splits() -> dict[str, dict[str, list[dict]]]:
     }
 
 
-@pytest.fixture
-def paper_hub(monkeypatch):
-    """``datasets.load_dataset`` answering the paper configs' hub datasets with local rows of the same shape."""
+def local_load_dataset(real):
+    """A ``datasets.load_dataset`` answering the paper configs' hub datasets with local rows of the same
+    shape (:func:`hub_splits`), and any other path with ``real``."""
     import datasets
 
-    rows, real = hub_splits(), datasets.load_dataset
+    rows = hub_splits()
 
     def load_dataset(path, name=None, split=None, **kwargs):
         if path not in rows:
@@ -215,7 +215,15 @@ def paper_hub(monkeypatch):
         splits = {s: datasets.Dataset.from_list(r) for s, r in rows[path].items()}
         return splits[split] if split else datasets.DatasetDict(splits)
 
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return load_dataset
+
+
+@pytest.fixture
+def paper_hub(monkeypatch):
+    """``datasets.load_dataset`` answering the paper configs' hub datasets with local rows of the same shape."""
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", local_load_dataset(datasets.load_dataset))
 
 
 def offline_metadata() -> dict:
