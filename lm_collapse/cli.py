@@ -267,18 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _message(err: BaseException) -> list[str]:
     """The lines that say what went wrong: one, or one per problem of a config."""
     from recursion.config import ConfigError
+    from recursion.messages import first_line
 
     if isinstance(err, ConfigError) and len(err.problems) > 1:
         return [f"{len(err.problems)} config errors:", *(f"  - {p}" for p in err.problems)]
     if isinstance(err, ConnectionError):
-        return [f"the network cannot be reached (offline? {_first_line(err)})"]
+        return [f"the network cannot be reached (offline? {first_line(err)})"]
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
         return [f"{err.filename}: {err.strerror}"]
-    return [_first_line(err)]
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return [first_line(err)]
 
 
 def _fail(command: str, err: BaseException) -> int:

@@ -133,6 +133,7 @@ def main(argv: Sequence[str]) -> int:
 
     import collapse_tasks
     from recursion.backends.ngram import register as register_models
+    from recursion.messages import first_line
 
     argv = list(argv)
     if not argv or argv[0] not in SUBCOMMANDS:
@@ -159,7 +160,7 @@ def main(argv: Sequence[str]) -> int:
         try:
             cli.execute(args)
         except ConnectionError as err:  # a hub-backed task (or model) offline
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            first = first_line(err)
             raise ConnectionError(f"{first}; offline, ask for tasks whose data ships with the package: the group "
                                   "collapse, collapse_gen_shakespeare_full, the collapse_vs tag") from None
     return 0

@@ -49,6 +49,7 @@ import numpy as np
 from collapse_tasks import corpus
 
 from .config import DataConfig, ProbesConfig, TokensConfig
+from .messages import first_line
 from .words import tokenizer
 
 
@@ -122,13 +123,9 @@ def _records(kind: str, rest: str, cfg: DataConfig, fields: list[str] = ()) -> l
         return list(datasets.load_dataset(name, config or None, split=cfg.split, revision=cfg.revision))
     except ConnectionError as err:  # HF_DATASETS_OFFLINE, or no network
         raise ValueError(f"data.source {cfg.source!r}: the Hugging Face hub cannot be reached (offline? "
-                         f"{_first_line(err)}); give a local copy: hf:/path/to/folder or jsonl:PATH") from None
+                         f"{first_line(err)}); give a local copy: hf:/path/to/folder or jsonl:PATH") from None
     except (FileNotFoundError, ValueError) as err:  # no such dataset / config / split
-        raise ValueError(f"data.source {cfg.source!r} (split {cfg.split!r}): {_first_line(err)}") from None
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"data.source {cfg.source!r} (split {cfg.split!r}): {first_line(err)}") from None
 
 
 def template_documents(records: list[dict], cfg: DataConfig) -> list[str]:

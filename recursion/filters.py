@@ -115,7 +115,7 @@ def check_embeddings(exp) -> None:
 
     from collapse_tasks.gen_utils import check_embedder
 
-    from .data import _first_line
+    from .messages import first_line
 
     embedders = {"filter.embedder": exp.filter.embedder} if exp.filter.name in EMBEDDING_FILTERS else {}
     if exp.probes.enabled and exp.probes.embedding_diagnostics:
@@ -129,7 +129,7 @@ def check_embeddings(exp) -> None:
             check_embedder(name)
         except (OSError, ValueError) as err:
             raise ValueError(f"{key} = {embedder_name(name)!r}: the sentence embedder cannot be loaded (not a model "
-                             f"folder, or a hub id not reachable: offline?) — {_first_line(err)}") from None
+                             f"folder, or a hub id not reachable: offline?) — {first_line(err)}") from None
 
 
 def check_classifier(exp) -> None:
@@ -141,13 +141,13 @@ def check_classifier(exp) -> None:
         return
     from transformers import AutoConfig
 
-    from .data import _first_line
+    from .messages import first_line
 
     try:
         num_labels = AutoConfig.from_pretrained(cfg.classifier).num_labels
     except (OSError, ValueError) as err:
         raise ValueError(f"filter.classifier = {cfg.classifier!r}: cannot read its config (not a model folder, or a hub "
-                         f"id not reachable: offline?) — {_first_line(err)}") from None
+                         f"id not reachable: offline?) — {first_line(err)}") from None
     if not cfg.acceptable_label < num_labels:
         raise ValueError(f"filter.acceptable_label = {cfg.acceptable_label} but filter.classifier {cfg.classifier!r} has "
                          f"{num_labels} labels; choose one of: {', '.join(map(str, range(num_labels)))}")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .artifacts import atomic_write_text
 from .config import EvalConfig
+from .messages import first_line
 
 #: lm-eval warnings that in-process scoring triggers at every checkpoint and that say nothing about
 #: the run: the ``custom_dataset`` hint (our shipped tasks take no metadata), the notes that an
@@ -94,7 +95,7 @@ def check_tasks(tasks: tuple[str, ...], metadata: dict | None = None) -> None:
     try:
         get_task_dict(list(tasks), manager)  # loads every task's documents (and runs its extras check)
     except ConnectionError as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         raise ValueError(f"eval.tasks {list(tasks)}: a task's data cannot be downloaded (offline? {first}); the group "
                          "'collapse' and the collapse_vs_* tasks run offline") from None
 
