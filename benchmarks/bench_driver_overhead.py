@@ -68,10 +68,11 @@ def main() -> int:
 
     from recursion import rundir, scoring
     from recursion.backends import hf
+    from recursion.backends.hf.model import HFModel
     from recursion.driver import run_experiment
 
     clock = Clock()
-    for owner, names in ((hf.HFFinetuneBackend, ("train", "load")), (hf.HFModel, ("generate", "perplexity", "next_token_stats")),
+    for owner, names in ((hf.HFFinetuneBackend, ("train", "load")), (HFModel, ("generate", "perplexity", "next_token_stats")),
                          (scoring, ("evaluate",))):
         for name in names:
             setattr(owner, name, clock.timed(getattr(owner, name)))

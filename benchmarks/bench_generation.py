@@ -28,7 +28,8 @@ from _timing import results_file
 
 from collapse_tasks import corpus
 from recursion.backends.base import Decoding
-from recursion.backends.hf import HFScratchBackend, HFScratchConfig, TrainConfig
+from recursion.backends.hf import HFScratchBackend
+from recursion.backends.hf.config import HFScratchConfig, TrainConfig
 from recursion.config import RuntimeConfig
 
 

@@ -52,7 +52,8 @@ def main() -> int:
         return 0
     from collapse_tasks import corpus
     from recursion.backends.base import Decoding
-    from recursion.backends.hf import HFFinetuneConfig, load, load_pretrained
+    from recursion.backends.hf.config import HFFinetuneConfig
+    from recursion.backends.hf.folders import load, load_pretrained
 
     n, new = (256, 32) if args.quick else (args.num, args.new_tokens)
     with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp:

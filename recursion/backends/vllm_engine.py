@@ -1,6 +1,6 @@
 """Generation with vLLM (``model.engine: vllm``): the synthetic corpus of the Hugging Face back ends, faster.
 
-The requests are the ones :meth:`recursion.backends.hf.HFModel.generate` builds — the same token
+The requests are the ones :meth:`recursion.backends.hf.model.HFModel.generate` builds — the same token
 ids (``[start] + prompt``, prompts cut to their last ``context - max_new_tokens - 1`` tokens), the
 same stop rule (the model's EOS ids and nothing else: ``ignore_eos`` with ``stop_token_ids``), the
 same ``min_new_tokens`` / ``max_new_tokens``, temperature, top-p, top-k and repetition penalty,

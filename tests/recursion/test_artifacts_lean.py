@@ -185,7 +185,8 @@ def test_hf_models_are_saved_as_safetensors_in_the_checkpoint_dtype(tmp_path):
     from safetensors import safe_open
 
     from collapse_tasks import corpus
-    from recursion.backends.hf import HFScratchBackend, HFScratchConfig, TrainConfig
+    from recursion.backends.hf import HFScratchBackend
+    from recursion.backends.hf.config import HFScratchConfig, TrainConfig
     from recursion.config import RuntimeConfig
 
     cfg = HFScratchConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64, vocab_size=300,

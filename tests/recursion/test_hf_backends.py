@@ -20,16 +20,10 @@ torch = pytest.importorskip("torch")
 from collapse_tasks import corpus  # noqa: E402
 from recursion.backends import BACKENDS, backend_class  # noqa: E402
 from recursion.backends.base import Decoding, Model  # noqa: E402
-from recursion.backends.hf import (  # noqa: E402
-    HFFinetuneBackend,
-    HFFinetuneConfig,
-    HFModel,
-    HFScratchBackend,
-    HFScratchConfig,
-    LoraConfig,
-    TrainConfig,
-    load_pretrained,
-)
+from recursion.backends.hf import HFFinetuneBackend, HFScratchBackend  # noqa: E402
+from recursion.backends.hf.config import HFFinetuneConfig, HFScratchConfig, LoraConfig, TrainConfig  # noqa: E402
+from recursion.backends.hf.folders import load_pretrained  # noqa: E402
+from recursion.backends.hf.model import HFModel  # noqa: E402
 from recursion.config import ConfigError, RuntimeConfig, experiment_from_dict  # noqa: E402
 
 RUNTIME = RuntimeConfig(device="auto")
@@ -174,7 +168,7 @@ def test_tokenizer_round_trips_any_text(model):
 
 
 def test_documents_are_packed_bos_text_eos_and_padding_is_not_scored(model):
-    from recursion.backends.hf import _pack, _Pad
+    from recursion.backends.hf.training import _pack, _Pad
 
     tok = model.tokenizer
     docs = ["To be, or not", "O", "the king is dead, long live the king"]
@@ -192,7 +186,7 @@ def test_stream_packing_is_group_texts_and_none_is_one_row_per_document(model):
     """``stream``: HF group_texts of the documents' own tokens (nothing added), exact blocks, remainder
     dropped; ``none``: [start] + tokens + [eos] per document, cut at block_size."""
     from collapse_tasks.blocks import group_texts
-    from recursion.backends.hf import _pack
+    from recursion.backends.hf.training import _pack
 
     tok = model.tokenizer
     docs = ["To be, or not", "O", "the king is dead, long live the king", "</s> a b c"]
@@ -210,7 +204,7 @@ def test_per_document_packing_keeps_each_document_one_row(model):
     """``per_document``: each document's own tokens (nothing added) are one row, cut at block_size —
     no row straddles two documents (Shumailov et al.: each generated 64-id sequence is one example);
     on exact block_size-token documents the rows are stream's rows."""
-    from recursion.backends.hf import _pack
+    from recursion.backends.hf.training import _pack
 
     tok = model.tokenizer
     docs = ["To be, or not", "O", "the king is dead, long live the king", "", "</s> a b c"]
@@ -442,7 +436,7 @@ def logged(path: Path, key: str) -> list[dict]:
 def test_cosine_per_epoch_schedule_and_best_validation_checkpoint(tmp_path, texts):
     """The rate of every step is CosineAnnealingLR(T_max=epochs, eta_min) of its epoch; the folder saved
     holds the weights of the epoch of lowest validation loss (here the first of six), not the last."""
-    from recursion.backends.hf import _pack, cosine_per_epoch
+    from recursion.backends.hf.training import _pack, cosine_per_epoch
 
     train = TrainConfig(epochs=6, batch_size=4, block_size=32, packing="stream", lr_scheduler="cosine_per_epoch",
                         learning_rate=0.03, min_learning_rate=1e-4, hand_on="best_validation", logging_steps=1,

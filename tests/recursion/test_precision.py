@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from recursion import precision  # noqa: E402
-from recursion.backends.hf import HFFinetuneConfig, LoraConfig, TrainConfig  # noqa: E402
+from recursion.backends.hf.config import HFFinetuneConfig, LoraConfig, TrainConfig  # noqa: E402
 from recursion.config import RuntimeConfig  # noqa: E402
 
 GPUS = {"Tesla T4": (7, 5), "Tesla V100-SXM2-16GB": (7, 0), "NVIDIA A100-SXM4-40GB": (8, 0), "NVIDIA H100": (9, 0)}

@@ -121,7 +121,8 @@ torch = pytest.importorskip("torch")
 @pytest.fixture(scope="module")
 def hf_model(tmp_path_factory):
     from collapse_tasks import corpus
-    from recursion.backends.hf import HFScratchBackend, HFScratchConfig, TrainConfig
+    from recursion.backends.hf import HFScratchBackend
+    from recursion.backends.hf.config import HFScratchConfig, TrainConfig
     from recursion.config import RuntimeConfig
 
     cfg = HFScratchConfig(n_layer=1, n_embd=32, n_head=2, n_positions=48, vocab_size=400, eval_batch_size=3,

@@ -8,15 +8,10 @@ import pytest
 pytest.importorskip("torch")
 
 from collapse_tasks import corpus  # noqa: E402
-from recursion.backends.hf import (  # noqa: E402
-    HFScratchBackend,
-    HFScratchConfig,
-    TrainConfig,
-    _fit,
-    _pack,
-    train_tokenizer,
-    warmup_steps,
-)
+from recursion.backends.hf import HFScratchBackend  # noqa: E402
+from recursion.backends.hf.config import HFScratchConfig, TrainConfig  # noqa: E402
+from recursion.backends.hf.tokenizer import train_tokenizer  # noqa: E402
+from recursion.backends.hf.training import _pack, fit, warmup_steps  # noqa: E402
 from recursion.config import RuntimeConfig  # noqa: E402
 
 
@@ -41,7 +36,7 @@ def test_the_trainer_warms_up_for_that_many_steps(tmp_path):
     tokenizer = train_tokenizer(texts, vocab_size=300, model_max_length=32)
     model = backend.build_model(tokenizer)
     steps = warmup_steps(train, len(_pack(tokenizer, texts, 32, "documents")))
-    log, _ = _fit(model, tokenizer, texts, train, seed=0, device="cpu", default_lr=1e-3, out_dir=tmp_path / "model")
+    log, _ = fit(model, tokenizer, texts, train, seed=0, device="cpu", default_lr=1e-3, out_dir=tmp_path / "model")
     # the rate logged at step s is the one step s used: after s - 1 scheduler steps
     rates = [(r["step"], r["learning_rate"]) for r in log if r.get("learning_rate") is not None]
     total = rates[-1][0]
