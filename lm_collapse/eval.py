@@ -6,7 +6,7 @@ running it:
 
 * prepends :func:`collapse_tasks.include_path` to ``--include_path`` (yours, if given, is kept);
 * registers our metrics (:func:`collapse_tasks.register_metrics`) and models
-  (``collapse-ngram``, :mod:`recursion.backends.ngram`);
+  (``collapse-ngram``, :mod:`recursion.backends.ngram.harness`);
 * checks a ``pretrained=`` / ``peft=`` before anything loads: a local-looking path (absolute,
   ``./``, ``~``, more than one ``/``, or under a folder that exists here, like ``my_runs/ckpt``)
   must exist; a hub id must be in the hub cache when ``HF_HUB_OFFLINE`` is set, or else exist on
@@ -132,7 +132,7 @@ def main(argv: Sequence[str]) -> int:
     from lm_eval.utils import setup_logging
 
     import collapse_tasks
-    from recursion.backends.ngram import register as register_models
+    from recursion.backends.ngram.harness import register as register_models
     from recursion.messages import first_line
 
     argv = list(argv)

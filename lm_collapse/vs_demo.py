@@ -51,7 +51,7 @@ def load_model(model: str, model_args: str | None, *, device: str | None = None,
     """An lm-eval ``LM`` from its registry name and argument string, with a clear error on bad arguments."""
     from lm_eval.api.registry import get_model
 
-    from recursion.backends.ngram import register
+    from recursion.backends.ngram.harness import register
 
     from .eval import check_model_paths
 

@@ -23,7 +23,7 @@ For each, computed with :mod:`metrics` on its default tokens (lower-cased words,
 
 The pool of an n-gram model also carries ``floor_share``: the expected share of its sampled
 tokens that were drawn from the uniform floor below the unigram — the smoothing mass, noise —
-given the histories the samples visited (:meth:`recursion.backends.ngram.NgramLM.uniform_share`:
+given the histories the samples visited (:meth:`recursion.backends.ngram.lm.NgramLM.uniform_share`:
 at each predicted position, end token included, the product of the lower-order weights
 :math:`\\prod_k B_k(h_k)`, averaged). It is the probability with which the sampler
 (``NgramLM._draw``) falls through every order to the uniform draw, so its mean over the positions

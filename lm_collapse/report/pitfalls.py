@@ -38,7 +38,7 @@ MOVED = 0.02  # a metric "rises" or "falls" when it changes by more than this fr
 
 def ngram_vocabulary(model_dir) -> int | None:
     """``V`` of an n-gram model folder (its vocabulary minus ``<s>``, which is never predicted); None otherwise."""
-    from recursion.backends.ngram import FILENAME
+    from recursion.backends.ngram.lm import FILENAME
 
     try:
         doc = json.loads((model_dir / FILENAME).read_text(encoding="utf-8"))

@@ -474,7 +474,7 @@ def test_more_generations_extend_a_finished_run(finished, run_copy):
 @pytest.mark.slow
 def test_missing_extra_is_an_install_hint_before_any_generation(tmp_path):
     """`pip install -e .` alone (no sentence-transformers / spaCy): the VS and _full tasks say what to install."""
-    from recursion.backends.ngram import NgramLM
+    from recursion.backends.ngram.lm import NgramLM
 
     NgramLM(2, alpha=0.01).fit(["the cat sat on the mat", "a dog ran away"]).save(tmp_path / "model")
     for missing, task, hint in (("sentence_transformers", "collapse_vs", "pip install 'lm-collapse[embeddings]'"),

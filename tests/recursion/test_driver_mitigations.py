@@ -51,7 +51,7 @@ def config(tmp_path):
 
 def test_toedit_with_a_named_checkpoint_as_prior(tmp_path):
     """``transform.prior: FOLDER`` edits with that checkpoint (here a bigram of other text)."""
-    from recursion.backends.ngram import NgramLM
+    from recursion.backends.ngram.lm import NgramLM
 
     prior = tmp_path / "prior"
     NgramLM(n=2, alpha=0.0001).fit(["the king is dead"] * 50).save(prior)

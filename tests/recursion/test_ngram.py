@@ -6,7 +6,8 @@ from fractions import Fraction as F
 import numpy as np
 import pytest
 
-from recursion.backends.ngram import FILENAME, NgramConfig, NgramLM
+from recursion.backends.ngram import NgramConfig
+from recursion.backends.ngram.lm import FILENAME, NgramLM
 
 DOCS = ["the cat sat", "the dog sat", "a cat ran"]
 SMOOTHINGS = [
@@ -220,7 +221,7 @@ def test_config_problems_name_the_key(cfg, key):
 def test_lm_eval_adapter(tmp_path):
     from lm_eval.api.instance import Instance
 
-    from recursion.backends.ngram import NgramLMEval, register
+    from recursion.backends.ngram.harness import NgramLMEval, register
 
     lm = NgramLM(n=2, alpha=0.1).fit(DOCS * 5 + ["the cat sat"])  # greedy: the -> cat -> sat
     lm.save(tmp_path)
@@ -243,7 +244,7 @@ def test_lm_eval_adapter_honours_top_k_top_p_or_refuses(tmp_path, monkeypatch):
     greedy for temperature 0 (lm-eval's convention); an option it cannot honour is refused, never ignored."""
     from lm_eval.api.instance import Instance
 
-    from recursion.backends.ngram import NgramLMEval
+    from recursion.backends.ngram.harness import NgramLMEval
 
     NgramLM(n=2, alpha=0.1).fit(DOCS).save(tmp_path)
     adapter = NgramLMEval(pretrained=str(tmp_path))
@@ -271,7 +272,7 @@ def test_lm_eval_adapter_honours_top_k_top_p_or_refuses(tmp_path, monkeypatch):
 def test_lm_eval_adapter_uses_the_models_tokens(tmp_path):
     from lm_eval.api.instance import Instance
 
-    from recursion.backends.ngram import NgramLMEval
+    from recursion.backends.ngram.harness import NgramLMEval
 
     NgramLM(n=2, smoothing="kneser_ney", tokenizer="lower_alnum").fit(["The cat sat.", "the cat sat"] * 3).save(tmp_path)
     adapter = NgramLMEval(pretrained=str(tmp_path))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from collapse_tasks import corpus
-from recursion.backends.ngram import NgramLM
+from recursion.backends.ngram.lm import NgramLM
 
 GENERATIONS = 5
 

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recursion.backends.ngram import NgramLM
+from recursion.backends.ngram.lm import NgramLM
 
 WORDS = ["a", "b", "c", "d", "e"]
 
 
 class Reference:
-    """P(w | h) from the textbook definitions (see recursion.backends.ngram), one dict per order."""
+    """P(w | h) from the textbook definitions (see recursion.backends.ngram.lm), one dict per order."""
 
     def __init__(self, docs, n, smoothing, alpha=None, discount=None, jm_lambda=None):
         self.n, self.smoothing, self.alpha, self.jm_lambda = n, smoothing, alpha, jm_lambda

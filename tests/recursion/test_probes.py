@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from recursion.backends.ngram import NgramLM, NgramModel
+from recursion.backends.ngram import NgramModel
+from recursion.backends.ngram.lm import NgramLM
 from recursion.probes import heldout_perplexity, run_probes
 
 

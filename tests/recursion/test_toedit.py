@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recursion.backends.ngram import NgramLM, NgramModel
+from recursion.backends.ngram import NgramModel
+from recursion.backends.ngram.lm import NgramLM
 from recursion.transforms import DROP, KEEP, RESAMPLE, ToEditRule, apply_edits, summary, uniforms
 
 

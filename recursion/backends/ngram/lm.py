@@ -42,17 +42,7 @@ predicts uniformly over ``V``), so successive generations drift towards uniform 
 held-out perplexity climbs to ``V`` while the samples look *more* varied. Kneser–Ney and
 Jelinek–Mercer give the floor only the discounted / interpolated share.
 
-The vocabulary is fixed when the model is first fitted (generation 0, on real text) and handed
-to every later generation, so perplexities of successive generations are over the same event
-space; words outside it score as ``<unk>``. Generation never emits ``<unk>``.
-
 The model is saved as one plain JSON file (vocabulary, smoothing, n-gram counts), never pickled.
-
-It is also the lm-eval model ``collapse-ngram`` (:class:`NgramLMEval`), so every ``collapse_*``
-task scores it: ``lm-collapse eval --model collapse-ngram --model_args pretrained=RUN/gen_03/model``
-loads the ``ngram.json`` in that folder (``lm-collapse eval`` registers the name; in Python call
-:func:`register`). Loglikelihoods are sums of natural-log token probabilities; ``generate_until``
-samples tokens (greedy when ``do_sample`` is false) and cuts the text at the first ``until`` string.
 
 References
 ----------
@@ -66,129 +56,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from lm_eval.api.model import LM
-from tqdm.auto import tqdm
 
-from ..artifacts import atomic_write_text
-from ..words import TOKENIZERS, WordTokenizer
-from ..words import tokenizer as word_tokenizer
-from .base import failing
+from ...artifacts import atomic_write_text
+from ...words import TOKENIZERS
+from ...words import tokenizer as word_tokenizer
+from .counts import CountTable, group_pairs
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 FILENAME = "ngram.json"
 #: Version of the ``ngram.json`` layout written by :meth:`NgramLM.save` (version-1 files still load).
 FORMAT_VERSION = 2
-#: The lm-eval model name of :class:`NgramLMEval`.
-LM_EVAL_NAME = "collapse-ngram"
-#: Generation options the lm-eval model ``collapse-ngram`` takes (after lm-eval's ``normalize_gen_kwargs``).
-GEN_OPTIONS = ("until", "max_gen_toks", "do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty")
 SMOOTHINGS = ("add_alpha", "kneser_ney", "jelinek_mercer")
 #: Rejection rounds of plain sampling before the rows still drawing a banned token are sampled
 #: exactly from their renormalized distribution (only when nearly all of a row's mass is banned).
 _REJECTION_ROUNDS = 20
 #: Rows per block of dense next-token distributions (rows × vocabulary float64).
 _DENSE_ROWS = 64
-
-
-@dataclass(frozen=True)
-class NgramConfig:
-    """``model:`` block of the ``ngram`` back end (see the module docstring for the formulas)."""
-
-    n: int = 2
-    alpha: float = 0.01  # add_alpha: the additive constant α
-    smoothing: Literal["add_alpha", "kneser_ney", "jelinek_mercer"] = "add_alpha"
-    discount: float | None = None  # kneser_ney: D of every order; null: estimated per order, n1 / (n1 + 2 n2)
-    jm_lambda: float | None = None  # jelinek_mercer: weight λ of each order's maximum-likelihood estimate
-    tokenizer: WordTokenizer = "whitespace"
-    # fixed: generation 0's vocabulary for every generation (one event space to compare perplexities
-    # over); per_generation: rebuilt from each generation's training set — the seed notebook's pitfall
-    vocabulary: Literal["fixed", "per_generation"] = "fixed"
-    # the driver's perplexities (surprise filter, probes) also score (last word -> </s>): the seed notebook's
-    score_end: bool = False
-
-    def problems(self) -> list[tuple[str, str]]:
-        return failing(
-            (1 <= self.n <= 6, "n", "must be in 1..6"),
-            (self.alpha > 0, "alpha", "must be > 0"),
-            (self.discount is None or 0 < self.discount <= 1, "discount", "must be in (0, 1] (null: estimated per order)"),
-            (self.discount is None or self.smoothing == "kneser_ney", "discount", "applies only to smoothing: kneser_ney"),
-            (self.jm_lambda is None or 0 < self.jm_lambda < 1, "jm_lambda", "must be in (0, 1)"),
-            (self.jm_lambda is None or self.smoothing == "jelinek_mercer", "jm_lambda",
-             "applies only to smoothing: jelinek_mercer"),
-            (self.jm_lambda is not None or self.smoothing != "jelinek_mercer", "jm_lambda",
-             "is required by smoothing: jelinek_mercer (the weight of each order's maximum-likelihood estimate, in (0, 1))"),
-        )
-
-
-def _group(hist: np.ndarray, word: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unique (history, word) pairs sorted by history then word, with their summed weights."""
-    if not len(hist):
-        return hist, word, weight
-    order = np.lexsort((word, hist))
-    hist, word, weight = hist[order], word[order], weight[order]
-    first = np.ones(len(hist), dtype=bool)
-    first[1:] = (hist[1:] != hist[:-1]) | (word[1:] != word[:-1])
-    starts = np.flatnonzero(first)
-    return hist[starts], word[starts], np.add.reduceat(weight, starts)
-
-
-@dataclass
-class _Table:
-    """Counts of one order in sorted arrays: histories, then (history, word) pairs sorted the same way."""
-
-    ctx_keys: np.ndarray  # sorted unique history keys (int64; the k − 1 ids as a base-|vocab| number)
-    ctx_start: np.ndarray  # index of each history's first pair
-    ctx_totals: np.ndarray  # c(h) per history
-    ctx_types: np.ndarray  # N1+(h •): distinct words after each history
-    pair_keys: np.ndarray  # history index * |vocab| + word id, sorted
-    pair_counts: np.ndarray  # c(h, w) per pair (int64)
-
-    @classmethod
-    def build(cls, hist: np.ndarray, word: np.ndarray, count: np.ndarray, size: int) -> _Table:
-        """From pairs sorted by (history, word), as :func:`_group` returns them; ``size`` = |vocab|."""
-        ctx_keys, ctx_start, ctx_index = np.unique(hist, return_index=True, return_inverse=True)
-        totals = np.add.reduceat(count, ctx_start) if len(count) else np.zeros(0, np.int64)
-        types = np.diff(np.append(ctx_start, len(count)))
-        return cls(ctx_keys, ctx_start, totals, types, ctx_index.astype(np.int64) * size + word, count.astype(np.int64))
-
-    def pairs(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(history key, word id, count) of every pair."""
-        return self.ctx_keys[self.pair_keys // size], self.pair_keys % size, self.pair_counts
-
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Index of each history key in ``ctx_keys`` and whether it was seen."""
-        if not len(self.ctx_keys):
-            return np.zeros(len(keys), np.int64), np.zeros(len(keys), bool)
-        pos = np.minimum(np.searchsorted(self.ctx_keys, keys), len(self.ctx_keys) - 1)
-        return pos, self.ctx_keys[pos] == keys
-
-    def histories(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(index, seen, c(h), N1+(h •)) of each history key; c(h) is 1 and N1+ 0 where unseen."""
-        pos, seen = self.lookup(keys)
-        if not len(self.ctx_keys):
-            return pos, seen, np.ones(len(keys), np.int64), np.zeros(len(keys), np.int64)
-        return pos, seen, np.where(seen, self.ctx_totals[pos], 1), np.where(seen, self.ctx_types[pos], 0)
-
-    def segment(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[start, end) of the pairs of each history index."""
-        start = self.ctx_start[pos]
-        end = np.where(pos + 1 < len(self.ctx_start), self.ctx_start[np.minimum(pos + 1, len(self.ctx_start) - 1)],
-                       len(self.pair_keys))
-        return start, end
-
-    def count(self, pos: np.ndarray, seen: np.ndarray, words: np.ndarray, size: int) -> np.ndarray:
-        """c(h, w) of each (history index, word) query (0 where unseen)."""
-        if not len(self.pair_keys):
-            return np.zeros(len(pos), np.int64)
-        q = pos * size + words
-        j = np.minimum(np.searchsorted(self.pair_keys, q), len(self.pair_keys) - 1)
-        return np.where(seen & (self.pair_keys[j] == q), self.pair_counts[j], 0)
 
 
 class NgramLM:
@@ -246,7 +133,7 @@ class NgramLM:
         self._index: dict[str, int] = {}
         if vocab is not None:
             self._set_vocab(vocab)
-        self._tables: list[_Table | None] = []  # order k at index k − 1
+        self._tables: list[CountTable | None] = []  # order k at index k − 1
         self.discounts: list[float] | None = None  # Kneser–Ney: D_k at index k − 1
         self._cum: dict[int, np.ndarray] = {}
 
@@ -305,7 +192,7 @@ class NgramLM:
         if len(self.vocab) ** max(self.n - 1, 1) >= 2**62:
             raise ValueError(f"n={self.n} is too large for a vocabulary of {len(self.vocab)} words")
         keys, nexts, _ = self._windows([self.encode(t) for t in texts], eos=True)
-        top = _Table.build(*_group(keys, nexts, np.ones(len(keys), np.int64)), len(self.vocab))
+        top = CountTable.build(*group_pairs(keys, nexts, np.ones(len(keys), np.int64)), len(self.vocab))
         self._set_counts(top)
         return self
 
@@ -313,20 +200,20 @@ class NgramLM:
         """The orders the smoothing interpolates, lowest first (add-α: the highest only)."""
         return [self.n] if self.smoothing == "add_alpha" else list(range(1, self.n + 1))
 
-    def _set_counts(self, top: _Table, discounts: Sequence[float] | None = None) -> None:
+    def _set_counts(self, top: CountTable, discounts: Sequence[float] | None = None) -> None:
         """Install the highest-order counts and derive the lower orders (and the discounts) from them.
 
         Lower orders group the pairs of the order above by their shorter history: Jelinek–Mercer
         sums their counts (raw counts), Kneser–Ney counts them (continuation counts N1+(• h w)).
         """
         size = len(self.vocab)
-        tables: list[_Table | None] = [None] * self.n
+        tables: list[CountTable | None] = [None] * self.n
         tables[-1] = top
         if self.smoothing != "add_alpha":
             for k in range(self.n - 1, 0, -1):
                 hist, word, count = tables[k].pairs(size)
                 weight = np.ones(len(count), np.int64) if self.smoothing == "kneser_ney" else count
-                tables[k - 1] = _Table.build(*_group(self._suffix(hist, k), word, weight), size)
+                tables[k - 1] = CountTable.build(*group_pairs(self._suffix(hist, k), word, weight), size)
         self._tables = tables
         self.discounts = None
         if self.smoothing == "kneser_ney":
@@ -344,7 +231,7 @@ class NgramLM:
         n1, n2 = max(int((counts == 1).sum()), 1), int((counts == 2).sum())
         return n1 / (n1 + 2 * n2)
 
-    def _check_fitted(self) -> _Table:
+    def _check_fitted(self) -> CountTable:
         if not self._tables:
             raise ValueError("the n-gram model is not fitted: call fit() or load()")
         return self._tables[-1]
@@ -641,213 +528,6 @@ class NgramLM:
         counts = np.asarray(doc["pair_counts"], dtype=np.int64)
         ctx = np.asarray(doc["ctx_keys"], dtype=np.int64)
         hist = np.repeat(ctx, np.diff(np.append(start, len(counts))))
-        top = _Table.build(hist, np.asarray(doc["pair_words"], dtype=np.int64), counts, len(lm.vocab))
+        top = CountTable.build(hist, np.asarray(doc["pair_words"], dtype=np.int64), counts, len(lm.vocab))
         lm._set_counts(top, doc.get("discounts"))
         return lm
-
-
-class NgramModel:
-    """:class:`~recursion.backends.base.Model` over a fitted :class:`NgramLM` (tokens are its words).
-
-    ``score_end`` (``model.score_end``): the driver's perplexities (the surprise filter, the probes)
-    also score the end token, ``log P(</s> | last words)``, and count it: with ``n`` words,
-    ``exp(−(Σᵢ log P(wᵢ | h) + log P(</s> | h)) / (n + 1))`` — the seed Lab 1 notebook's estimator,
-    every transition of ``<s> w₁ … wₙ </s>``. Without it, the ``n`` words only, as
-    ``loglikelihood_rolling`` scores a text in lm-eval (the ``collapse-ngram`` model never scores it).
-    """
-
-    def __init__(self, lm: NgramLM, *, score_end: bool = False):
-        self.lm, self.score_end = lm, score_end
-
-    def generate(self, *, num=None, prompts=None, decoding, seed: int) -> list[str]:
-        if NgramBackend.decoding_problems(decoding):
-            raise ValueError("the n-gram back end samples or decodes greedily: num_beams=1, repetition_penalty=1")
-        texts = self.lm.generate(
-            num, prompts=prompts, max_new_tokens=decoding.max_new_tokens, min_new_tokens=decoding.min_new_tokens,
-            temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p,
-            do_sample=decoding.do_sample, seed=seed,
-        )
-        # a continuation reads after its prompt: the next word follows a space (prompt + text is the document)
-        return texts if prompts is None else [f" {t}" if t and p.strip() else t for t, p in zip(texts, prompts)]
-
-    def perplexity(self, texts):
-        """Per-document perplexity, ``exp(−log P / #scored tokens)`` (``score_end``: the end token included)."""
-        logp, n = self.loglikelihood_rolling(texts)
-        return np.exp(-logp / np.maximum(n, 1))
-
-    def floor_share(self, texts) -> float:
-        """The expected share of the tokens of ``texts`` (its own samples) drawn from the uniform floor:
-        :meth:`NgramLM.uniform_share` (``gen_XX/data_diversity.json``, :mod:`recursion.data_diversity`)."""
-        return self.lm.uniform_share(texts)
-
-    def loglikelihood_rolling(self, texts) -> tuple[np.ndarray, np.ndarray]:
-        """Natural-log probability of each text from ``<s>`` and its number of scored tokens (the end
-        token scored and counted only with ``score_end``)."""
-        texts = list(texts)
-        return np.asarray(self.lm.logprobs(texts, eos=self.score_end)), self.lm.num_tokens(texts) + int(self.score_end)
-
-    def next_token_stats(self, prompts):
-        return self.lm.next_token_stats(prompts)
-
-    def truncate(self, text: str, num_tokens: int) -> str:
-        return " ".join(self.lm.tokens(text)[:num_tokens])
-
-    def toedit(self, texts: Sequence[str], *, rule, seed: int) -> list:
-        """ToEdit (:mod:`recursion.transforms`) with the exact n-gram probabilities, through the public
-        :meth:`NgramLM.logprobs` only: one call scores every word given its prefix (its last n − 1
-        words, ``<s>``-padded); one more gives, for each distinct history of a resampled position, the
-        probability of every word of the vocabulary (never ``<s>``, ``</s>``, ``<unk>``), of which the
-        ``rule.candidates`` most probable are the candidates (ties: vocabulary order). Words are
-        the model's tokens (``model.tokenizer``); a document left unchanged keeps its exact text."""
-        from ..transforms import RESAMPLE, EditedDoc, apply_edits, uniforms
-
-        lm, h = self.lm, self.lm.n - 1
-        docs = [lm.tokens(t) for t in texts]
-        history = [" ".join(d[max(0, i - h):i]) if h else "" for d in docs for i in range(len(d))]
-        flat = [w for d in docs for w in d]
-        p = np.exp(np.asarray(lm.logprobs(flat, contexts=history), dtype=float)) if flat else np.zeros(0)
-        actions = rule.actions(p)
-        flagged = list(dict.fromkeys(history[i] for i in np.flatnonzero(actions == RESAMPLE)))
-        vocab = [w for w in lm.vocab if w not in (BOS, EOS, UNK)]
-        k = rule.candidates if 0 < rule.candidates < len(vocab) else len(vocab)
-        lp = np.asarray(lm.logprobs(vocab * len(flagged), contexts=[c for c in flagged for _ in vocab]), dtype=float)
-        top = np.argsort(-lp.reshape(len(flagged), len(vocab)), axis=1, kind="stable")[:, :k]
-        cand = {c: (top[j], lp[j * len(vocab) + top[j]]) for j, c in enumerate(flagged)}
-        out, at = [], 0
-        for d, (text, toks) in enumerate(zip(texts, docs)):
-            n = len(toks)
-            rows = np.flatnonzero(actions[at:at + n] == RESAMPLE)
-            drawn = []
-            if rows.size:
-                ids, logp = zip(*(cand[history[at + j]] for j in rows))
-                drawn = [vocab[i] for i in rule.resample(np.stack(ids), np.stack(logp), uniforms(seed, d, n)[rows])]
-            new, changed, dropped = apply_edits(toks, actions[at:at + n], drawn)
-            out.append(EditedDoc(" ".join(new) if changed or dropped else text, n, int(rows.size), changed, dropped))
-            at += n
-        return out
-
-    def lm_eval_model(self):
-        return NgramLMEval(model=self.lm)
-
-
-# -- lm-eval model ``collapse-ngram`` ------------------------------------------------------
-def register() -> None:
-    """Register ``collapse-ngram`` with lm-eval's model registry (idempotent)."""
-    import lm_eval.models  # noqa: F401  (fills the built-in models first: lm-eval only does so while empty)
-    from lm_eval.api.registry import model_registry
-
-    if LM_EVAL_NAME not in model_registry:
-        model_registry.register(LM_EVAL_NAME, target=f"{__name__}:NgramLMEval")
-
-
-class NgramLMEval(LM):
-    """lm-eval adapter around :class:`~recursion.backends.ngram.NgramLM`."""
-
-    def __init__(self, pretrained: str | None = None, *, model: NgramLM | None = None, seed: int = 1234, **_ignored):
-        super().__init__()
-        if (pretrained is None) == (model is None):
-            raise ValueError("collapse-ngram needs pretrained=PATH (a folder holding ngram.json)")
-        self.model = model if model is not None else NgramLM.load(pretrained)
-        self.seed = int(seed)
-
-    @property
-    def tokenizer_name(self) -> str:
-        return f"collapse-ngram-{self.model.tokenizer}"
-
-    def loglikelihood(self, requests, disable_tqdm: bool = False):
-        contexts = [r.args[0] for r in requests]
-        conts = [r.args[1] for r in requests]
-        lps = self.model.logprobs(conts, contexts=contexts)
-        greedy = []
-        for ctx, cont in tqdm(list(zip(contexts, conts)), disable=disable_tqdm, desc="collapse-ngram loglikelihood"):
-            target = self.model.tokens(cont)
-            out = self.model.generate(prompts=[ctx], max_new_tokens=max(len(target), 1), do_sample=False)[0]
-            greedy.append(out == " ".join(target))
-        return list(zip(lps, greedy))
-
-    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        return self.model.logprobs([r.args[0] for r in requests])
-
-    def generate_until(self, requests, disable_tqdm: bool = False):
-        """All requests with the same generation options are sampled in one batch.
-
-        The options are read as lm-eval's HF and vLLM models read them (``normalize_gen_kwargs``:
-        temperature 0 or ``do_sample: false`` is greedy); ``top_k`` (0 = off) and ``top_p`` (1.0 = off)
-        are honoured, ``min_p`` and ``repetition_penalty`` taken at their "off" values 0 and 1 only, any other
-        option or value refused (:data:`GEN_OPTIONS`), never ignored.
-        """
-        from lm_eval.models.utils import normalize_gen_kwargs
-
-        groups: dict[str, list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault(repr(sorted((r.args[1] or {}).items())), []).append(i)
-        out = [""] * len(requests)
-        for members in tqdm(list(groups.values()), disable=disable_tqdm, desc="collapse-ngram generate"):
-            kwargs = dict(normalize_gen_kwargs(dict(requests[members[0]].args[1] or {}), default_max_gen_toks=64))
-            unknown = sorted(set(kwargs) - set(GEN_OPTIONS))
-            if unknown:
-                raise ValueError(f"collapse-ngram has no generation option {', '.join(unknown)}; "
-                                 f"valid: {', '.join(GEN_OPTIONS)}")
-            do_sample, temperature = bool(kwargs["do_sample"]), float(kwargs.get("temperature", 0.0))
-            if do_sample and not temperature > 0:
-                raise ValueError(f"collapse-ngram: do_sample is true but temperature = {temperature}; "
-                                 "give temperature > 0, or do_sample: false for greedy decoding")
-            top_k, top_p = kwargs.get("top_k", 0), kwargs.get("top_p", 1.0)
-            top_k, top_p = 0 if top_k is None else int(top_k), 1.0 if top_p is None else float(top_p)
-            off = {"min_p": 0.0, "repetition_penalty": 1.0}
-            if top_k < 0 or not 0.0 < top_p <= 1.0 or any(kwargs.get(k, v) not in (v, None) for k, v in off.items()):
-                raise ValueError(f"collapse-ngram: top_k must be >= 0 (0 = off), top_p in (0, 1] (1 = off), min_p 0 "
-                                 f"and repetition_penalty 1 (it has neither), got top_k={top_k}, top_p={top_p}, "
-                                 f"min_p={kwargs.get('min_p')}, repetition_penalty={kwargs.get('repetition_penalty')}")
-            texts = self.model.generate(
-                prompts=[requests[i].args[0] for i in members],
-                max_new_tokens=int(kwargs["max_gen_toks"]),
-                do_sample=do_sample,
-                temperature=temperature if do_sample else 1.0,
-                top_k=top_k,
-                top_p=top_p,
-                seed=self.seed + members[0],
-            )
-            until = kwargs["until"]
-            for i, text in zip(members, texts):
-                cuts = [text.index(stop) for stop in until if stop and stop in text]
-                out[i] = text[: min(cuts)] if cuts else text
-        return out
-
-
-class NgramBackend:
-    """Trains :class:`NgramLM` models; generation 0 fixes the vocabulary every later one reuses
-    (unless ``vocabulary: per_generation``)."""
-
-    config_class = NgramConfig
-
-    def __init__(self, cfg: NgramConfig, runtime=None, checkpoints=None):
-        self.cfg = cfg
-
-    @staticmethod
-    def decoding_problems(decoding) -> list[tuple[str, str]]:
-        why = "the ngram back end samples or decodes greedily (no beam search, no repetition penalty)"
-        return failing(
-            (decoding.num_beams == 1, "num_beams", f"must be 1: {why}"),
-            (decoding.repetition_penalty == 1.0, "repetition_penalty", f"must be 1: {why}"),
-        )
-
-    @classmethod
-    def experiment_problems(cls, exp) -> list[tuple[str, str]]:
-        from ..ranks import world_size
-
-        return [(f"generate.decoding.{key}", message) for key, message in cls.decoding_problems(exp.generate.decoding)] + \
-            failing(
-                (not exp.runtime.report_to, "runtime.report_to", "is for the Trainer; the ngram back end has none"),
-                (exp.checkpoints.dtype == "auto", "checkpoints.dtype", "must be auto: an n-gram model is counts in JSON"),
-                (world_size() == 1, "model.backend", "= ngram trains in one process; run it without accelerate launch"),
-            )
-
-    def train(self, texts, out_dir: Path, *, previous: Path | None, seed: int) -> None:
-        fixed = previous is not None and self.cfg.vocabulary == "fixed"
-        NgramLM(n=self.cfg.n, smoothing=self.cfg.smoothing, alpha=self.cfg.alpha, discount=self.cfg.discount,
-                jm_lambda=self.cfg.jm_lambda, tokenizer=self.cfg.tokenizer,
-                vocab=NgramLM.load(previous).vocab[3:] if fixed else None).fit(texts).save(out_dir)
-
-    def load(self, path: Path) -> NgramModel:
-        return NgramModel(NgramLM.load(path), score_end=self.cfg.score_end)
