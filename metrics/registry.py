@@ -73,11 +73,11 @@ from typing import Any
 import numpy as np
 
 from . import length_controlled, lexical, semantic
+from ._inputs import MAX_ORDER, Texts, as_token_lists
 from .homogenization import homogenization
 from .memorization import NgramIndex, memorization
 from .self_bleu import self_bleu
 from .syntactic import syntactic_diversity
-from ._inputs import MAX_ORDER, Texts, as_token_lists
 
 #: Options of the sentence embedder shared by the metrics that embed (:func:`metrics.embed`).
 EMBED_OPTIONS = ("model_name", "model", "batch_size")
