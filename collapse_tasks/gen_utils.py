@@ -465,10 +465,13 @@ AGGREGATIONS = {
 
 
 def metric_list(names: tuple[str, ...]) -> list[dict]:
-    """lm-eval's ``metric_list`` of ``names``: each one's aggregation (:data:`AGGREGATIONS`, else ``mean``
-    over prompts) and direction (:func:`higher_is_better`)."""
-    return [{"metric": n, "aggregation": AGGREGATIONS.get(n, "mean"), "higher_is_better": higher_is_better(n)}
-            for n in names]
+    """lm-eval's ``metric_list`` of ``names``: each one's aggregation (``mean`` over prompts of a
+    :data:`WITHIN_METRICS` score, else :data:`AGGREGATIONS` or :func:`corpus_aggregation`) and direction
+    (:func:`higher_is_better`)."""
+    def aggregation(name: str):
+        return "mean" if name in WITHIN_METRICS else AGGREGATIONS.get(name) or corpus_aggregation(name)
+
+    return [{"metric": n, "aggregation": aggregation(n), "higher_is_better": higher_is_better(n)} for n in names]
 
 
 #: The ``metric_list`` of each generation task (``metric_list: !function collapse_tasks.gen_utils.<NAME>``),
