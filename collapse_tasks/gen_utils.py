@@ -474,8 +474,8 @@ def metric_list(names: tuple[str, ...]) -> list[dict]:
     return [{"metric": n, "aggregation": aggregation(n), "higher_is_better": higher_is_better(n)} for n in names]
 
 
-#: The ``metric_list`` of each generation task (``metric_list: !function collapse_tasks.gen_utils.<NAME>``),
-#: the metrics its ``process_results`` hook returns: the same tuples, so the two cannot disagree.
+#: The ``metric_list`` of each generation task (``metric_list: !function collapse_tasks.gen_utils.<NAME>``), built
+#: from the tuples its ``process_results`` hook returns (tests/collapse_tasks/test_hooks.py checks they agree).
 METRIC_LIST = metric_list(CORPUS_METRICS + WITHIN_METRICS)
 METRIC_LIST_SHAKESPEARE = metric_list(CORPUS_METRICS + WITHIN_METRICS + SHAKESPEARE_METRICS)
 METRIC_LIST_SHAKESPEARE_FULL = metric_list(CORPUS_METRICS + WITHIN_METRICS + SHAKESPEARE_METRICS + FULL_METRICS)
