@@ -93,7 +93,7 @@ def register_metrics() -> None:
     for name in gen_utils.REGISTERED_METRICS:
         if name in metric_registry:
             continue
-        aggregation = getattr(gen_utils, name)
+        aggregation = gen_utils.AGGREGATIONS[name]
         aggregation_registry.register(f"collapse_{name}", target=aggregation)
         metric_registry.register(name, target=gen_utils.passthrough)
         metric_agg_registry.register(name, target=aggregation)

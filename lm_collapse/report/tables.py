@@ -28,20 +28,11 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .collect import Collection
-from .stats import Interval, change, paired_difference, t_interval
+from metrics.registry import METRICS, find
 
-# Metrics shown first, in this order (by the first substring found); everything else follows as found. The
-# scale-free and length-controlled measures lead: bits per byte does not depend on the tokenizer (the word
-# perplexities of toy models run into millions), and the *_at_<T> measures and unique-n are computed on a
-# fixed number of n-grams, so a change in length cannot pass for a change in diversity; the length follows
-# them, then the measures that move with it (distinct-n, entropy and top-10 share of every n-gram).
-PREFERRED = (
-    "/bits_per_byte", "/distinct_1_at_", "/distinct_2_at_", "/entropy_1_at_", "/entropy_2_at_", "/top10_share_at_",
-    "/unique_n", "/mean_length", "/word_perplexity", "/tail_word_perplexity", "/byte_perplexity", "/distinct_1",
-    "/distinct_2", "/distinct_3", "/one_minus_self_bleu", "/self_bleu", "/entropy", "/top10_share",
-    "/compression_ratio", "/div_syn", "/div_sem", "/memorization", "probe/",
-)
+from .collect import Collection
+from .labels import task_metric
+from .stats import Interval, change, paired_difference, t_interval
 
 
 @dataclass(frozen=True)
@@ -93,9 +84,25 @@ def last_generations(cells, arms: list[str]) -> dict[str, int]:
 
 
 def ordered_metrics(metrics: list[str]) -> list[str]:
+    """The preferred metrics of :mod:`metrics.registry` first, in its order (a pattern's names by their
+    numbers), then the probes, then everything else as found. The scale-free and length-controlled
+    measures lead: bits per byte does not depend on the tokenizer (the word perplexities of toy models
+    run into millions), and the ``*_at_<T>`` measures and unique-n are computed on a fixed number of
+    n-grams, so a change in length cannot pass for a change in diversity; the length follows them,
+    then the measures that move with it (distinct-n, entropy and top-10 share of every n-gram).
+
+    Examples
+    --------
+    >>> ordered_metrics(["probe/top1_mass_mean", "g/within_distinct_2", "g/distinct_2", "g/distinct_1_at_1000"])
+    ['g/distinct_1_at_1000', 'g/distinct_2', 'probe/top1_mass_mean', 'g/within_distinct_2']
+    """
+    preferred = [m for m in METRICS if m.preferred]
+
     def rank(m: str):
-        hits = [i for i, p in enumerate(PREFERRED) if p in m]
-        return (hits[0] if hits else len(PREFERRED), metrics.index(m))
+        found = find(task_metric(m)) if "/" in m and not m.startswith("probe/") else None
+        if found and found[0] in preferred:
+            return (preferred.index(found[0]), tuple(found[1].values()), metrics.index(m))
+        return (len(preferred) + (0 if m.startswith("probe/") else 1), (), metrics.index(m))
 
     return sorted(metrics, key=rank)
 

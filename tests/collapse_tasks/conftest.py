@@ -67,6 +67,6 @@ def fake_hub_module():
 @pytest.fixture(scope="session")
 def offline_metadata(tiny_gpt2) -> dict:
     """What the hub-backed tasks need from --model_args / --metadata, answered by local stand-ins."""
-    from collapse_tasks.gen_utils import _embedder_options
+    from collapse_tasks.gen_utils import embedder_options
 
-    return {"pretrained": str(tiny_gpt2), "sentence_splitter": "punkt_untrained", "embedder": _embedder_options()["model_name"]}
+    return {"pretrained": str(tiny_gpt2), "sentence_splitter": "punkt_untrained", "embedder": embedder_options()["model_name"]}

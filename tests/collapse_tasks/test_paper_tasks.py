@@ -139,8 +139,9 @@ def test_items_carry_the_options_to_every_aggregation():
                                          "unique_n_all_if_fewer": True})}
     items = [gen_utils.process_results_options(doc, [[t, t + " again"]])["unique_n"] for t in TEXTS]
     generations = [g for t in TEXTS for g in (t, t + " again")]
-    assert gen_utils.unique_n(items) == pytest.approx(guo_unique_n(generations), abs=1e-12)
-    assert gen_utils.distinct_2(items) == gen_utils.distinct_2([generations])  # options change unique_n only
+    assert gen_utils.AGGREGATIONS["unique_n"](items) == pytest.approx(guo_unique_n(generations), abs=1e-12)
+    distinct_2 = gen_utils.AGGREGATIONS["distinct_2"]
+    assert distinct_2(items) == distinct_2([generations])  # options change unique_n only
 
 
 def test_guo_sentences_and_their_sample():
@@ -159,7 +160,7 @@ def test_guo_sentences_and_their_sample():
 def test_div_sem_on_the_sampled_sentences():
     from metrics import semantic_diversity
 
-    opts = options(sentences_sample=4, sentence_splitter="punkt_untrained", embedder=gen_utils._embedder_options()["model_name"])
+    opts = options(sentences_sample=4, sentence_splitter="punkt_untrained", embedder=gen_utils.embedder_options()["model_name"])
     expected = semantic_diversity(gen_utils.sample_sentences(TEXTS * 3, opts), model_name=opts["embedder"])
     assert gen_utils._score(TEXTS * 3, "div_sem", opts) == pytest.approx(expected, abs=1e-9)
 
@@ -170,7 +171,8 @@ def test_ttr_fixed_and_the_sentence_count_reported_beside_div_sem():
     assert gen_utils._score(TEXTS, "ttr_fixed", options()) == ttr_fixed_length([tokenize(t) for t in TEXTS], 4)
     doc = {"metric_options": json.dumps({"ttr_length": 4, "sentences_sample": 3, "sentence_splitter": "punkt_untrained"})}
     items = [gen_utils.process_results_options_full(doc, [[t, t]]) for t in TEXTS]
-    assert gen_utils.ttr_fixed([i["ttr_fixed"] for i in items]) == ttr_fixed_length([tokenize(t) for t in TEXTS * 2], 4)
+    ttr_fixed = gen_utils.AGGREGATIONS["ttr_fixed"]
+    assert ttr_fixed([i["ttr_fixed"] for i in items]) == ttr_fixed_length([tokenize(t) for t in TEXTS * 2], 4)
     many = [f"Start {i}. Middle {i} is here. End {i}." for i in range(5)]
     opts = options(sentences_sample=3, sentence_splitter="punkt_untrained")
     assert gen_utils._score(many, "sentences_n", opts) == 3.0  # the 3,000 of the paper, here 3
@@ -194,4 +196,4 @@ def test_check_options_fails_before_generation(monkeypatch):
     with pytest.raises(ValueError, match="nltk.download"):
         gen_utils.check_options(options(), full=True)
     gen_utils.check_options(options(sentence_splitter="punkt_untrained",
-                                    embedder=gen_utils._embedder_options()["model_name"]), full=True)
+                                    embedder=gen_utils.embedder_options()["model_name"]), full=True)

@@ -118,9 +118,10 @@ def test_task_aggregations_report_nan_and_the_count_below_the_budget(caplog):
     from collapse_tasks import gen_utils
 
     texts = [["to be or not to be"] * 300]  # 1,800 words: enough for T = 1000
-    assert 0 < gen_utils.distinct_2_at_1000(texts) < 1 and gen_utils.top10_share_at_1000(texts) == 1.0
-    assert gen_utils.entropy_1_at_1000(texts) == pytest.approx(entropy_at(texts[0], 1, budget=1000))
+    aggregation = gen_utils.AGGREGATIONS
+    assert 0 < aggregation["distinct_2_at_1000"](texts) < 1 and aggregation["top10_share_at_1000"](texts) == 1.0
+    assert gen_utils.AGGREGATIONS["entropy_1_at_1000"](texts) == pytest.approx(entropy_at(texts[0], 1, budget=1000))
     assert not gen_utils.higher_is_better("top10_share_at_1000") and gen_utils.higher_is_better("entropy_2_at_1000")
     with caplog.at_level("WARNING"):
-        assert math.isnan(gen_utils.distinct_2_at_1000([["a short one", "and another"]]))
+        assert math.isnan(gen_utils.AGGREGATIONS["distinct_2_at_1000"]([["a short one", "and another"]]))
     assert "distinct_2_at_1000 is nan" in caplog.text and "has 3 2-grams, fewer than the budget of 1000" in caplog.text
