@@ -24,7 +24,8 @@ PANEL = (3.6, 2.6)  # inches per panel
 NCOLS = 3
 
 
-def _pyplot():
+def agg_pyplot():
+    """matplotlib's pyplot on the Agg back end (files only, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,7 +41,7 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _colors(plt, arms: list) -> dict:
+def series_colors(plt, arms: list) -> dict:
     """The tab10 colour of each arm (or any other series key), cycled after the tenth."""
     cmap = plt.get_cmap("tab10")
     return {arm: cmap(i % 10) for i, arm in enumerate(arms)}
@@ -62,8 +63,8 @@ def metric_lines(cells, col: Collection, metrics: list[str], out: Path, *, stem:
     """Small multiples: each metric versus generation; per arm the mean, each seed and the CI band."""
     if not metrics:
         return []
-    plt = _pyplot()
-    colors = _colors(plt, col.arms)
+    plt = agg_pyplot()
+    colors = series_colors(plt, col.arms)
     ncols = min(NCOLS, len(metrics))
     nrows = -(-len(metrics) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL[0] * ncols, PANEL[1] * nrows + 0.4), squeeze=False,
@@ -123,7 +124,7 @@ def perplexity_density(col: Collection, out: Path) -> list[Path]:
     series = {arm: gs for arm, gs in series.items() if gs}
     if not series:
         return []
-    plt = _pyplot()
+    plt = agg_pyplot()
     ncols = min(NCOLS, len(series))
     nrows = -(-len(series) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL[0] * ncols, PANEL[1] * nrows + 0.4), squeeze=False,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import _colors, _pyplot
+from .plots import agg_pyplot, series_colors
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -20,13 +20,13 @@ def theory_figure(records: list[dict], path: str | Path, *, title: str, null_err
     right of the axes.
     """
     path = Path(path)
-    plt = _pyplot()
+    plt = agg_pyplot()
     series: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         series.setdefault((r["regime"], r["learner"]), []).append(r)
     fig, ax = plt.subplots(figsize=(7.6, 4.0))
     values = [null_error] if null_error else []
-    colors = _colors(plt, list(series))  # tab10, cycled: every series is drawn however many there are
+    colors = series_colors(plt, list(series))  # tab10, cycled: every series is drawn however many there are
     for (regime, learner), rows in series.items():
         color = colors[regime, learner]
         gen = np.array([r["generation"] for r in rows])
