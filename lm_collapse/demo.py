@@ -10,12 +10,13 @@ Runs two shipped experiments on the shipped Shakespeare corpus, every generation
 
 A config is the experiment: the demo runs the shipped YAMLs as they are, except for their sizes.
 :data:`DEMO` (and, for the CI smoke run, :data:`QUICK`) say which sizes it reduces — generations,
-document counts (scaled together in every arm), ``eval.limit``, training steps, probe prompts;
+document counts (scaled together in every arm), ``eval.limit``, training steps, probe prompts, seeds;
 :func:`lm_collapse.sizes.check_sizes` refuses anything else, or any size made larger, before any
 work. The reductions are printed, recorded as ``overrides`` in each replica's ``config.yaml``, and
 stated under the title of each report.
 
-Every config ships ``seeds: [0, 1, 2]``, so the demo runs three replicas of every arm. They run as
+Every config ships ``seeds: [0, 1, 2]``, so the demo runs three replicas of every arm (``--quick``:
+seed 0 only). They run as
 ``lm-collapse sweep`` runs them (:func:`recursion.sweep.sweep`: one Ray task per replica, one CPU and
 one torch thread each, as many at once as the machine has cores — two on a 2-core laptop), or,
 where Ray is not installed, one after another (:func:`recursion.driver.run_experiment`). Either
@@ -69,10 +70,11 @@ DEMO: dict[str, dict] = {
     "lab1_bigram": {"eval.limit": 100},
     "tiny_gpt2_regimes": {"generations": 3, "documents": 0.1, "model.train.max_steps": 40, "eval.limit": 20},
 }
+# The smoke run (--quick): seed 0 only, one replica per arm (the report then says "single seed: no interval").
 QUICK: dict[str, dict] = {
-    "lab1_bigram": {"generations": 2, "documents": 0.15, "eval.limit": 5, "probes.num_prompts": 20},
+    "lab1_bigram": {"generations": 2, "documents": 0.15, "eval.limit": 5, "probes.num_prompts": 20, "seeds": [0]},
     "tiny_gpt2_regimes": {"generations": 2, "documents": 0.05, "model.train.max_steps": 20, "eval.limit": 3,
-                          "probes.num_prompts": 20},
+                          "probes.num_prompts": 20, "seeds": [0]},
 }
 NOISY_LOGGERS = ("lm_eval", "transformers", "datasets", "accelerate", "torch")
 

@@ -2,7 +2,8 @@
 
 A config is the experiment. Smoothing, decoding, filters, regimes and schedules are never changed
 behind its back; a demo or a smoke test may only make it *smaller*: fewer generations, fewer
-documents, fewer lm-eval documents, fewer training steps, fewer probe prompts (:data:`SIZE_KEYS`).
+documents, fewer lm-eval documents, fewer training steps, fewer probe prompts, fewer seeds (some of
+the listed ones: each replica's numbers stay those of the full run, :data:`SIZE_KEYS`).
 :func:`size_overrides` turns a size spec into ``--set`` pairs for whatever arms the YAML has;
 :func:`check_sizes` refuses any pair that is not a size, or that makes a size larger, before any
 work starts, and returns what changed, to be printed and recorded with the run.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 #: The config keys that are sizes (each may also appear under ``arms.<arm>.``).
 SIZE_KEYS = ("generations", "data.num_train", "generate.num_docs", "filter.top_k", "eval.limit",
-             "model.train.max_steps", "probes.num_prompts")
+             "model.train.max_steps", "probes.num_prompts", "seeds")
 #: The sizes that count documents, scaled together by the spec's ``documents`` factor.
 DOCUMENT_KEYS = ("data.num_train", "generate.num_docs", "filter.top_k")
 #: Offline stand-ins: a config's ``model.pretrained`` -> the ``--set`` pairs that load the stand-in instead.
@@ -104,7 +105,9 @@ def check_sizes(config: str | Path, overrides: list[str]) -> dict[str, dict[str,
     that enlarge a size; ``{arm: {key: (shipped, new)}}`` of what changes, the stand-in included.
 
     ``eval.limit`` is lm-eval's: a fraction of each task's documents when below 1, else a count; a
-    fraction may only shrink a fraction and a count a count (or "all"). Raises :class:`ValueError`
+    fraction may only shrink a fraction and a count a count (or "all"). ``seeds`` may only drop
+    seeds: the new list is some of the shipped ones (each replica's numbers stay those of the full
+    run, every stage's randomness being drawn from its seed). Raises :class:`ValueError`
     naming the first offending pair; a config problem raises the loader's
     :class:`~recursion.config.ConfigError`.
     """
@@ -132,7 +135,11 @@ def check_sizes(config: str | Path, overrides: list[str]) -> dict[str, dict[str,
                 raise ValueError(f"{Path(config).name} (arm {arm!r}): eval.limit {_fmt(old)} -> {_fmt(new)} mixes a fraction "
                                  "of each task's documents (< 1) and a count (>= 1), which cannot be compared; give a "
                                  + (f"fraction < {_fmt(old)}" if old < 1 else f"count < {_fmt(old)}"))
-            if new is None or (old is not None and new > old):
+            if key == "seeds":
+                if not set(new) < set(old):
+                    raise ValueError(f"{Path(config).name} (arm {arm!r}): seeds {_fmt(old)} -> {_fmt(new)} is not a reduction; "
+                                     f"the demo may only drop seeds (keep some of {_fmt(old)})")
+            elif new is None or (old is not None and new > old):
                 raise ValueError(f"{Path(config).name} (arm {arm!r}): {key} {old} -> {new} is not a reduction; "
                                  "the demo may only make sizes smaller")
             changes.setdefault(arm, {})[key] = (old, new)
@@ -160,5 +167,7 @@ def describe(changes: dict[str, dict[str, tuple]]) -> str:
 def _fmt(value, key: str = "") -> str:
     if value is None:
         return "null" if key in STAND_IN_KEYS else "all"
+    if isinstance(value, (list, tuple)):
+        return f"[{', '.join(map(str, value))}]"
     return f"{value:g}" if isinstance(value, float) else str(value)
 

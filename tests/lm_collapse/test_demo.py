@@ -1,7 +1,6 @@
-"""The demo end to end (`--quick`, as a newcomer runs it, smaller), and how it records its sizes."""
+"""How the demo records its sizes, shows its progress and runs its replicas; the quick demo end to end, from
+the installed wheel, is tests/test_wheel.py."""
 import io
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -30,30 +29,6 @@ def test_size_overrides_are_recorded_in_the_resolved_config_and_the_report(tmp_p
     report = build_report([tmp_path / "reduced"], tmp_path / "r1", plots_on=False)
     assert report.sizes.startswith("**Sizes:** reduced") and "`generate.num_docs=20`" in report.sizes
     assert report.sizes in report.path.read_text()
-
-
-@pytest.mark.slow
-def test_demo_quick_end_to_end(tmp_path):
-    out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "lm_collapse.cli", "demo", "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("lab1_bigram", "tiny_gpt2_regimes"):
-        report = out / name / "report" / "report.md"
-        assert report.exists() and str(report) in proc.stdout
-        text = report.read_text()
-        assert "ppl_shakespeare/bits_per_byte" in text and "## Figures" in text and "**Sizes:** reduced" in text
-        for figure in ("quality", "diversity", "probes"):
-            assert (out / name / "report" / f"{figure}.png").stat().st_size > 10_000
-        config = yaml.safe_load(next((out / name).glob("*/seed_0/config.yaml")).read_text())
-        assert "generations=2" in config["overrides"]
-    assert "Demo finished" in proc.stdout and "gen 0 →" in proc.stdout and "sizes reduced by the demo" in proc.stdout
-    assert "pure_synthetic" in proc.stdout and "accumulate_subsample" in proc.stdout and "paired by seed" in proc.stdout
-    # the console holds progress and the key tables; the libraries' output is in the log, without the lm-eval hint
-    # 24 replica lines (3 seeds), the key and difference tables
-    assert len(proc.stdout.splitlines()) < 140 and proc.stderr.strip() == ""
-    log = (out / "demo.log").read_text()
-    assert "gen_00/train done in" in log and "Custom kwargs can be passed" not in log
 
 
 class _Console(io.StringIO):

@@ -91,3 +91,16 @@ def test_lab2_names_the_real_weights_and_its_offline_stand_in_is_a_recorded_chan
     with pytest.raises(ValueError, match="is not a size"):  # nor is the stand-in of a config that names another model
         check_sizes(demo.configs_dir() / "mitigations_smollm2.yaml", pairs)
     assert stand_in_overrides(read_yaml(demo.configs_dir() / "lab1_bigram.yaml")) == []
+
+
+def test_seeds_can_only_be_dropped(tmp_path):
+    """A demo may run some of the listed seeds (each replica's numbers are the full run's), never another seed."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "c", "seeds": [0, 1, 2]}))
+    assert size_overrides(read_yaml(config), {"seeds": [0]}) == ["seeds=[0]"]
+    changes = check_sizes(config, ["seeds=[0]"])
+    assert changes == {"default": {"seeds": ((0, 1, 2), (0,))}}
+    assert describe(changes) == "seeds [0, 1, 2] → [0]"
+    for pair in ("seeds=[0, 3]", "seeds=[5]", "seeds=[2, 1, 0]"):
+        with pytest.raises(ValueError, match=r"seeds \[0, 1, 2\] -> \[.*\] is not a reduction; the demo may only drop seeds"):
+            check_sizes(config, [pair])
