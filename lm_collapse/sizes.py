@@ -106,9 +106,9 @@ def check_sizes(config: str | Path, overrides: list[str]) -> dict[str, dict[str,
     ``eval.limit`` is lm-eval's: a fraction of each task's documents when below 1, else a count; a
     fraction may only shrink a fraction and a count a count (or "all"). Raises :class:`ValueError`
     naming the first offending pair; a config problem raises the loader's
-    :class:`~recursion.config.ConfigError`.
+    :class:`~recursion.loader.ConfigError`.
     """
-    from recursion.config import load_config
+    from recursion.loader import load_config
 
     shipped = load_config(config)
     stand_in = {p for exp in shipped.values() for p in STAND_INS.get(getattr(exp.model, "pretrained", None), ())}

@@ -64,11 +64,12 @@ from .artifacts import (
 )
 from .backends import backend_class
 from .checkpoints import prune, stale_generations
-from .config import Experiment, FilterConfig, experiment_from_dict, load_config, to_dict
+from .config import Experiment, FilterConfig
 from .data import RealData, Source, load_pool, prepare, real_data, split_prompt, validation_texts
 from .data_diversity import data_diversity
 from .environment import write_environment
 from .filters import Lazy, check_classifier, check_embeddings, select
+from .loader import experiment_from_dict, load_config, to_dict
 from .probes import embedding_diagnostics, run_probes
 from .ranks import Ranks, rank
 from .regimes import real_share, selection_pool, training_parts

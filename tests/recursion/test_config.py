@@ -1,7 +1,7 @@
 """Config validation: every bad key or value fails before any work, naming the key."""
 import pytest
 
-from recursion.config import ConfigError, load_config, parse_overrides, to_dict
+from recursion.loader import ConfigError, load_config, parse_overrides, to_dict
 
 BASE = """
 name: t

@@ -30,7 +30,8 @@ from recursion.backends.hf import (  # noqa: E402
     TrainConfig,
     load_pretrained,
 )
-from recursion.config import ConfigError, RuntimeConfig, experiment_from_dict  # noqa: E402
+from recursion.config import RuntimeConfig  # noqa: E402
+from recursion.loader import ConfigError, experiment_from_dict  # noqa: E402
 
 RUNTIME = RuntimeConfig(device="auto")
 TINY_TRAIN = TrainConfig(max_steps=40, batch_size=8, block_size=64, logging_steps=20)

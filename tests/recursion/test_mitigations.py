@@ -207,7 +207,7 @@ def test_acceptability_by_classifier_keeps_the_most_acceptable(tiny_classifier):
 
 
 def test_filter_options_are_validated(tmp_path):
-    from recursion.config import ConfigError, load_config
+    from recursion.loader import ConfigError, load_config
 
     path = tmp_path / "c.yaml"
     path.write_text("name: t\nfilter: {name: threshold_decay, keep: 0.5, tau: 0, decay: 1.5, embedder: ./nowhere, "
@@ -266,8 +266,8 @@ def _refused_before_any_folder(tmp_path, yaml_text: str, match: str) -> str:
 
 
 def test_the_classifier_and_its_label_are_checked_before_any_work(tmp_path, tiny_classifier):
-    from recursion.config import experiment_from_dict
     from recursion.filters import check_classifier
+    from recursion.loader import experiment_from_dict
 
     acceptability = "filter: {name: acceptability, keep: 0.8, scorer: classifier, classifier: %s, acceptable_label: %d}\n"
     _refused_before_any_folder(tmp_path, acceptability % (tiny_classifier, 2),
@@ -280,8 +280,8 @@ def test_the_classifier_and_its_label_are_checked_before_any_work(tmp_path, tiny
 
 
 def test_an_embedder_that_cannot_load_is_refused_before_any_work(tmp_path, embedder):
-    from recursion.config import experiment_from_dict
     from recursion.filters import check_embeddings
+    from recursion.loader import experiment_from_dict
 
     check_embeddings(experiment_from_dict({"name": "t", "filter": {"name": "farthest_point", "keep": 0.5, "embedder": embedder}}))
     _refused_before_any_folder(tmp_path, "filter: {name: farthest_point, keep: 0.5, embedder: nobody/no-such-embedder}\n",

@@ -24,7 +24,8 @@ from collapse_tasks import corpus  # noqa: E402
 from recursion.backends import vllm_engine  # noqa: E402
 from recursion.backends.base import Decoding  # noqa: E402
 from recursion.backends.hf import HFModel, HFScratchBackend, HFScratchConfig, TrainConfig, VllmSource  # noqa: E402
-from recursion.config import ConfigError, RuntimeConfig, experiment_from_dict  # noqa: E402
+from recursion.config import RuntimeConfig  # noqa: E402
+from recursion.loader import ConfigError, experiment_from_dict  # noqa: E402
 
 FAKE = Path(__file__).with_name("fake_vllm")
 
