@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from .backends.base import Decoding, failing
 from .words import WordTokenizer
@@ -110,56 +110,45 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class RegimeConfig:
-    """How generation g's training set is built (see :mod:`recursion.regimes`)."""
+    """How generation g's training set is built: ``name`` picks the regime (:mod:`recursion.regimes`);
+    a regime with options registers a subclass holding them.
 
-    name: Literal["replace", "accumulate", "accumulate_subsample", "mix", "keep_real", "accumulate_select"] = "replace"
-    fraction: float = 0.1  # share of real data for mix (fresh real) and keep_real (original real)
-    pool: Literal["all", "real", "synthetic", "last"] = "all"  # accumulate_select: where filter.top_k are chosen
+    ``selects``: the regime chooses its training set with the filter itself (at the data stage),
+    and the select stage hands on every synthetic document.
+    """
 
-    def problems(self) -> list[tuple[str, str]]:
-        return failing((0.0 <= self.fraction <= 1.0, "fraction", "must be in [0, 1]"))
+    selects: ClassVar[bool] = False
+
+    name: str = "replace"
+
+    def fresh_per_generation(self, n_real: int) -> int:
+        """Documents of a fresh real fold each generation g >= 1 trains on (checked to exist before any work)."""
+        return 0
 
 
 @dataclass(frozen=True)
 class FilterConfig:
-    """Which synthetic documents are handed on (see :mod:`recursion.filters`).
-
-    ``keep`` / ``top_k`` size every filter; the other fields are the options of the filters that
-    use them (each filter's docstring names its own): ``embedder`` for ``farthest_point`` and
-    ``threshold_decay``; ``tau`` and ``decay`` for ``threshold_decay``; ``scorer``, ``classifier``
-    and ``acceptable_label`` for ``acceptability``.
-    """
+    """Which synthetic documents are handed on: ``name`` picks the filter (:mod:`recursion.filters`);
+    ``keep`` (a fraction of the pool) or ``top_k`` (a count) sizes every filter; a filter with
+    options registers a subclass holding them."""
 
     name: str = "none"
     keep: float = 1.0  # fraction of the synthetic pool kept
     top_k: int | None = None  # or an exact number of documents
-    embedder: str | None = None  # sentence embedder: hub id or folder; null: all-MiniLM-L6-v2 (offline package if installed)
-    tau: float = 1.4  # threshold_decay: initial distance threshold, in embedding units
-    decay: float = 0.95  # threshold_decay: tau is multiplied by this after every pass
-    scorer: Literal["gen0_perplexity", "classifier"] = "gen0_perplexity"  # acceptability: the quality score
-    classifier: str = "textattack/roberta-base-CoLA"  # acceptability (scorer: classifier): hub id or folder
-    acceptable_label: int = 1  # acceptability: the classifier's label meaning "acceptable"
-    batch_size: int = 64  # embedding / classifier batch size
+
+    @property
+    def reads_gen0_model(self) -> bool:
+        """Whether the filter loads generation 0's model."""
+        return False
 
     def problems(self) -> list[tuple[str, str]]:
-        from .filters import FILTERS
-
         return failing(
-            (self.name in FILTERS, "name", f"= {self.name!r} is not valid; choose one of: {', '.join(FILTERS)}"),
             (0.0 < self.keep <= 1.0, "keep", "must be in (0, 1]"),
             (self.top_k is None or self.top_k >= 1, "top_k", "must be >= 1"),
-            (self.name != "none" or (self.keep == 1.0 and self.top_k is None), "name",
-             "= 'none' keeps every document; use 'random' (or another filter) with keep / top_k"),
-            (self.tau > 0, "tau", "must be > 0"),
-            (0.0 < self.decay < 1.0, "decay", "must be in (0, 1)"),
-            (self.acceptable_label >= 0, "acceptable_label", "must be >= 0 (a label index of the classifier)"),
-            (self.batch_size >= 1, "batch_size", "must be >= 1"),
-            _folder_check(self.embedder, "embedder"),
-            _folder_check(self.classifier, "classifier"),
         )
 
 
-def _folder_check(name: str | None, key: str) -> tuple[bool, str, str]:
+def folder_check(name: str | None, key: str) -> tuple[bool, str, str]:
     """A name written as a path (``./x``, ``/x``, ``~/x``) must be an existing folder; anything else is a hub id."""
     path = None if name is None or not name.startswith((".", "/", "~")) else Path(name).expanduser()
     return (path is None or path.is_dir(), key, f"= {name!r}: no such folder")
@@ -167,34 +156,25 @@ def _folder_check(name: str | None, key: str) -> tuple[bool, str, str]:
 
 @dataclass(frozen=True)
 class TransformConfig:
-    """A transform of real documents that replaces the synthetic pool (see :mod:`recursion.transforms`).
+    """A transform of real documents that replaces the synthetic pool: ``name`` picks it
+    (:mod:`recursion.transforms`); a transform with options registers a subclass holding them.
 
-    ``toedit`` (Zhu et al., 2025): each generation, the documents of ``input`` (``real``: generation
-    0's real training set; ``previous``: the documents the previous generation handed on) are
-    token-edited by the ``prior`` model (``gen0``: generation 0's model; ``current``: this
-    generation's; ``base``: the pretrained model of ``hf_finetune``; or a checkpoint folder) and are
-    the pool the filter selects from, instead of the generated documents.
+    ``edits``: the select stage draws its pool from the transform (``run``) instead of the
+    generated documents; ``files``: what it writes there (in the generation's folder).
+    ``reads_gen0_model``: it loads generation 0's model.
     """
 
-    name: Literal["none", "toedit"] = "none"
-    input: Literal["real", "previous"] = "real"
-    prior: str = "gen0"
-    threshold: float = 0.99  # resample tokens whose probability exceeds this
-    beta: float = 1.5  # ... from softmax(log p / beta) over the candidates
-    candidates: int = 64  # the prior's top tokens sampled from (0: the whole vocabulary)
-    drop_below: float | None = None  # the drop variant: remove tokens whose probability is below this (0.001)
+    files: ClassVar[tuple[str, ...]] = ()
 
-    def problems(self) -> list[tuple[str, str]]:
-        keyword = self.prior in ("gen0", "current", "base")
-        return failing(
-            (0.0 < self.threshold < 1.0, "threshold", "must be in (0, 1)"),
-            (self.beta > 0, "beta", "must be > 0"),
-            (self.candidates >= 0, "candidates", "must be >= 0 (0: the whole vocabulary)"),
-            (self.drop_below is None or 0.0 < self.drop_below < self.threshold, "drop_below",
-             "must be in (0, threshold)"),
-            (keyword or Path(self.prior).expanduser().is_dir(), "prior",
-             f"= {self.prior!r} is not valid; choose one of: gen0, current, base, or an existing checkpoint folder"),
-        )
+    name: str = "none"
+
+    @property
+    def edits(self) -> bool:
+        return False
+
+    @property
+    def reads_gen0_model(self) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
@@ -272,7 +252,7 @@ class ProbesConfig:
             (self.prompt_tokens >= 1, "prompt_tokens", "must be >= 1"),
             (self.prompts_file is None or self.split is None, "prompts_file", "and probes.split both given; choose one"),
             (self.embedding_sample >= 2, "embedding_sample", "must be >= 2 (the kNN entropy needs two points)"),
-            _folder_check(self.embedder, "embedder"),
+            folder_check(self.embedder, "embedder"),
         )
 
 
@@ -367,16 +347,8 @@ class Experiment:
              "has no prompt to keep with generate.prompt: unconditional"),
             (self.generate.prompt != "unconditional" or not self.generate.resample_prompts, "generate.resample_prompts",
              "has no prompts to draw with generate.prompt: unconditional"),
-            (self.regime.name != "accumulate_select" or self.filter.top_k is not None, "filter.top_k",
-             "must be set with regime accumulate_select (the number of documents chosen from the pool)"),
-            (self.regime.name == "accumulate_select" or self.regime.pool == "all", "regime.pool",
-             "is read only by regime accumulate_select"),
-            (self.data.validation_split is None or self.backend != "ngram", "data.validation_split",
-             "is read only by the hf back ends (a validation loss per epoch, model.train.hand_on)"),
             (self.probes.from_pool == "held_out" or self.data.source != "shakespeare", "probes.from_pool",
              "= shared needs a jsonl: or hf: data.source (shakespeare's probes come from the held-out plays)"),
             (self.probes.split is None or self.data.source.startswith("hf:"), "probes.split",
              f"= {self.probes.split!r} needs an hf: data.source (for {self.data.source!r} give probes.prompts_file)"),
-            (self.transform.prior != "base" or self.backend == "hf_finetune", "transform.prior",
-             "= base needs model.backend: hf_finetune (its pretrained model); use gen0, current or a checkpoint folder"),
         )

@@ -18,8 +18,12 @@ from typing import Any, Literal
 
 import yaml
 
-from .backends import BACKENDS, backend_class
+from .backends import BACKENDS
 from .config import Experiment, name_problem
+from .filters import FILTERS
+from .plugins import Registry
+from .regimes import REGIMES
+from .transforms import TRANSFORMS
 
 
 class ConfigError(ValueError):
@@ -246,25 +250,43 @@ def experiment_from_dict(data: dict, errors: list[str] | None = None) -> Experim
     model = dict(model)
     backend = model.pop("backend", "ngram")
     if not isinstance(backend, str) or backend not in BACKENDS:
-        collected.append(f"model.backend = {backend!r} is not valid; choose one of: {', '.join(BACKENDS)}")
+        collected.append(f"model.backend = {backend!r} is not valid; choose one of: {', '.join(BACKENDS.names())}")
         backend = None
     if "name" not in data:
         collected.append("missing key 'name' (the experiment's name)")
         data["name"] = ""
     elif not isinstance(data["name"], str):
         data["name"] = ""  # reported by Experiment.problems() as an empty name
+    blocks = {key: data.pop(key, None) for key in PLUGIN_BLOCKS}
     exp = _build(Experiment, {**data, "model": None, "backend": backend or "ngram"}, "", collected)
+    exp = dataclasses.replace(exp, **{key: _plugin_block(registry, blocks[key], key, collected)
+                                      for key, registry in PLUGIN_BLOCKS.items()})
+    plugins = [registry[getattr(exp, key).name] for key, registry in PLUGIN_BLOCKS.items()]
     if backend is not None:
-        backend_cls = backend_class(backend)
-        exp = dataclasses.replace(exp, model=_build(backend_cls.config_class, model, "model", collected))
-        for key, message in exp.problems():  # again, now with the model (said once)
-            if f"{key} {message}" not in collected[before:]:
-                collected.append(f"{key} {message}")
-        for key, message in backend_cls.experiment_problems(exp):
+        plugins.append(BACKENDS[backend])
+        exp = dataclasses.replace(exp, model=_build(plugins[-1].options, model, "model", collected))
+    for plugin in plugins:
+        for key, message in plugin.check(exp):
             collected.append(f"{key} {message}")
     if errors is None and len(collected) > before:
         raise ConfigError("\n".join(collected[before:]))
     return exp
+
+
+#: The blocks whose ``name`` picks a plug-in, and so the dataclass of the block's other keys.
+PLUGIN_BLOCKS = {"regime": REGIMES, "filter": FILTERS, "transform": TRANSFORMS}
+
+
+def _plugin_block(registry: Registry, data: Any, where: str, errors: list[str]):
+    """The options of the plug-in the block's ``name`` picks (its dataclass's default ``name`` when absent)."""
+    name = data.get("name", registry.default_options.name) if isinstance(data, dict) else registry.default_options.name
+    if not isinstance(name, str) or name not in registry:  # the keys every plug-in of the kind has are still checked
+        errors.append(f"{registry.key} = {name!r} is not valid; choose one of: {', '.join(registry.names())}")
+        shared = {f.name for f in dataclasses.fields(registry.default_options)} - {"name"}
+        _build(registry.default_options, {k: v for k, v in data.items() if k in shared} if isinstance(data, dict) else data,
+               where, errors)
+        return registry[registry.default_options.name].options()
+    return _build(registry[name].options, data, where, errors)
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, Experiment]:
