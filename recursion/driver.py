@@ -34,7 +34,6 @@ from .checkpoints import prune, stale_generations
 from .config import Experiment
 from .data import Source, load_pool, prepare, real_data, validation_texts
 from .environment import write_environment
-from .filters import check_embeddings
 from .loader import PLUGIN_BLOCKS, experiment_from_dict, load_config, to_dict
 from .ranks import Ranks, rank
 from .rundir import RunDir, RunFolderError, RunLock, check_compatible, check_folder, read_manifest
@@ -186,8 +185,9 @@ def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, over
     for exp in arms.values():
         for key, registry in PLUGIN_BLOCKS.items():
             registry[getattr(exp, key).name].preflight(exp)
-        if exp.probes.enabled and exp.probes.embedding_diagnostics:
-            check_embeddings(exp)
+        for stage in STAGES:
+            if stage.enabled(exp):
+                stage.preflight(exp)
     sources = prepare_sources(arms)
     plan = [(a, exp, s, replica_dir(root, a, s)) for a, exp in arms.items() for s in exp.seeds if seed is None or s == seed]
     main = rank() == 0  # under accelerate launch, rank 0 speaks for the launch and holds the locks

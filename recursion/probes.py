@@ -93,3 +93,11 @@ def probes_stage(ctx) -> None:
             read_training_texts(gdir), read_texts(gdir / SYNTHETIC), embedder=exp.probes.embedder,
             sample_size=exp.probes.embedding_sample, rng=ctx.rng("probes")))
     atomic_write_text(gdir / PROBES, json.dumps(result))
+
+
+def preflight(exp) -> None:
+    """The sentence embedder of ``probes.embedding_diagnostics`` loads (:func:`recursion.filters.check_embeddings`)."""
+    from .filters import check_embeddings
+
+    if exp.probes.embedding_diagnostics:
+        check_embeddings(exp)

@@ -51,6 +51,10 @@ def _always(exp: Experiment) -> bool:
     return True
 
 
+def _nothing_to_load(exp: Experiment) -> None:
+    return None
+
+
 def reads_gen0_model(exp: Experiment) -> bool:
     """Whether selection loads generation 0's model (the filter's or the transform's option says so)."""
     return exp.filter.reads_gen0_model or exp.transform.reads_gen0_model
@@ -64,8 +68,9 @@ def _gen0(exp: Experiment) -> list[int]:
 class Stage:
     """One stage: ``reads(g)`` the stages whose outputs it reads, ``outputs(ctx)`` its files,
     ``models(exp, g)`` the generations whose model folders it loads, ``enabled(exp)`` whether it
-    runs, ``run(ctx)`` the work; ``trains``: it writes the generation's model (every rank runs it,
-    and checkpoint retention follows it)."""
+    runs, ``run(ctx)`` the work, ``preflight(exp)`` raises a one-line ``ValueError`` before any work
+    when what it will load cannot be loaded; ``trains``: it writes the generation's model (every
+    rank runs it, and checkpoint retention follows it)."""
 
     name: str
     run: Callable
@@ -73,6 +78,7 @@ class Stage:
     outputs: Callable[[Context], list[Path]]
     models: Callable[[Experiment, int], list[int]]
     enabled: Callable[[Experiment], bool] = _always
+    preflight: Callable[[Experiment], None] = _nothing_to_load
     trains: bool = False
 
 
@@ -100,7 +106,7 @@ STAGES: tuple[Stage, ...] = (
     # the probes read the held-out documents and the training set
     Stage("probes", probes.probes_stage, lambda g: [(g, "train"), (0, "train"), (g, "generate"), (g, "data"),
                                                     (0, "data")] + _pool(g),
-          _in_gen(PROBES), lambda exp, g: [g, 0], enabled=lambda exp: exp.probes.enabled),
+          _in_gen(PROBES), lambda exp, g: [g, 0], enabled=lambda exp: exp.probes.enabled, preflight=probes.preflight),
     # the n-gram floor share: this model
     Stage("diversity", data_diversity.diversity_stage, lambda g: [(g, "data"), (g, "generate"), (g, "train")] + _pool(g),
           _in_gen(DATA_DIVERSITY),

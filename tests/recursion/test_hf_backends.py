@@ -79,7 +79,7 @@ def test_registry_names_both_classes():
     assert backend_class("hf_scratch") is HFScratchBackend
     assert backend_class("hf_finetune") is HFFinetuneBackend
     assert set(BACKENDS) >= {"hf_scratch", "hf_finetune"}
-    with pytest.raises(ValueError, match="unknown back end"):
+    with pytest.raises(ValueError, match="model.backend = 'nope' is not valid; choose one of: ngram"):
         backend_class("nope")
 
 

@@ -227,9 +227,9 @@ def paper_hub(monkeypatch):
 
 
 def offline_metadata() -> dict:
-    from collapse_tasks.gen_utils import _embedder_options
+    from collapse_tasks.gen_utils import embedder_options
 
-    return {"sentence_splitter": "punkt_untrained", "embedder": _embedder_options()["model_name"]}
+    return {"sentence_splitter": "punkt_untrained", "embedder": embedder_options()["model_name"]}
 
 
 SMALL = ["generations=2", "seeds=[0]", "probes.num_prompts=3", "eval.limit=2", "eval.batch_size=8",
