@@ -86,9 +86,10 @@ def replica_config(exp: Experiment, seed: int, arm: str, overrides=()) -> dict:
 
 
 def default_config(exp: Experiment, arm: str) -> dict:
-    """Every key at its default (for the same back end): a key added since a run started is
-    accepted at this value."""
-    defaults = experiment_from_dict({"name": exp.name, "model": {"backend": exp.backend}}, errors=[])
+    """Every key at its default (for the same back end and plug-ins): a key added since a run
+    started is accepted at this value."""
+    plugins = {key: {"name": getattr(exp, key).name} for key in PLUGIN_BLOCKS}
+    defaults = experiment_from_dict({"name": exp.name, "model": {"backend": exp.backend}, **plugins}, errors=[])
     return {**to_dict(defaults), "arm": arm}
 
 

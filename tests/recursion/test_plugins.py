@@ -157,3 +157,17 @@ def test_a_toy_back_end(tmp_path, registered):
     path.write_text(TINY.replace("model: {backend: ngram, n: 2, alpha: 0.05}", "model: {backend: counting, label: ''}"))
     with pytest.raises(ConfigError, match="model.label must not be empty"):
         load_config(path)
+
+
+def test_an_option_added_to_a_plugin_since_a_run_started_resumes_at_its_default(tmp_path, registered):
+    def keep_first(texts, *, n_keep):
+        return np.arange(n_keep)
+
+    FILTERS.register("first")(keep_first)
+    folder = run(tmp_path, "filter: {name: first, keep: 0.5}\n")
+    stages = json.loads((folder / "manifest.json").read_text())["stages"]
+    FILTERS.register("first", options=ShortestOptions)(keep_first)  # max_words: new, at its default
+    assert run(tmp_path, "filter: {name: first, keep: 0.5}\n") == folder
+    assert json.loads((folder / "manifest.json").read_text())["stages"] == stages  # nothing redone
+    with pytest.raises(ValueError, match=r"filter.max_words: 1000 -> 5"):
+        run(tmp_path, "filter: {name: first, keep: 0.5, max_words: 5}\n")
