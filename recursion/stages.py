@@ -5,17 +5,17 @@ run again: :class:`recursion.rundir.RunDir`), the files it writes, the generatio
 folders it loads (checkpoint retention keeps them: :mod:`recursion.checkpoints`), whether the
 experiment runs it, and the function that runs it — in the module that owns the work:
 
-========= ============================================= =========================================
-stage     runs                                          writes
-========= ============================================= =========================================
-data      :func:`recursion.regimes.data_stage`          the training set (the regime's), held out
-train     :func:`recursion.backends.base.train_stage`   ``model/`` (every rank, under accelerate)
-eval      :func:`recursion.scoring.eval_stage`          ``lm_eval.json``
-generate  :func:`recursion.generation.generate_stage`   ``synthetic.jsonl``
-select    :func:`recursion.filters.select_stage`        ``selected.jsonl`` (and the transform's)
-probes    :func:`recursion.probes.probes_stage`         ``probes.json``
+========= ================================================ ==========================================
+stage     runs                                             writes
+========= ================================================ ==========================================
+data      :func:`recursion.regimes.data_stage`             the training set (the regime's), held out
+train     :func:`recursion.backends.base.train_stage`      ``model/`` (every rank, under accelerate)
+eval      :func:`recursion.scoring.eval_stage`             ``lm_eval.json``
+generate  :func:`recursion.generation.generate_stage`      ``synthetic.jsonl``
+select    :func:`recursion.filters.select_stage`           ``selected.jsonl`` (and the transform's)
+probes    :func:`recursion.probes.probes_stage`            ``probes.json``
 diversity :func:`recursion.data_diversity.diversity_stage` ``data_diversity.json``
-========= ============================================= =========================================
+========= ================================================ ==========================================
 
 The driver's loop, :func:`planned_stages` (the manifest's stages), resume and retention read
 this table. A stage function takes a :class:`Context` and returns the files it wrote beyond its
