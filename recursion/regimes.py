@@ -21,13 +21,15 @@ generation k. For g = 0 every regime trains on ``real``. For g >= 1:
 
 Each regime is registered in :data:`REGIMES` (:class:`recursion.plugins.Registry`) with the
 dataclass of its ``regime:`` block (``fraction`` for ``mix`` / ``keep_real``, ``pool`` for
-``accumulate_select``) and a function that writes generation g's training set
-(:func:`data_stage` runs it).
+``accumulate_select``) and a function ``(exp, g, gdir, real, *, rng, model, gen0_model) -> files``
+that writes generation g's training set into ``gdir`` (``model``, ``gen0_model``: generation g-1's
+and generation 0's models as :class:`recursion.filters.Lazy`, loaded by ``.load()`` or by
+:func:`~recursion.filters.select`; :func:`data_stage` runs it).
 
 Draws use ``rng`` (seeded per generation by the driver), so a rerun builds the same sets.
 
 :func:`training_parts` says which rows of which sources form the set (``("real", None)``,
-``("selected", k)``, ``("fresh", g)``), from the sizes alone; the driver writes that as a reference
+``("selected", k)``, ``("fresh", g)``), from the sizes alone; :func:`write_parts` writes that as a reference
 (``train_sources.json``, read back by :func:`recursion.artifacts.read_training_texts`), so an
 accumulating pool is never copied.
 """
@@ -164,9 +166,11 @@ def write_parts(exp, g: int, gdir: Path, real, *, rng: np.random.Generator, mode
     return written
 
 
-for _name, _options in (("replace", RegimeConfig), ("accumulate", RegimeConfig), ("accumulate_subsample", RegimeConfig),
-                        ("mix", MixOptions), ("keep_real", FractionOptions)):
-    REGIMES.register(_name, options=_options)(write_parts)
+REGIMES.register("replace")(write_parts)
+REGIMES.register("accumulate")(write_parts)
+REGIMES.register("accumulate_subsample")(write_parts)
+REGIMES.register("mix", options=MixOptions)(write_parts)
+REGIMES.register("keep_real", options=FractionOptions)(write_parts)
 
 
 def _needs_top_k(exp) -> list[tuple[str, str]]:
