@@ -87,7 +87,7 @@ def main() -> int:
 
     rundir.RunDir.stage = tracked
     from lm_collapse.sizes import stand_in_overrides
-    from recursion.config import read_yaml
+    from recursion.loader import read_yaml
 
     overrides = stand_in_overrides(read_yaml(CONFIG)) + SIZES["quick" if args.quick else "full"] + \
         [f"runtime.threads={args.threads}"]

@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from recursion.artifacts import find_replicas
-from recursion.driver import STAGES
+from recursion.stages import BY_NAME as STAGES
 
 
 def stage_table(run_dir: str | Path) -> str:

@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     folders = run_experiment(args.config, args.run_dir, overrides=args.set, resume=args.resume, dry_run=args.dry_run,
                              arm=args.arm, seed=args.seed, break_lock=args.break_lock, log=log)
     if as_json:  # every arm's resolved config, every default filled in
-        from recursion.config import load_config, to_dict
+        from recursion.loader import load_config, to_dict
 
         print(json.dumps({arm: to_dict(exp) for arm, exp in load_config(args.config, args.set).items()}, indent=2))
         return 0
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _message(err: BaseException) -> list[str]:
     """The lines that say what went wrong: one, or one per problem of a config."""
-    from recursion.config import ConfigError
+    from recursion.loader import ConfigError
     from recursion.messages import first_line
 
     if isinstance(err, ConfigError) and len(err.problems) > 1:

@@ -212,9 +212,9 @@ def _stop_ray() -> None:
 def run_demo(out: str | Path = "demo_out", *, quick: bool = False, log=print) -> list[Path]:
     """Run both experiments into ``out``, write their reports, print the key tables; returns report paths."""
     without_progress_bars()
-    from recursion.config import load_config, read_yaml
-    from recursion.driver import planned_stages
+    from recursion.loader import load_config, read_yaml
     from recursion.rundir import check_folder
+    from recursion.stages import planned_stages
 
     out = check_folder(out, "--out")
     out.mkdir(parents=True, exist_ok=True)

@@ -109,9 +109,9 @@ def check_sizes(config: str | Path, overrides: list[str]) -> dict[str, dict[str,
     seeds: the new list is some of the shipped ones (each replica's numbers stay those of the full
     run, every stage's randomness being drawn from its seed). Raises :class:`ValueError`
     naming the first offending pair; a config problem raises the loader's
-    :class:`~recursion.config.ConfigError`.
+    :class:`~recursion.loader.ConfigError`.
     """
-    from recursion.config import load_config
+    from recursion.loader import load_config
 
     shipped = load_config(config)
     stand_in = {p for exp in shipped.values() for p in STAND_INS.get(getattr(exp.model, "pretrained", None), ())}

@@ -1,41 +1,21 @@
-"""Experiment configs: YAML → typed, validated dataclasses, before any work starts.
+"""The experiment schema: one frozen dataclass per block of an experiment YAML.
 
 An experiment YAML names the data, the model back end, the regime, the selection filter, the
 decoding, the lm-eval tasks and the seeds; ``arms`` lists variants (regimes, filters, ...) that run
-side by side, each a dict of overrides. ``--set key.sub=value`` overrides any key from the command
-line. Every block is checked when the YAML is loaded, before any work: unknown keys, wrong types,
-out-of-range values, and settings the chosen back end cannot run are all reported at once, each
-naming its key (and the valid choices), as :class:`ConfigError`.
+side by side, each a dict of overrides. :mod:`recursion.loader` reads the YAML into these classes.
 
 A block's dataclass states its constraints in ``problems()`` (``recursion.backends.base.failing``
-of ``(ok, key, message)`` checks); :func:`_build` collects them with the block's place in the YAML.
+of ``(ok, key, message)`` checks); the loader reports them with the block's place in the YAML.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
-import difflib
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-import yaml
-
-from .backends import BACKENDS, backend_class
 from .backends.base import Decoding, failing
 from .words import WordTokenizer
-
-
-class ConfigError(ValueError):
-    """Config keys or values that are not valid; the message lists every problem, one per line,
-    each naming its key."""
-
-    @property
-    def problems(self) -> list[str]:
-        return str(self).splitlines()
 
 
 @dataclass(frozen=True)
@@ -130,56 +110,45 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class RegimeConfig:
-    """How generation g's training set is built (see :mod:`recursion.regimes`)."""
+    """How generation g's training set is built: ``name`` picks the regime (:mod:`recursion.regimes`);
+    a regime with options registers a subclass holding them.
 
-    name: Literal["replace", "accumulate", "accumulate_subsample", "mix", "keep_real", "accumulate_select"] = "replace"
-    fraction: float = 0.1  # share of real data for mix (fresh real) and keep_real (original real)
-    pool: Literal["all", "real", "synthetic", "last"] = "all"  # accumulate_select: where filter.top_k are chosen
+    ``selects``: the regime chooses its training set with the filter itself (at the data stage),
+    and the select stage hands on every synthetic document.
+    """
 
-    def problems(self) -> list[tuple[str, str]]:
-        return failing((0.0 <= self.fraction <= 1.0, "fraction", "must be in [0, 1]"))
+    selects: ClassVar[bool] = False
+
+    name: str = "replace"
+
+    def fresh_per_generation(self, n_real: int) -> int:
+        """Documents of a fresh real fold each generation g >= 1 trains on (checked to exist before any work)."""
+        return 0
 
 
 @dataclass(frozen=True)
 class FilterConfig:
-    """Which synthetic documents are handed on (see :mod:`recursion.filters`).
-
-    ``keep`` / ``top_k`` size every filter; the other fields are the options of the filters that
-    use them (each filter's docstring names its own): ``embedder`` for ``farthest_point`` and
-    ``threshold_decay``; ``tau`` and ``decay`` for ``threshold_decay``; ``scorer``, ``classifier``
-    and ``acceptable_label`` for ``acceptability``.
-    """
+    """Which synthetic documents are handed on: ``name`` picks the filter (:mod:`recursion.filters`);
+    ``keep`` (a fraction of the pool) or ``top_k`` (a count) sizes every filter; a filter with
+    options registers a subclass holding them."""
 
     name: str = "none"
     keep: float = 1.0  # fraction of the synthetic pool kept
     top_k: int | None = None  # or an exact number of documents
-    embedder: str | None = None  # sentence embedder: hub id or folder; null: all-MiniLM-L6-v2 (offline package if installed)
-    tau: float = 1.4  # threshold_decay: initial distance threshold, in embedding units
-    decay: float = 0.95  # threshold_decay: tau is multiplied by this after every pass
-    scorer: Literal["gen0_perplexity", "classifier"] = "gen0_perplexity"  # acceptability: the quality score
-    classifier: str = "textattack/roberta-base-CoLA"  # acceptability (scorer: classifier): hub id or folder
-    acceptable_label: int = 1  # acceptability: the classifier's label meaning "acceptable"
-    batch_size: int = 64  # embedding / classifier batch size
+
+    @property
+    def reads_gen0_model(self) -> bool:
+        """Whether the filter loads generation 0's model."""
+        return False
 
     def problems(self) -> list[tuple[str, str]]:
-        from .filters import FILTERS
-
         return failing(
-            (self.name in FILTERS, "name", f"= {self.name!r} is not valid; choose one of: {', '.join(FILTERS)}"),
             (0.0 < self.keep <= 1.0, "keep", "must be in (0, 1]"),
             (self.top_k is None or self.top_k >= 1, "top_k", "must be >= 1"),
-            (self.name != "none" or (self.keep == 1.0 and self.top_k is None), "name",
-             "= 'none' keeps every document; use 'random' (or another filter) with keep / top_k"),
-            (self.tau > 0, "tau", "must be > 0"),
-            (0.0 < self.decay < 1.0, "decay", "must be in (0, 1)"),
-            (self.acceptable_label >= 0, "acceptable_label", "must be >= 0 (a label index of the classifier)"),
-            (self.batch_size >= 1, "batch_size", "must be >= 1"),
-            _folder_check(self.embedder, "embedder"),
-            _folder_check(self.classifier, "classifier"),
         )
 
 
-def _folder_check(name: str | None, key: str) -> tuple[bool, str, str]:
+def folder_check(name: str | None, key: str) -> tuple[bool, str, str]:
     """A name written as a path (``./x``, ``/x``, ``~/x``) must be an existing folder; anything else is a hub id."""
     path = None if name is None or not name.startswith((".", "/", "~")) else Path(name).expanduser()
     return (path is None or path.is_dir(), key, f"= {name!r}: no such folder")
@@ -187,34 +156,25 @@ def _folder_check(name: str | None, key: str) -> tuple[bool, str, str]:
 
 @dataclass(frozen=True)
 class TransformConfig:
-    """A transform of real documents that replaces the synthetic pool (see :mod:`recursion.transforms`).
+    """A transform of real documents that replaces the synthetic pool: ``name`` picks it
+    (:mod:`recursion.transforms`); a transform with options registers a subclass holding them.
 
-    ``toedit`` (Zhu et al., 2025): each generation, the documents of ``input`` (``real``: generation
-    0's real training set; ``previous``: the documents the previous generation handed on) are
-    token-edited by the ``prior`` model (``gen0``: generation 0's model; ``current``: this
-    generation's; ``base``: the pretrained model of ``hf_finetune``; or a checkpoint folder) and are
-    the pool the filter selects from, instead of the generated documents.
+    ``edits``: the select stage draws its pool from the transform (``run``) instead of the
+    generated documents; ``files``: what it writes there (in the generation's folder).
+    ``reads_gen0_model``: it loads generation 0's model.
     """
 
-    name: Literal["none", "toedit"] = "none"
-    input: Literal["real", "previous"] = "real"
-    prior: str = "gen0"
-    threshold: float = 0.99  # resample tokens whose probability exceeds this
-    beta: float = 1.5  # ... from softmax(log p / beta) over the candidates
-    candidates: int = 64  # the prior's top tokens sampled from (0: the whole vocabulary)
-    drop_below: float | None = None  # the drop variant: remove tokens whose probability is below this (0.001)
+    files: ClassVar[tuple[str, ...]] = ()
 
-    def problems(self) -> list[tuple[str, str]]:
-        keyword = self.prior in ("gen0", "current", "base")
-        return failing(
-            (0.0 < self.threshold < 1.0, "threshold", "must be in (0, 1)"),
-            (self.beta > 0, "beta", "must be > 0"),
-            (self.candidates >= 0, "candidates", "must be >= 0 (0: the whole vocabulary)"),
-            (self.drop_below is None or 0.0 < self.drop_below < self.threshold, "drop_below",
-             "must be in (0, threshold)"),
-            (keyword or Path(self.prior).expanduser().is_dir(), "prior",
-             f"= {self.prior!r} is not valid; choose one of: gen0, current, base, or an existing checkpoint folder"),
-        )
+    name: str = "none"
+
+    @property
+    def edits(self) -> bool:
+        return False
+
+    @property
+    def reads_gen0_model(self) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
@@ -292,7 +252,7 @@ class ProbesConfig:
             (self.prompt_tokens >= 1, "prompt_tokens", "must be >= 1"),
             (self.prompts_file is None or self.split is None, "prompts_file", "and probes.split both given; choose one"),
             (self.embedding_sample >= 2, "embedding_sample", "must be >= 2 (the kNN entropy needs two points)"),
-            _folder_check(self.embedder, "embedder"),
+            folder_check(self.embedder, "embedder"),
         )
 
 
@@ -387,303 +347,8 @@ class Experiment:
              "has no prompt to keep with generate.prompt: unconditional"),
             (self.generate.prompt != "unconditional" or not self.generate.resample_prompts, "generate.resample_prompts",
              "has no prompts to draw with generate.prompt: unconditional"),
-            (self.regime.name != "accumulate_select" or self.filter.top_k is not None, "filter.top_k",
-             "must be set with regime accumulate_select (the number of documents chosen from the pool)"),
-            (self.regime.name == "accumulate_select" or self.regime.pool == "all", "regime.pool",
-             "is read only by regime accumulate_select"),
-            (self.data.validation_split is None or self.backend != "ngram", "data.validation_split",
-             "is read only by the hf back ends (a validation loss per epoch, model.train.hand_on)"),
             (self.probes.from_pool == "held_out" or self.data.source != "shakespeare", "probes.from_pool",
              "= shared needs a jsonl: or hf: data.source (shakespeare's probes come from the held-out plays)"),
             (self.probes.split is None or self.data.source.startswith("hf:"), "probes.split",
              f"= {self.probes.split!r} needs an hf: data.source (for {self.data.source!r} give probes.prompts_file)"),
-            (self.transform.prior != "base" or self.backend == "hf_finetune", "transform.prior",
-             "= base needs model.backend: hf_finetune (its pretrained model); use gen0, current or a checkpoint folder"),
         )
-
-
-# -- dict → dataclass, collecting every error, each naming its key --------------------------------
-def _build(cls: type, data: Any, where: str, errors: list[str]):
-    """``cls`` from a mapping; every problem is appended to ``errors`` (a bad field keeps its default)."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        errors.append(f"{where or 'config'} must be a mapping, got {type(data).__name__}")
-        data = {}
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in sorted(set(data) - set(names)):
-        close = difflib.get_close_matches(key, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        errors.append(f"unknown key {_join(where, key)!r}{hint}; valid keys: {', '.join(names)}")
-    kwargs = {}
-    for key in names:
-        if key in data:
-            try:
-                kwargs[key] = _coerce(hints[key], data[key], _join(where, key), errors)
-            except _Invalid:
-                pass
-    obj = cls(**kwargs)
-    for key, message in obj.problems() if hasattr(obj, "problems") else ():
-        errors.append(f"{_join(where, key)} {message}")
-    return obj
-
-
-class _Invalid(Exception):
-    """A value that could not be coerced (its error is already recorded)."""
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _coerce(tp, value, where: str, errors: list[str]):
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        first: list[str] = []
-        for arg in (a for a in args if a is not type(None)):
-            attempt: list[str] = []
-            try:
-                out = _coerce(arg, value, where, attempt)
-            except _Invalid:
-                first = first or attempt
-                continue
-            if not attempt:
-                return out
-            first = first or attempt
-        errors.extend(first)
-        raise _Invalid
-    if origin is Literal:
-        if value not in args:
-            errors.append(f"{where} = {value!r} is not valid; choose one of: {', '.join(map(str, args))}")
-            raise _Invalid
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where, errors)
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        inner = args[0] if args else Any
-        out, bad = [], False
-        for i, v in enumerate(value):
-            try:
-                out.append(_coerce(inner, v, f"{where}[{i}]", errors))
-            except _Invalid:
-                bad = True
-        if bad:
-            raise _Invalid
-        return tuple(out)
-    if tp is Any:
-        return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
-        errors.append(f"{where} must be {tp.__name__}, got {value!r}")
-        raise _Invalid
-    return value
-
-
-def _set(tree: dict, dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    node = tree
-    for k in keys[:-1]:
-        node = node.setdefault(k, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"--set {dotted}: {k!r} is not a mapping")
-    node[keys[-1]] = value
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """``["generations=3", "model.alpha=0.1"]`` → nested dict (values parsed as YAML scalars)."""
-    tree: dict = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            parsed = load_yaml(value, f"--set {key}")
-        except ConfigError as e:
-            if "YAML syntax error" not in str(e):
-                raise
-            raise ConfigError(f"--set {pair}: {value!r} is not a YAML value ({str(e).partition('YAML syntax error: ')[2]})"
-                              ) from None
-        _set(tree, key.strip(), parsed)
-    return tree
-
-
-#: Most values (mappings, lists and scalars, counted as expanded) a config may hold: aliases
-#: (``*name``) may repeat a block, but not blow a 1 KB file up to millions of values (an "alias bomb").
-MAX_VALUES = 100_000
-
-
-class _Loader(yaml.SafeLoader):
-    """``yaml.safe_load`` that refuses a key given twice in one mapping (YAML would keep the last
-    silently; ``<<`` merges may still be overridden) and remembers where the first alias is."""
-
-    first_alias = None
-
-    def compose_node(self, parent, index):
-        if self.first_alias is None and self.check_event(yaml.AliasEvent):
-            self.first_alias = self.peek_event().start_mark
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.setdefault(key, key_node.start_mark)
-                except TypeError:  # an unhashable key: the base class says so
-                    continue
-                if first is not key_node.start_mark:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} is given twice (first on line {first.line + 1}); keep one",
-                        key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _values(tree, budget: int) -> int:
-    """The values of ``tree`` with every alias expanded, counted up to ``budget + 1`` (then it stops)."""
-    count, stack = 0, [tree]
-    while stack and count <= budget:
-        node = stack.pop()
-        count += 1
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return count
-
-
-def load_yaml(text: str, where: str):
-    """The YAML document ``text`` (``where`` names it in errors): :class:`ConfigError` naming the line
-    of a syntax error or a key given twice, and refusing aliases that expand past :data:`MAX_VALUES`."""
-    loader = _Loader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark is not None else where
-        problem = " ".join(str(x) for x in (getattr(e, "problem", None), getattr(e, "context", None)) if x) or str(e)
-        kind = "YAML syntax error" if not isinstance(e, yaml.constructor.ConstructorError) else "YAML error"
-        raise ConfigError(f"{at}: {kind}: {problem}") from None
-    finally:
-        loader.dispose()
-    if loader.first_alias is not None and _values(data, MAX_VALUES) > MAX_VALUES:
-        raise ConfigError(f"{where}:{loader.first_alias.line + 1}: its aliases expand to more than {MAX_VALUES:,} "
-                          "values (an alias bomb?); write the values out, or use fewer aliases")
-    return data
-
-
-def read_yaml(path: str | Path):
-    """The YAML document of ``path``; :class:`ConfigError` naming the file (and line) of anything unreadable."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no config file {path}")
-    if path.is_dir():
-        raise ConfigError(f"{path} is a folder, not a config file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    return load_yaml(text, str(path))
-
-
-def experiment_from_dict(data: dict, errors: list[str] | None = None) -> Experiment:
-    """Validate one resolved experiment (no ``arms``).
-
-    With ``errors`` (a list), every problem is appended to it and the experiment is returned with
-    defaults in place of bad values; without, any problem raises :class:`ConfigError` listing them all.
-    """
-    collected: list[str] = [] if errors is None else errors
-    before = len(collected)
-    data = dict(data)
-    model = data.pop("model", None) or {}
-    if not isinstance(model, dict):
-        collected.append(f"model must be a mapping (backend: ..., its options), got {type(model).__name__}")
-        model = {}
-    model = dict(model)
-    backend = model.pop("backend", "ngram")
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        collected.append(f"model.backend = {backend!r} is not valid; choose one of: {', '.join(BACKENDS)}")
-        backend = None
-    if "name" not in data:
-        collected.append("missing key 'name' (the experiment's name)")
-        data["name"] = ""
-    elif not isinstance(data["name"], str):
-        data["name"] = ""  # reported by Experiment.problems() as an empty name
-    exp = _build(Experiment, {**data, "model": None, "backend": backend or "ngram"}, "", collected)
-    if backend is not None:
-        backend_cls = backend_class(backend)
-        exp = dataclasses.replace(exp, model=_build(backend_cls.config_class, model, "model", collected))
-        for key, message in exp.problems():  # again, now with the model (said once)
-            if f"{key} {message}" not in collected[before:]:
-                collected.append(f"{key} {message}")
-        for key, message in backend_cls.experiment_problems(exp):
-            collected.append(f"{key} {message}")
-    if errors is None and len(collected) > before:
-        raise ConfigError("\n".join(collected[before:]))
-    return exp
-
-
-def load_config(path: str | Path, overrides: list[str] = ()) -> dict[str, Experiment]:
-    """Read an experiment YAML and return ``{arm_name: Experiment}`` (one arm ``default`` if none).
-
-    Every arm is validated before anything runs.
-    """
-    path = Path(path)
-    raw = read_yaml(path) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping")
-    parsed = parse_overrides(list(overrides))
-    shipped_arms = raw.get("arms") if isinstance(raw.get("arms"), dict) else {}
-    arm_overrides = parsed.get("arms") if isinstance(parsed.get("arms"), dict) else {}
-    for arm in arm_overrides:
-        if arm not in shipped_arms:  # --set changes an arm, never adds one (a typo would run as a new arm)
-            valid = f"its arms: {', '.join(map(str, shipped_arms))}" if shipped_arms else "it has no arms"
-            raise ConfigError(f"--set arms.{arm}.…: {path} has no arm {arm!r}; {valid}")
-    raw = _merge(raw, parsed)
-    arms = raw.pop("arms", None) or {"default": {}}
-    if not isinstance(arms, dict):
-        raise ConfigError(f"{path}: arms must map each arm's name to its overrides")
-    folders: dict[str, object] = {}
-    for arm in arms:
-        if (problem := name_problem(str(arm))) is not None:
-            raise ConfigError(f"{path}: arm {problem}")
-        if str(arm) in folders:  # 5 and '5': one folder
-            raise ConfigError(f"{path}: arms {folders[str(arm)]!r} and {arm!r} would share the folder {str(arm)!r}; "
-                              "rename one")
-        folders[str(arm)] = arm
-    out, found = {}, {}
-    for arm, over in arms.items():
-        found[arm] = []
-        if over is not None and not isinstance(over, dict):
-            found[arm].append(f"must be a mapping of overrides, got {type(over).__name__}")
-            over = {}
-        out[str(arm)] = experiment_from_dict(_merge(raw, over or {}), found[arm])
-    # a problem of every arm is said once; with no arms, there is nothing to name
-    common = set.intersection(*(set(f) for f in found.values())) if len(found) > 1 or "default" in found else set()
-    errors = [f"{path}: {e}" for e in dict.fromkeys(e for f in found.values() for e in f if e in common)]
-    errors += [f"{path} (arm {arm!r}): {e}" for arm, f in found.items() for e in f if e not in common]
-    if errors:
-        raise ConfigError("\n".join(errors))
-    return out
-
-
-def to_dict(exp: Experiment) -> dict:
-    """The resolved experiment as plain data (written as ``config.yaml`` in each run folder)."""
-    d = dataclasses.asdict(exp)
-    d["model"] = {"backend": d.pop("backend"), **d["model"]}
-    return d

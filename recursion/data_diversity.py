@@ -34,9 +34,12 @@ The JSON: ``{"tokenizer": "metrics.tokenize", "train": {...}, "pool": {..., "flo
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from metrics import score, tokenize
+
+from .artifacts import DATA_DIVERSITY, SYNTHETIC, atomic_write_text, read_texts, read_training_texts
 
 #: The :func:`metrics.score` names measured on each corpus.
 MEASURES = ("distinct_1", "distinct_2", "entropy_1", "top10_share", "mean_length")
@@ -60,3 +63,13 @@ def data_diversity(train: Sequence[str], pool: Sequence[str], *, floor_share: fl
     """The document written to ``gen_XX/data_diversity.json`` (see the module docstring)."""
     extra = {} if floor_share is None else {"floor_share": float(floor_share)}
     return {"tokenizer": "metrics.tokenize", "train": corpus_diversity(train), "pool": {**corpus_diversity(pool), **extra}}
+
+
+def diversity_stage(ctx) -> None:
+    """Generation ``ctx.g``'s ``data_diversity.json`` (:class:`recursion.stages.Context`): its training
+    set and synthetic pool, with the floor share of the pool under this model where the back end reports one."""
+    gdir = ctx.gen(ctx.g)
+    pool = read_texts(gdir / SYNTHETIC)
+    floor = ctx.model(ctx.g).floor_share(pool) if getattr(ctx.backend, "reports_floor_share", False) else None
+    doc = data_diversity(read_training_texts(gdir), pool, floor_share=floor)
+    atomic_write_text(gdir / DATA_DIVERSITY, json.dumps(doc, indent=1) + "\n")

@@ -1,11 +1,12 @@
 """Selection filters: which synthetic documents are handed to the next generation.
 
-A filter is a function ``(texts, *, n_keep, ...) -> indices`` registered under a name with
-:func:`register_filter`; the driver computes ``n_keep`` from ``filter.keep`` (a fraction of the
-pool) or ``filter.top_k`` (a count) and writes the kept documents, in pool order. A filter receives
-the keywords it declares among ``model`` (the current generation's model), ``gen0_model``
-(generation 0's), ``rng`` (seeded per generation) and ``config`` (the ``filter:`` block, a
-:class:`~recursion.config.FilterConfig`, whose fields are the filters' options).
+A filter is a function ``(texts, *, n_keep, ...) -> indices`` registered in :data:`FILTERS`
+(``@FILTERS.register(name, options=...)``, :class:`recursion.plugins.Registry`) with the dataclass
+of its ``filter:`` block (a subclass of :class:`~recursion.config.FilterConfig` adding its own
+options); the select stage computes ``n_keep`` from ``filter.keep`` (a fraction of the pool) or
+``filter.top_k`` (a count) and writes the kept documents, in pool order. A filter receives the
+keywords it declares among ``model`` (the current generation's model), ``gen0_model``
+(generation 0's), ``rng`` (seeded per generation) and ``config`` (its options).
 
 * ``none`` — keep everything.
 * ``random`` — a uniformly random subset (the control for any selective filter).
@@ -24,24 +25,73 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
 from metrics import ngram_entropy
 
-FilterFn = Callable[..., np.ndarray]
-FILTERS: dict[str, FilterFn] = {}
+from .artifacts import SELECTED, SYNTHETIC, read_jsonl, write_jsonl
+from .backends.base import failing
+from .config import FilterConfig, folder_check
+from .messages import first_line
+from .plugins import Registry
+from .transforms import TRANSFORMS
+
+FILTERS = Registry("filter", "filter.name", options=FilterConfig)
 
 
-def register_filter(name: str) -> Callable[[FilterFn], FilterFn]:
-    """Decorator: make a selection function available as ``filter.name: <name>``."""
+@dataclass(frozen=True)
+class KeepAllOptions(FilterConfig):
+    """``none``: every document is kept."""
 
-    def deco(fn: FilterFn) -> FilterFn:
-        FILTERS[name] = fn
-        return fn
+    def problems(self) -> list[tuple[str, str]]:
+        return super().problems() + failing(
+            (self.keep == 1.0 and self.top_k is None, "name",
+             "= 'none' keeps every document; use 'random' (or another filter) with keep / top_k"))
 
-    return deco
+
+@dataclass(frozen=True)
+class EmbeddingOptions(FilterConfig):
+    """Filters on sentence embeddings of the pool."""
+
+    embedder: str | None = None  # sentence embedder: hub id or folder; null: all-MiniLM-L6-v2 (offline package if installed)
+    batch_size: int = 64  # embedding batch size
+
+    def problems(self) -> list[tuple[str, str]]:
+        return super().problems() + failing(
+            (self.batch_size >= 1, "batch_size", "must be >= 1"), folder_check(self.embedder, "embedder"))
+
+
+@dataclass(frozen=True)
+class ThresholdDecayOptions(EmbeddingOptions):
+    tau: float = 1.4  # initial distance threshold, in embedding units
+    decay: float = 0.95  # tau is multiplied by this after every pass
+
+    def problems(self) -> list[tuple[str, str]]:
+        return super().problems() + failing(
+            (self.tau > 0, "tau", "must be > 0"), (0.0 < self.decay < 1.0, "decay", "must be in (0, 1)"))
+
+
+@dataclass(frozen=True)
+class AcceptabilityOptions(FilterConfig):
+    scorer: Literal["gen0_perplexity", "classifier"] = "gen0_perplexity"  # the quality score
+    classifier: str = "textattack/roberta-base-CoLA"  # scorer: classifier: hub id or folder
+    acceptable_label: int = 1  # the classifier's label meaning "acceptable"
+    batch_size: int = 64  # classifier batch size
+
+    @property
+    def reads_gen0_model(self) -> bool:
+        return self.scorer == "gen0_perplexity"
+
+    def problems(self) -> list[tuple[str, str]]:
+        return super().problems() + failing(
+            (self.acceptable_label >= 0, "acceptable_label", "must be >= 0 (a label index of the classifier)"),
+            (self.batch_size >= 1, "batch_size", "must be >= 1"),
+            folder_check(self.classifier, "classifier"),
+        )
 
 
 def _top(scores: np.ndarray, n_keep: int) -> np.ndarray:
@@ -50,22 +100,22 @@ def _top(scores: np.ndarray, n_keep: int) -> np.ndarray:
     return np.sort(order[:n_keep])
 
 
-@register_filter("none")
+@FILTERS.register("none", options=KeepAllOptions)
 def keep_all(texts: Sequence[str], *, n_keep: int) -> np.ndarray:
     return np.arange(len(texts))
 
 
-@register_filter("random")
+@FILTERS.register("random")
 def keep_random(texts: Sequence[str], *, n_keep: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(len(texts), size=n_keep, replace=False))
 
 
-@register_filter("surprise")
+@FILTERS.register("surprise")
 def keep_surprising(texts: Sequence[str], *, n_keep: int, model) -> np.ndarray:
     return _top(model.perplexity(texts), n_keep)
 
 
-@register_filter("low_surprise")
+@FILTERS.register("low_surprise")
 def keep_unsurprising(texts: Sequence[str], *, n_keep: int, model) -> np.ndarray:
     return _top(-np.asarray(model.perplexity(texts)), n_keep)
 
@@ -75,7 +125,7 @@ def word_entropy(text: str) -> float:
     return ngram_entropy([text.split()], 1)
 
 
-@register_filter("word_entropy")
+@FILTERS.register("word_entropy")
 def keep_high_entropy(texts: Sequence[str], *, n_keep: int) -> np.ndarray:
     return _top(np.array([word_entropy(t) for t in texts]), n_keep)
 
@@ -104,9 +154,6 @@ def _pool_embeddings(texts: Sequence[str], config) -> np.ndarray:
     return embed_texts(texts, embedder=config.embedder, batch_size=config.batch_size).astype(np.float32)
 
 
-EMBEDDING_FILTERS = ("farthest_point", "threshold_decay")
-
-
 def check_embeddings(exp) -> None:
     """Fail before any work when the experiment embeds text (an entropy-based filter, or
     ``probes.embedding_diagnostics``) and sentence-transformers is not installed, or the embedder it
@@ -115,9 +162,7 @@ def check_embeddings(exp) -> None:
 
     from collapse_tasks.gen_utils import check_embedder
 
-    from .messages import first_line
-
-    embedders = {"filter.embedder": exp.filter.embedder} if exp.filter.name in EMBEDDING_FILTERS else {}
+    embedders = {"filter.embedder": exp.filter.embedder} if isinstance(exp.filter, EmbeddingOptions) else {}
     if exp.probes.enabled and exp.probes.embedding_diagnostics:
         embedders["probes.embedder"] = exp.probes.embedder
     users = ([f"filter.name = {exp.filter.name}"] if "filter.embedder" in embedders else []) + \
@@ -137,11 +182,9 @@ def check_classifier(exp) -> None:
     classifier``) whose config cannot be read (a folder, or a hub id: from the hub cache when offline)
     or that has no label ``filter.acceptable_label``: one line naming the key."""
     cfg = exp.filter
-    if cfg.name != "acceptability" or cfg.scorer != "classifier":
+    if cfg.scorer != "classifier":
         return
     from transformers import AutoConfig
-
-    from .messages import first_line
 
     try:
         num_labels = AutoConfig.from_pretrained(cfg.classifier).num_labels
@@ -254,7 +297,7 @@ def threshold_decay_order(X, k: int, *, tau: float, decay: float, scan: np.ndarr
     return np.asarray(kept, dtype=np.int64)
 
 
-@register_filter("farthest_point")
+@FILTERS.register("farthest_point", options=EmbeddingOptions, preflight=check_embeddings)
 def keep_farthest_points(texts: Sequence[str], *, n_keep: int, rng: np.random.Generator, config) -> np.ndarray:
     """Shi et al.'s greedy selection: farthest-point sampling on the embeddings of the pool
     (``filter.embedder``), from a random start drawn with the generation's seed; nothing from an empty pool."""
@@ -264,7 +307,7 @@ def keep_farthest_points(texts: Sequence[str], *, n_keep: int, rng: np.random.Ge
     return np.sort(farthest_point_order(X, n_keep, start=int(rng.integers(len(texts)))))
 
 
-@register_filter("threshold_decay")
+@FILTERS.register("threshold_decay", options=ThresholdDecayOptions, preflight=check_embeddings)
 def keep_threshold_decay(texts: Sequence[str], *, n_keep: int, rng: np.random.Generator, config) -> np.ndarray:
     """Shi et al.'s threshold-decay filter on the embeddings of the pool (``filter.embedder``),
     scanning the pool in a random order drawn with the generation's seed, from ``filter.tau``
@@ -325,7 +368,7 @@ def acceptability_scores(texts: Sequence[str], *, config, gen0_model=None, devic
     return -np.asarray(gen0_model.perplexity(list(texts)), dtype=float)
 
 
-@register_filter("acceptability")
+@FILTERS.register("acceptability", options=AcceptabilityOptions, preflight=check_classifier)
 def keep_acceptable(texts: Sequence[str], *, n_keep: int, model, gen0_model, config) -> np.ndarray:
     """Drop the least acceptable documents of the pool: keep the ``n_keep`` best by
     :func:`acceptability_scores` (``filter.keep: 0.8`` drops the worst 20%, Guo et al.'s variant).
@@ -354,15 +397,25 @@ def select(name: str, texts: Sequence[str], *, keep: float, top_k: int | None, *
     ``resources`` (``model``, ``gen0_model``, ``rng``, ``config``) are handed to the filter when
     its signature declares them (a :class:`Lazy` one is built only then).
     """
-    if name not in FILTERS:
-        raise ValueError(f"unknown filter {name!r}; choose one of: {', '.join(FILTERS)}")
+    fn = FILTERS[name].run
     n_keep = min(top_k, len(texts)) if top_k is not None else int(round(keep * len(texts)))
     if name == "none" and top_k is None and keep >= 1.0:
         n_keep = len(texts)
     if name == "none" and n_keep < len(texts):
         raise ValueError("filter 'none' keeps every document; use 'random' to subsample")
-    fn = FILTERS[name]
     declared = inspect.signature(fn).parameters
     everything = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in declared.values())
     wanted = {k: v.load() if isinstance(v, Lazy) else v for k, v in resources.items() if everything or k in declared}
     return np.asarray(fn(list(texts), n_keep=max(n_keep, 1) if texts else 0, **wanted), dtype=int)
+
+
+def select_stage(ctx) -> None:
+    """Generation ``ctx.g``'s select stage (:class:`recursion.stages.Context`): the filter's documents
+    of the pool — the generated documents, or the transform's — written to ``selected.jsonl``
+    (with their pool index). A regime that selects its training set itself hands on the whole pool."""
+    exp, gdir = ctx.exp, ctx.gen(ctx.g)
+    pool = TRANSFORMS[exp.transform.name].run(ctx) if exp.transform.edits else read_jsonl(gdir / SYNTHETIC)
+    f = exp.filter if not exp.regime.selects else FilterConfig()
+    kept = select(f.name, [r["text"] for r in pool], keep=f.keep, top_k=f.top_k, model=ctx.lazy_model(ctx.g), config=f,
+                  gen0_model=ctx.lazy_model(0), rng=ctx.rng("select"))
+    write_jsonl(gdir / SELECTED, ({**pool[i], "index": int(i)} for i in kept))

@@ -17,9 +17,12 @@
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
+
+from .artifacts import PROBES, SYNTHETIC, atomic_write_text, read_texts, read_training_texts
 
 
 def heldout_perplexity(model, texts: Sequence[str]) -> float:
@@ -76,3 +79,25 @@ def embedding_diagnostics(train: Sequence[str], generated: Sequence[str], *, emb
     if generated:
         out["nn_distance_to_train"] = nn_distance(embed_texts(generated, embedder=embedder), T)
     return out
+
+
+def probes_stage(ctx) -> None:
+    """Generation ``ctx.g``'s probes (``probes.json``, :class:`recursion.stages.Context`): :func:`run_probes`
+    on this model against generation 0's, and :func:`embedding_diagnostics` when asked for."""
+    exp, gdir = ctx.exp, ctx.gen(ctx.g)
+    model = ctx.model(ctx.g)
+    prompts = [model.truncate(p, exp.probes.prompt_tokens) for p in ctx.real.probe_prompts]
+    result = run_probes(model, ctx.model(0), read_texts(gdir / SYNTHETIC), prompts, heldout=ctx.real.heldout)
+    if exp.probes.embedding_diagnostics:
+        result.update(embedding_diagnostics(
+            read_training_texts(gdir), read_texts(gdir / SYNTHETIC), embedder=exp.probes.embedder,
+            sample_size=exp.probes.embedding_sample, rng=ctx.rng("probes")))
+    atomic_write_text(gdir / PROBES, json.dumps(result))
+
+
+def preflight(exp) -> None:
+    """The sentence embedder of ``probes.embedding_diagnostics`` loads (:func:`recursion.filters.check_embeddings`)."""
+    from .filters import check_embeddings
+
+    if exp.probes.embedding_diagnostics:
+        check_embeddings(exp)

@@ -23,7 +23,7 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
-from .artifacts import atomic_write_text
+from .artifacts import LM_EVAL, LM_EVAL_SAMPLES, MODEL, atomic_write_text
 from .config import EvalConfig
 from .messages import first_line
 
@@ -157,3 +157,12 @@ def write_results(path, results: dict) -> None:
     from lm_eval.utils import handle_non_serializable
 
     atomic_write_text(path, json.dumps(results, indent=2, default=handle_non_serializable))
+
+
+def eval_stage(ctx) -> None:
+    """Generation ``ctx.g``'s lm-eval results (``lm_eval.json``, and the samples when logged;
+    :class:`recursion.stages.Context`)."""
+    gdir = ctx.gen(ctx.g)
+    results = evaluate(ctx.model(ctx.g), ctx.exp.eval, seed=ctx.seed_of("eval"), model_dir=gdir / MODEL,
+                       samples_dir=gdir / LM_EVAL_SAMPLES)
+    write_results(gdir / LM_EVAL, results)

@@ -40,8 +40,8 @@ from pathlib import Path
 
 from .artifacts import atomic_write_text
 from .backends.vllm_engine import SHARE_ENV, share_problems
-from .config import ConfigError
 from .driver import generations_done, plan_replicas, replica_finished
+from .loader import ConfigError
 from .rundir import HEARTBEAT, STALE_AFTER
 
 INSTALL_HINT = "pip install 'lm-collapse[sweep]'"

@@ -6,12 +6,16 @@ those folders on disk, so any stage can be resumed from them.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from ..artifacts import MODEL, honour_umask, read_training_texts
 
 
 def failing(*checks: tuple[bool, str, str]) -> list[tuple[str, str]]:
@@ -72,6 +76,10 @@ class Model(Protocol):
     def lm_eval_model(self):
         """An ``lm_eval.api.model.LM`` wrapping this already-loaded model (no reload)."""
 
+    def toedit(self, texts: Sequence[str], *, rule, seed: int) -> list:
+        """ToEdit (:mod:`recursion.toedit`): ``texts`` edited by ``rule`` (a :class:`~recursion.toedit.ToEditRule`),
+        one :class:`~recursion.toedit.EditedDoc` each, drawing with :func:`~recursion.toedit.uniforms` of ``seed``."""
+
 
 class Backend(Protocol):
     """Trains and loads models of one family.
@@ -80,8 +88,10 @@ class Backend(Protocol):
     classmethod) returns ``(key, message)`` for every setting of the whole experiment this back
     end cannot honour (a decoding option it cannot do, ...), so the config fails before any work.
     The driver builds it as ``cls(exp.model, exp.runtime, checkpoints=exp.checkpoints)``.
-    ``hf_finetune`` also has ``load_base()`` (the pretrained model, ToEdit's ``prior: base``), and
-    the Hugging Face back ends' ``train`` takes ``validation=`` texts (``data.validation_split``).
+
+    Optional: ``load_base()`` — the pretrained model named by its config's ``pretrained`` (ToEdit's
+    ``prior: base``; the tasks are told it as ``pretrained``); ``reports_floor_share = True`` — its
+    models have ``floor_share(texts)``, recorded by the diversity stage.
     """
 
     config_class: type
@@ -93,10 +103,28 @@ class Backend(Protocol):
     def experiment_problems(cls, exp) -> list[tuple[str, str]]:
         """Settings of ``exp`` this back end cannot run; [] when it can run all of them."""
 
-    def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int) -> None:
+    def train(self, texts: Sequence[str], out_dir: Path, *, previous: Path | None, seed: int,
+              validation: Sequence[str] | None = None) -> None:
         """Train on ``texts`` and save into ``out_dir``. ``previous`` is the last generation's model
         folder (``None`` at generation 0): back ends reuse its tokenizer / vocabulary, and continue
-        from its weights when configured to."""
+        from its weights when configured to. ``validation``: texts of ``data.validation_split``
+        (a loss per epoch), ``None`` without one."""
 
     def load(self, path: Path) -> Model:
         """Load a model folder written by :meth:`train`."""
+
+
+def train_stage(ctx) -> None:
+    """Generation ``ctx.g``'s training (:class:`recursion.stages.Context`), on every rank: the back end
+    trains on the generation's training set into ``model.tmp/`` (rank 0 saves), which then replaces
+    ``model/``, so a killed run never leaves a half-written model folder."""
+    gdir = ctx.gen(ctx.g)
+    tmp, model_dir = gdir / "model.tmp", gdir / MODEL
+    if ctx.ranks.main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    ctx.backend.train(read_training_texts(gdir), tmp, previous=ctx.gen(ctx.g - 1) / MODEL if ctx.g else None,
+                      seed=ctx.seed_of("train"), validation=ctx.validation or None)
+    if ctx.ranks.main:  # only rank 0 saved into tmp
+        honour_umask(tmp)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        os.replace(tmp, model_dir)

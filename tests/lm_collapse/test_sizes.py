@@ -4,7 +4,7 @@ import yaml
 
 from lm_collapse import demo
 from lm_collapse.sizes import SIZE_KEYS, check_sizes, describe, is_size, size_overrides
-from recursion.config import read_yaml
+from recursion.loader import read_yaml
 
 
 @pytest.mark.parametrize("sizes", [demo.DEMO, demo.QUICK], ids=["demo", "quick"])

@@ -20,8 +20,8 @@ pytest.importorskip("accelerate")
 torch = pytest.importorskip("torch")
 
 from recursion.artifacts import read_texts, read_training_texts  # noqa: E402
-from recursion.config import load_config  # noqa: E402
-from recursion.driver import planned_stages  # noqa: E402
+from recursion.loader import load_config  # noqa: E402
+from recursion.stages import planned_stages  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

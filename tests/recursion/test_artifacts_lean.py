@@ -9,8 +9,9 @@ import pytest
 
 from recursion.artifacts import read_jsonl, read_texts, read_training_texts, record_prompt, write_jsonl, write_train_sources
 from recursion.checkpoints import stale_generations
-from recursion.config import CheckpointsConfig, ConfigError, experiment_from_dict, load_config
+from recursion.config import CheckpointsConfig
 from recursion.driver import replica_finished, run_experiment
+from recursion.loader import ConfigError, experiment_from_dict, load_config
 
 CONFIG = """
 name: lean

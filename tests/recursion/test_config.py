@@ -1,7 +1,7 @@
 """Config validation: every bad key or value fails before any work, naming the key."""
 import pytest
 
-from recursion.config import ConfigError, load_config, parse_overrides, to_dict
+from recursion.loader import ConfigError, load_config, parse_overrides, to_dict
 
 BASE = """
 name: t
@@ -38,7 +38,7 @@ def test_set_overrides(tmp_path):
 @pytest.mark.parametrize(
     "extra, match",
     [
-        ("regime: {nmae: replace}", r"unknown key 'regime.nmae' \(did you mean 'name'\?\); valid keys: name, fraction"),
+        ("regime: {nmae: replace}", r"unknown key 'regime.nmae' \(did you mean 'name'\?\); valid keys: name"),
         ("regime: {name: replce}", r"regime.name = 'replce' is not valid; choose one of: replace, accumulate"),
         ("filter: {name: surprize}", r"filter.name = 'surprize' is not valid; choose one of: none, random, surprise"),
         ("generations: two", r"generations must be int"),
@@ -56,7 +56,8 @@ def test_set_overrides(tmp_path):
          r"generate.keep_prompt must be true with generate.prompt: task on \(prompt, text\) data"),
         ("generate: {keep_prompt: true}", r"generate.keep_prompt has no prompt to keep"),
         ("regime: {name: accumulate_select}", r"filter.top_k must be set with regime accumulate_select"),
-        ("regime: {pool: real}", r"regime.pool is read only by regime accumulate_select"),
+        ("regime: {pool: real}", r"unknown key 'regime.pool'; valid keys: name"),
+        ("filter: {name: surprise, tau: 1}", r"unknown key 'filter.tau'; valid keys: name, keep, top_k"),
         ("data: {validation_split: validation}", r"data.validation_split is read only by the hf back ends"),
         ("data: {source: 'jsonl:x', validation_split: v}", r"data.validation_split needs a source with splits"),
         ("data: {split: test}", r"data.split = 'test' is not a split of the shipped corpus \(source: shakespeare\); "
@@ -148,6 +149,6 @@ def test_dry_run_json_prints_every_arm_resolved(tmp_path, capsys):
     path = write(tmp_path, BASE + "eval: {enabled: false}\narms:\n  a: {}\n  b: {regime: {name: accumulate}}\n")
     assert main(["run", str(path), "--dry-run", "--format", "json", "--set", "generations=3"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["a", "b"] and out["b"]["regime"] == {"name": "accumulate", "fraction": 0.1, "pool": "all"}
+    assert list(out) == ["a", "b"] and out["b"]["regime"] == {"name": "accumulate"}
     assert out["a"]["generations"] == 3 and out["a"]["generate"]["decoding"]["top_p"] == 1.0  # defaults filled in
     assert out == {arm: json.loads(json.dumps(to_dict(exp))) for arm, exp in load_config(path, ["generations=3"]).items()}

@@ -114,7 +114,7 @@ def test_probe_prompts_from_their_own_file_or_split(tmp_path):
 
 
 def test_probe_split_needs_a_hub_source():
-    from recursion.config import ConfigError, experiment_from_dict
+    from recursion.loader import ConfigError, experiment_from_dict
 
     with pytest.raises(ConfigError, match="probes.split = 'validation' needs an hf: data.source"):
         experiment_from_dict({"name": "x", "probes": {"split": "validation"}})

@@ -4,8 +4,9 @@ import json
 import pytest
 
 from collapse_tasks import corpus
-from recursion.config import ConfigError, DataConfig, ProbesConfig, load_config
+from recursion.config import DataConfig, ProbesConfig
 from recursion.data import load_pool, prepare, real_data, split_heldout
+from recursion.loader import ConfigError, load_config
 from recursion.words import lower_alnum
 
 NOTEBOOK = DataConfig(max_chars=300_000, min_chars=21, min_words=5, count_words="lower_alnum", heldout_fraction=0.1)

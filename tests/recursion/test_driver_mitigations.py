@@ -185,7 +185,7 @@ def test_sigkill_then_resume_gives_identical_results(config, tmp_path):
 def test_shipped_mitigation_configs_validate():
     from pathlib import Path
 
-    from recursion.config import load_config
+    from recursion.loader import load_config
 
     configs = Path(__file__).resolve().parents[2] / "configs"
     tiny = load_config(configs / "mitigations_tiny.yaml")
@@ -207,8 +207,8 @@ def test_guo_configs_ship_the_acceptability_arm(task):
     (generation 0's perplexity) passes the same check. The hub model itself is never loaded here."""
     from pathlib import Path
 
-    from recursion.config import load_config
     from recursion.filters import check_classifier
+    from recursion.loader import load_config
 
     config = Path(__file__).resolve().parents[2] / "configs" / f"guo_opt350m_{task}.yaml"
     arms = load_config(config)

@@ -24,7 +24,8 @@ from recursion.backends.hf import HFFinetuneBackend, HFScratchBackend  # noqa: E
 from recursion.backends.hf.config import HFFinetuneConfig, HFScratchConfig, LoraConfig, TrainConfig  # noqa: E402
 from recursion.backends.hf.folders import load_pretrained  # noqa: E402
 from recursion.backends.hf.model import HFModel  # noqa: E402
-from recursion.config import ConfigError, RuntimeConfig, experiment_from_dict  # noqa: E402
+from recursion.config import RuntimeConfig  # noqa: E402
+from recursion.loader import ConfigError, experiment_from_dict  # noqa: E402
 
 RUNTIME = RuntimeConfig(device="auto")
 TINY_TRAIN = TrainConfig(max_steps=40, batch_size=8, block_size=64, logging_steps=20)
@@ -72,7 +73,7 @@ def test_registry_names_both_classes():
     assert backend_class("hf_scratch") is HFScratchBackend
     assert backend_class("hf_finetune") is HFFinetuneBackend
     assert set(BACKENDS) >= {"hf_scratch", "hf_finetune"}
-    with pytest.raises(ValueError, match="unknown back end"):
+    with pytest.raises(ValueError, match="model.backend = 'nope' is not valid; choose one of: ngram"):
         backend_class("nope")
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from recursion.config import load_config
 from recursion.driver import run_experiment
+from recursion.loader import load_config
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import pytest
 
 from lm_collapse.sizes import stand_in_overrides
 from recursion.artifacts import read_texts
-from recursion.config import read_yaml
 from recursion.driver import run_experiment
+from recursion.loader import read_yaml
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
-from recursion.config import FilterConfig
 from recursion.filters import (
+    FILTERS,
     classifier_scores,
     embed_texts,
     farthest_point_order,
@@ -133,7 +133,7 @@ def embedder():
 
 
 def test_embedding_filters_select_what_the_orders_say(embedder):
-    config = FilterConfig(name="farthest_point", keep=0.5, embedder=embedder, tau=1.2, decay=0.9)
+    config = FILTERS["threshold_decay"].options(name="threshold_decay", keep=0.5, embedder=embedder, tau=1.2, decay=0.9)
     X = embed_texts(TEXTS, embedder=embedder).astype(np.float32)
     kept = select("farthest_point", TEXTS, keep=0.5, top_k=None, config=config, rng=np.random.default_rng(3), model=None)
     start = int(np.random.default_rng(3).integers(len(TEXTS)))
@@ -147,7 +147,7 @@ def test_embedding_filters_select_what_the_orders_say(embedder):
 
 @pytest.mark.parametrize("name", ["farthest_point", "threshold_decay"])
 def test_embedding_filters_keep_nothing_of_an_empty_pool(name):
-    config = FilterConfig(name=name, keep=0.5)
+    config = FILTERS[name].options(name=name, keep=0.5)
     kept = select(name, [], keep=0.5, top_k=None, config=config, rng=np.random.default_rng(0))
     assert kept.tolist() == [] and kept.dtype.kind == "i"
 
@@ -159,7 +159,7 @@ class PerplexityModel:
 
 
 def test_acceptability_by_gen0_perplexity_keeps_the_lowest():
-    config = FilterConfig(name="acceptability", keep=0.8)
+    config = FILTERS["acceptability"].options(name="acceptability", keep=0.8)
     pool = ["aaaa", "a", "aaaaaaa", "aa", "aaaaa", "aaa", "aaaaaa", "aaaaaaaa", "aaaaaaaaa", "aaaaaaaaaa"]
     kept = select("acceptability", pool, keep=0.8, top_k=None, config=config, gen0_model=PerplexityModel(), model=None)
     order = np.argsort([len(t) for t in pool], kind="stable")[:8]  # the reference: a sort
@@ -199,7 +199,8 @@ def test_acceptability_by_classifier_keeps_the_most_acceptable(tiny_classifier):
     with torch.no_grad():
         p = [torch.softmax(model(**tokenizer(t, return_tensors="pt")).logits, -1)[0, 1].item() for t in TEXTS]
     np.testing.assert_allclose(classifier_scores(TEXTS, str(tiny_classifier), batch_size=5), p, atol=1e-6)
-    config = FilterConfig(name="acceptability", keep=0.75, scorer="classifier", classifier=str(tiny_classifier))
+    config = FILTERS["acceptability"].options(name="acceptability", keep=0.75, scorer="classifier",
+                                              classifier=str(tiny_classifier))
     kept = select("acceptability", TEXTS, keep=0.75, top_k=None, config=config, model=None, gen0_model=None)
     assert kept.tolist() == sorted(np.argsort(-np.array(p), kind="stable")[:9].tolist())
     with pytest.raises(ValueError, match="has 2 labels"):
@@ -207,11 +208,11 @@ def test_acceptability_by_classifier_keeps_the_most_acceptable(tiny_classifier):
 
 
 def test_filter_options_are_validated(tmp_path):
-    from recursion.config import ConfigError, load_config
+    from recursion.loader import ConfigError, load_config
 
     path = tmp_path / "c.yaml"
     path.write_text("name: t\nfilter: {name: threshold_decay, keep: 0.5, tau: 0, decay: 1.5, embedder: ./nowhere, "
-                    "classifier: ~/no/classifier, acceptable_label: -1, batch_size: 0}\n"
+                    "batch_size: 0, classifier: x}\n"
                     "transform: {name: toedit, threshold: 1.2, prior: base, drop_below: 0, beta: 0, candidates: -1, "
                     "input: last}\n"
                     "probes: {embedding_sample: 1, embedder: /no/embedder, embedding_diagnostics: maybe}\n")
@@ -219,17 +220,20 @@ def test_filter_options_are_validated(tmp_path):
         load_config(path)
     text = str(err.value)
     for key in ("filter.tau must be > 0", "filter.decay must be in (0, 1)", "filter.embedder = './nowhere': no such folder",
-                "filter.classifier = '~/no/classifier': no such folder", "filter.acceptable_label must be >= 0",
-                "filter.batch_size must be >= 1", "transform.threshold must be in (0, 1)", "transform.beta must be > 0",
+                "filter.batch_size must be >= 1", "unknown key 'filter.classifier'", "transform.threshold must be in (0, 1)",
+                "transform.beta must be > 0",
                 "transform.candidates must be >= 0", "transform.input = 'last' is not valid; choose one of: real, previous",
                 "transform.drop_below must be in (0, threshold)", "transform.prior = base needs model.backend: hf_finetune",
                 "probes.embedding_sample must be >= 2", "probes.embedder = '/no/embedder': no such folder",
                 "probes.embedding_diagnostics must be bool"):
         assert key in text, key
     path.write_text("name: t\ntransform: {name: toedit, prior: ./no/such/checkpoint}\nfilter: {name: acceptability, "
-                    "keep: 0.8, scorer: clasifier}\n")
+                    "keep: 0.8, scorer: clasifier, classifier: ~/no/classifier, acceptable_label: -1, tau: 1}\n")
     with pytest.raises(ConfigError) as err:
         load_config(path)
+    for key in ("filter.classifier = '~/no/classifier': no such folder", "filter.acceptable_label must be >= 0",
+                "unknown key 'filter.tau'"):
+        assert key in str(err.value), key
     assert "transform.prior = './no/such/checkpoint' is not valid" in str(err.value)
     assert "filter.scorer = 'clasifier' is not valid; choose one of: gen0_perplexity, classifier" in str(err.value)
     path.write_text("name: t\nmodel: {backend: hf_finetune, pretrained: x}\ntransform: {name: toedit, prior: base}\n"
@@ -266,8 +270,8 @@ def _refused_before_any_folder(tmp_path, yaml_text: str, match: str) -> str:
 
 
 def test_the_classifier_and_its_label_are_checked_before_any_work(tmp_path, tiny_classifier):
-    from recursion.config import experiment_from_dict
     from recursion.filters import check_classifier
+    from recursion.loader import experiment_from_dict
 
     acceptability = "filter: {name: acceptability, keep: 0.8, scorer: classifier, classifier: %s, acceptable_label: %d}\n"
     _refused_before_any_folder(tmp_path, acceptability % (tiny_classifier, 2),
@@ -280,8 +284,8 @@ def test_the_classifier_and_its_label_are_checked_before_any_work(tmp_path, tiny
 
 
 def test_an_embedder_that_cannot_load_is_refused_before_any_work(tmp_path, embedder):
-    from recursion.config import experiment_from_dict
     from recursion.filters import check_embeddings
+    from recursion.loader import experiment_from_dict
 
     check_embeddings(experiment_from_dict({"name": "t", "filter": {"name": "farthest_point", "keep": 0.5, "embedder": embedder}}))
     _refused_before_any_folder(tmp_path, "filter: {name: farthest_point, keep: 0.5, embedder: nobody/no-such-embedder}\n",

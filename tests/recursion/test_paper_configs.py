@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from recursion.config import load_config, to_dict
+from recursion.loader import load_config, to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "configs" / "README.md"

@@ -75,7 +75,7 @@ def test_without_a_gpu_nothing_is_refused_and_everything_is_float32():
 
 
 def test_the_config_loader_refuses_it_with_one_line(gpu):
-    from recursion.config import ConfigError, experiment_from_dict
+    from recursion.loader import ConfigError, experiment_from_dict
 
     name, native = gpu
     spec = {"name": "x", "model": {"backend": "hf_finetune", "pretrained": "some/model", "dtype": "bfloat16"}}

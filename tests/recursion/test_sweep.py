@@ -138,7 +138,7 @@ def test_options_a_sweep_cannot_honour_are_one_line(tmp_path, capsys, gpus, retr
 
 
 def test_a_node_that_cannot_see_the_run_folder_fails_its_replica_naming_the_node(tmp_path):
-    from recursion.config import load_config
+    from recursion.loader import load_config
     from recursion.sweep import _run_one
 
     cfg = tmp_path / "c.yaml"

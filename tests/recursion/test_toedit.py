@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from recursion.backends.ngram import NgramModel
 from recursion.backends.ngram.lm import NgramLM
-from recursion.transforms import DROP, KEEP, RESAMPLE, ToEditRule, apply_edits, summary, uniforms
+from recursion.toedit import DROP, KEEP, RESAMPLE, ToEditRule, apply_edits, summary, uniforms
 
 
 # -- the rule, by hand -------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def test_resample_never_draws_excluded_tokens():
 def test_apply_edits_and_summary():
     new, changed, dropped = apply_edits(["a", "b", "c", "d", "e"], np.array([RESAMPLE, DROP, KEEP, RESAMPLE, DROP]), ["a", "z"])
     assert (new, changed, dropped) == (["a", "c", "z"], 1, 2)
-    from recursion.transforms import EditedDoc
+    from recursion.toedit import EditedDoc
 
     s = summary([EditedDoc("x", 4, 2, 1, 0), EditedDoc("y", 6, 1, 0, 3)])
     assert s == {"documents": 2, "tokens": 10, "resampled_share": 0.3, "changed_share": 0.1, "dropped_share": 0.3,

@@ -26,7 +26,8 @@ from recursion.backends.base import Decoding  # noqa: E402
 from recursion.backends.hf import HFScratchBackend  # noqa: E402
 from recursion.backends.hf.config import HFScratchConfig, TrainConfig  # noqa: E402
 from recursion.backends.hf.model import HFModel, VllmSource  # noqa: E402
-from recursion.config import ConfigError, RuntimeConfig, experiment_from_dict  # noqa: E402
+from recursion.config import RuntimeConfig  # noqa: E402
+from recursion.loader import ConfigError, experiment_from_dict  # noqa: E402
 
 FAKE = Path(__file__).with_name("fake_vllm")
 

@@ -230,7 +230,7 @@ class HFModel:
         non-special tokens (all of them for 0). A document left unchanged keeps its exact text."""
         import torch
 
-        from ...transforms import RESAMPLE, EditedDoc, apply_edits, uniforms
+        from ...toedit import RESAMPLE, EditedDoc, apply_edits, uniforms
 
         ids = self.encode(list(texts))
         windows = self._rolling_windows(ids)

@@ -110,7 +110,7 @@ class NgramModel:
         probability of every word of the vocabulary (never ``<s>``, ``</s>``, ``<unk>``), of which the
         ``rule.candidates`` most probable are the candidates (ties: vocabulary order). Words are
         the model's tokens (``model.tokenizer``); a document left unchanged keeps its exact text."""
-        from ...transforms import RESAMPLE, EditedDoc, apply_edits, uniforms
+        from ...toedit import RESAMPLE, EditedDoc, apply_edits, uniforms
 
         lm, h = self.lm, self.lm.n - 1
         docs = [lm.tokens(t) for t in texts]
@@ -146,6 +146,7 @@ class NgramBackend:
     (unless ``vocabulary: per_generation``)."""
 
     config_class = NgramConfig
+    reports_floor_share = True  # its models have floor_share(texts) (the diversity stage records it)
 
     def __init__(self, cfg: NgramConfig, runtime=None, checkpoints=None):
         self.cfg = cfg
@@ -167,9 +168,11 @@ class NgramBackend:
                 (not exp.runtime.report_to, "runtime.report_to", "is for the Trainer; the ngram back end has none"),
                 (exp.checkpoints.dtype == "auto", "checkpoints.dtype", "must be auto: an n-gram model is counts in JSON"),
                 (world_size() == 1, "model.backend", "= ngram trains in one process; run it without accelerate launch"),
+                (exp.data.validation_split is None, "data.validation_split",
+                 "is read only by the hf back ends (a validation loss per epoch, model.train.hand_on)"),
             )
 
-    def train(self, texts, out_dir: Path, *, previous: Path | None, seed: int) -> None:
+    def train(self, texts, out_dir: Path, *, previous: Path | None, seed: int, validation=None) -> None:
         fixed = previous is not None and self.cfg.vocabulary == "fixed"
         NgramLM(n=self.cfg.n, smoothing=self.cfg.smoothing, alpha=self.cfg.alpha, discount=self.cfg.discount,
                 jm_lambda=self.cfg.jm_lambda, tokenizer=self.cfg.tokenizer,
