@@ -134,8 +134,10 @@ def config_changes(old: dict, new: dict, defaults: dict | None = None) -> tuple[
 
     ``differences`` names every key that changed (``key: old -> new``), except ``generations``
     growing (then ``extends`` is True), keys absent from ``old`` whose new value is their
-    default (a field added since the run started), and ``overrides`` (a record of the ``--set``
-    pairs that produced the config, not part of it).
+    default (a field added since the run started), keys absent from ``new`` in a plug-in block
+    whose ``name`` is unchanged (an option that plug-in does not have: folders written before each
+    plug-in had its own options recorded every filter's, regime's and transform's options in one
+    block), and ``overrides`` (a record of the ``--set`` pairs that produced the config, not part of it).
 
     Examples
     --------
@@ -143,6 +145,10 @@ def config_changes(old: dict, new: dict, defaults: dict | None = None) -> tuple[
     (['model.n: 2 -> 3'], True)
     >>> config_changes({"a": 1}, {"a": 1, "b": None}, defaults={"b": None})
     ([], False)
+    >>> config_changes({"filter": {"name": "surprise", "tau": 1.4}}, {"filter": {"name": "surprise"}})
+    ([], False)
+    >>> config_changes({"filter": {"name": "threshold_decay", "tau": 1.4}}, {"filter": {"name": "surprise"}})
+    (["filter.name: 'threshold_decay' -> 'surprise'", 'filter.tau: 1.4 -> (absent)'], False)
     """
     old, new, defaults = _flat(json.loads(json.dumps(old))), _flat(json.loads(json.dumps(new))), _flat(defaults or {})
     changes, extends = [], False
@@ -155,11 +161,20 @@ def config_changes(old: dict, new: dict, defaults: dict | None = None) -> tuple[
             continue
         elif key not in old:
             changes.append(f"{key}: (absent) -> {new[key]!r}")
+        elif key not in new and _same_plugin(old, new, key):
+            continue
         elif key not in new:
             changes.append(f"{key}: {old[key]!r} -> (absent)")
         else:
             changes.append(f"{key}: {old[key]!r} -> {new[key]!r}")
     return changes, extends
+
+
+def _same_plugin(old: dict, new: dict, key: str) -> bool:
+    """Whether ``key`` (flat, ``filter.tau``) lies in a block that names the same plug-in in ``old`` and ``new``."""
+    block = key.rpartition(".")[0]
+    name = f"{block}.name"
+    return bool(block) and name in old and old.get(name) == new.get(name)
 
 
 # -- the lock -------------------------------------------------------------------------------------
