@@ -5,6 +5,8 @@
 * every relative link of ``README.md``, ``docs/*.md`` and ``configs/README.md`` names an existing
   file, and a ``#anchor`` names a heading of the target, slugged as GitHub slugs them (lower case,
   punctuation but ``-`` and ``_`` dropped, spaces to ``-``, a repeated heading gets ``-1``, ``-2``…);
+* every page of ``docs/`` is linked from ``README.md`` (a reference section moved there stays
+  reachable);
 * no metric function is listed twice in the table of ``docs/metrics.md``.
 """
 from __future__ import annotations
@@ -85,6 +87,13 @@ def test_relative_links_resolve(page):
             elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
                 broken.append(f"{target} (no heading '#{anchor}' in {dest.relative_to(ROOT)})")
     assert not broken, f"{page.relative_to(ROOT)}: broken links: {broken}"
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    readme = README.read_text(encoding="utf-8")
+    linked = {(README.parent / target.partition("#")[0]).resolve() for target in LINK.findall(readme)}
+    orphans = [p.name for p in sorted((ROOT / "docs").glob("*.md")) if p.resolve() not in linked]
+    assert not orphans, f"docs/ pages not linked from README.md: {orphans}"
 
 
 def test_metrics_table_lists_each_function_once():
