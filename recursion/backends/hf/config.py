@@ -92,7 +92,29 @@ class LoraConfig:
 
 
 @dataclass(frozen=True)
-class HFScratchConfig:
+class ModelOptions:
+    """What both Hugging Face back ends' ``model:`` blocks hold: the scoring batch size, the engine
+    that generates the synthetic corpus (and vLLM's GPU budget) and the training recipe. A subclass's
+    own keys follow these in a run's ``config.yaml``."""
+
+    eval_batch_size: int = 16  # perplexity / probes / lm-eval
+    engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
+    gpu_memory_utilization: float | None = None  # engine: vllm: the most of the GPU it takes; null: what is free
+    kv_cache_memory_bytes: int | None = None  # engine: vllm: a fixed KV-cache budget (null: the share's remainder)
+    enforce_eager: bool = True  # engine: vllm: no torch.compile / CUDA graphs (shorter start-up per generation)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def problems(self) -> list[tuple[str, str]]:
+        share, budget = self.gpu_memory_utilization, self.kv_cache_memory_bytes
+        return failing(
+            (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
+            (share is None or 0.0 < share <= 1.0, "gpu_memory_utilization", "must be in (0, 1], or null (what is free)"),
+            (budget is None or budget >= 1 << 20, "kv_cache_memory_bytes", "must be >= 1048576 (1 MiB), or null"),
+        )
+
+
+@dataclass(frozen=True)
+class HFScratchConfig(ModelOptions):
     """A causal LM trained from scratch, with its own byte-level BPE tokenizer."""
 
     arch: Literal["gpt2", "llama"] = "gpt2"
@@ -105,16 +127,10 @@ class HFScratchConfig:
     vocab_size: int = 8192  # BPE tokenizer size (with the 3 special tokens)
     tokenizer_min_frequency: int = 2  # a BPE merge needs a pair seen at least this often (tokenizers' BpeTrainer)
     tie_embeddings: bool = True  # the output layer shares the input embedding matrix
-    eval_batch_size: int = 16  # perplexity / probes / lm-eval
-    engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
-    gpu_memory_utilization: float | None = None  # engine: vllm: the most of the GPU it takes; null: what is free
-    kv_cache_memory_bytes: int | None = None  # engine: vllm: a fixed KV-cache budget (null: the share's remainder)
-    enforce_eager: bool = True  # engine: vllm: no torch.compile / CUDA graphs (shorter start-up per generation)
-    train: TrainConfig = field(default_factory=TrainConfig)
 
     def problems(self) -> list[tuple[str, str]]:
-        sizes = ("n_layer", "n_embd", "n_head", "n_positions", "eval_batch_size")
-        return failing(
+        sizes = ("n_layer", "n_embd", "n_head", "n_positions")
+        return super().problems() + failing(
             *((getattr(self, name) >= 1, name, "must be >= 1") for name in sizes),
             (self.n_head < 1 or self.n_embd % self.n_head == 0, "n_embd", f"({self.n_embd}) must be a multiple of "
              f"n_head ({self.n_head})"),
@@ -124,12 +140,11 @@ class HFScratchConfig:
             (self.train.block_size <= self.n_positions, "train.block_size",
              f"({self.train.block_size}) must be <= model.n_positions ({self.n_positions})"),
             (0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)"),
-            *_vllm_checks(self),
         )
 
 
 @dataclass(frozen=True)
-class HFFinetuneConfig:
+class HFFinetuneConfig(ModelOptions):
     """A pretrained causal LM, fine-tuned fully or with LoRA each generation."""
 
     pretrained: str = "facebook/opt-125m"  # hub id or local folder
@@ -139,25 +154,11 @@ class HFFinetuneConfig:
     init: Literal["base", "previous"] = "base"
     trust_remote_code: bool = False
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: float32, bf16 for LoRA on a GPU
-    eval_batch_size: int = 16
-    engine: Literal["hf", "vllm"] = "hf"  # generation of the synthetic corpus
-    gpu_memory_utilization: float | None = None  # engine: vllm: the most of the GPU it takes; null: what is free
-    kv_cache_memory_bytes: int | None = None  # engine: vllm: a fixed KV-cache budget (null: the share's remainder)
-    enforce_eager: bool = True  # engine: vllm: no torch.compile / CUDA graphs (shorter start-up per generation)
-    train: TrainConfig = field(default_factory=TrainConfig)
 
     def problems(self) -> list[tuple[str, str]]:
-        return failing(
+        return super().problems() + failing(
             (bool(self.pretrained), "pretrained", "must name a hub model or a local folder"),
-            (self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1"),
-            *_vllm_checks(self),
         )
-
-
-def _vllm_checks(cfg) -> list[tuple[bool, str, str]]:
-    share, budget = cfg.gpu_memory_utilization, cfg.kv_cache_memory_bytes
-    return [(share is None or 0.0 < share <= 1.0, "gpu_memory_utilization", "must be in (0, 1], or null (what is free)"),
-            (budget is None or budget >= 1 << 20, "kv_cache_memory_bytes", "must be >= 1048576 (1 MiB), or null")]
 
 
 def experiment_problems(exp) -> list[tuple[str, str]]:
