@@ -55,18 +55,23 @@ def _device(runtime) -> str:
 def _report_to(runtime) -> tuple[str, ...]:
     return tuple(getattr(runtime, "report_to", ()) or ()) if runtime is not None else ()
 
-class HFScratchBackend:
-    """Trains a fresh GPT-2- or Llama-shaped model each generation (see the module docstring)."""
 
-    config_class = HFScratchConfig
+class HFBackend:
+    """What both Hugging Face back ends share: their checks of the experiment, and the blocks they are built from."""
 
     @classmethod
     def experiment_problems(cls, exp) -> list[tuple[str, str]]:
         return validation_problems(exp) + experiment_problems(exp)
 
-    def __init__(self, cfg: HFScratchConfig, runtime=None, checkpoints=None):
+    def __init__(self, cfg, runtime=None, checkpoints=None):
         self.cfg, self.runtime = cfg, runtime
         self.save_dtype = getattr(checkpoints, "dtype", "auto")
+
+
+class HFScratchBackend(HFBackend):
+    """Trains a fresh GPT-2- or Llama-shaped model each generation (see the module docstring)."""
+
+    config_class = HFScratchConfig
 
     def model_config(self, vocab_size: int, **special_ids):
         """The ``transformers`` config of the configured shape for a vocabulary of ``vocab_size``."""
@@ -124,18 +129,13 @@ class HFScratchBackend:
                     vllm=self.cfg if self.cfg.engine == "vllm" else None)
 
 
-class HFFinetuneBackend:
+class HFFinetuneBackend(HFBackend):
     """Fine-tunes a pretrained model each generation, fully or with LoRA (see the module docstring)."""
 
     config_class = HFFinetuneConfig
 
-    @classmethod
-    def experiment_problems(cls, exp) -> list[tuple[str, str]]:
-        return validation_problems(exp) + experiment_problems(exp)
-
     def __init__(self, cfg: HFFinetuneConfig, runtime=None, checkpoints=None):
-        self.cfg, self.runtime = cfg, runtime
-        self.save_dtype = getattr(checkpoints, "dtype", "auto")
+        super().__init__(cfg, runtime, checkpoints)
         self.trust_remote_code = cfg.trust_remote_code or bool(getattr(runtime, "trust_remote_code", False))
 
     @property
