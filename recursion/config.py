@@ -159,18 +159,14 @@ class TransformConfig:
     """A transform of real documents that replaces the synthetic pool: ``name`` picks it
     (:mod:`recursion.transforms`); a transform with options registers a subclass holding them.
 
-    ``edits``: the select stage draws its pool from the transform (``run``) instead of the
-    generated documents; ``files``: what it writes there (in the generation's folder).
+    The select stage draws its pool from the transform's ``run`` (``none``: the generated
+    documents); ``files``: what it writes there (in the generation's folder).
     ``reads_gen0_model``: it loads generation 0's model.
     """
 
     files: ClassVar[tuple[str, ...]] = ()
 
     name: str = "none"
-
-    @property
-    def edits(self) -> bool:
-        return False
 
     @property
     def reads_gen0_model(self) -> bool:

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from metrics import score, tokenize
 
 from .artifacts import DATA_DIVERSITY, SYNTHETIC, atomic_write_text, read_texts, read_training_texts
+from .backends import BACKENDS
 
 #: The :func:`metrics.score` names measured on each corpus.
 MEASURES = ("distinct_1", "distinct_2", "entropy_1", "top10_share", "mean_length")
@@ -65,11 +66,16 @@ def data_diversity(train: Sequence[str], pool: Sequence[str], *, floor_share: fl
     return {"tokenizer": "metrics.tokenize", "train": corpus_diversity(train), "pool": {**corpus_diversity(pool), **extra}}
 
 
+def reads_model(exp) -> bool:
+    """Whether the stage loads the generation's model: its back end reports the floor share of the pool."""
+    return getattr(BACKENDS[exp.backend].run, "reports_floor_share", False)
+
+
 def diversity_stage(ctx) -> None:
     """Generation ``ctx.g``'s ``data_diversity.json`` (:class:`recursion.stages.Context`): its training
     set and synthetic pool, with the floor share of the pool under this model where the back end reports one."""
     gdir = ctx.gen(ctx.g)
     pool = read_texts(gdir / SYNTHETIC)
-    floor = ctx.model(ctx.g).floor_share(pool) if getattr(ctx.backend, "reports_floor_share", False) else None
+    floor = ctx.model(ctx.g).floor_share(pool) if reads_model(ctx.exp) else None
     doc = data_diversity(read_training_texts(gdir), pool, floor_share=floor)
     atomic_write_text(gdir / DATA_DIVERSITY, json.dumps(doc, indent=1) + "\n")

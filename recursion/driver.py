@@ -31,7 +31,7 @@ from . import scoring
 from .artifacts import MANIFEST, MODEL, disk_usage, gen_dir, gen_name, read_texts, replica_dir
 from .backends import backend_class
 from .checkpoints import prune, stale_generations
-from .config import Experiment
+from .config import Experiment, TransformConfig
 from .data import Source, load_pool, prepare, real_data, validation_texts
 from .environment import write_environment
 from .loader import PLUGIN_BLOCKS, experiment_from_dict, load_config, to_dict
@@ -199,7 +199,7 @@ def plan_replicas(config: str | Path, run_dir: str | Path | None = None, *, over
             extends = check_compatible(path, replica_config(exp, s, a), defaults=default_config(exp, a))
             if extends and (problem := deleted_models(exp, path, read_manifest(path / MANIFEST)["stages"])):
                 raise RunFolderError(problem)
-        edit = f", transform {exp.transform.name}" if exp.transform.edits else ""
+        edit = f", transform {exp.transform.name}" if exp.transform != TransformConfig() else ""
         log(f"{a} seed {s}: {exp.backend}, {exp.generations} generations, regime {exp.regime.name}{edit}, "
             f"filter {exp.filter.name}, {sources[a].num_train} real training documents -> {path}"
             + (f" ({extends})" if extends else ""))

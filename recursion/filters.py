@@ -33,7 +33,7 @@ import numpy as np
 
 from metrics import ngram_entropy
 
-from .artifacts import SELECTED, SYNTHETIC, read_jsonl, write_jsonl
+from .artifacts import SELECTED, write_jsonl
 from .backends.base import failing
 from .config import FilterConfig, folder_check
 from .messages import first_line
@@ -414,7 +414,7 @@ def select_stage(ctx) -> None:
     of the pool — the generated documents, or the transform's — written to ``selected.jsonl``
     (with their pool index). A regime that selects its training set itself hands on the whole pool."""
     exp, gdir = ctx.exp, ctx.gen(ctx.g)
-    pool = TRANSFORMS[exp.transform.name].run(ctx) if exp.transform.edits else read_jsonl(gdir / SYNTHETIC)
+    pool = TRANSFORMS[exp.transform.name].run(ctx)
     f = exp.filter if not exp.regime.selects else FilterConfig()
     kept = select(f.name, [r["text"] for r in pool], keep=f.keep, top_k=f.top_k, model=ctx.lazy_model(ctx.g), config=f,
                   gen0_model=ctx.lazy_model(0), rng=ctx.rng("select"))

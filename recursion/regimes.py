@@ -42,7 +42,18 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from .artifacts import FRESH, HELDOUT, SELECTED, TRAIN, TRAIN_SOURCES, gen_name, read_texts, write_jsonl, write_train_sources
+from .artifacts import (
+    FRESH,
+    HELDOUT,
+    SELECTED,
+    TRAIN,
+    TRAIN_SOURCES,
+    gen_dir,
+    gen_name,
+    read_texts,
+    write_jsonl,
+    write_train_sources,
+)
 from .backends.base import failing
 from .config import RegimeConfig
 from .filters import select
@@ -153,7 +164,7 @@ def write_parts(exp, g: int, gdir: Path, real, *, rng: np.random.Generator, mode
         return [gdir / TRAIN]
     replica = gdir.parent
     parts = training_parts(
-        exp.regime.name, g, n_real=len(real.train), n_selected=lambda k: len(read_texts(replica / gen_name(k) / SELECTED)),
+        exp.regime.name, g, n_real=len(real.train), n_selected=lambda k: len(read_texts(gen_dir(replica, k) / SELECTED)),
         rng=rng, **({"fraction": exp.regime.fraction} if isinstance(exp.regime, FractionOptions) else {}),
     )
     files = {"real": f"{gen_name(0)}/{TRAIN}", "fresh": f"{gdir.name}/{FRESH}"}
@@ -184,7 +195,7 @@ def write_selection(exp, g: int, gdir: Path, real, *, rng: np.random.Generator, 
     generation g-1's ``model``; generation 0: ``top_k`` random real documents."""
     replica = gdir.parent
     pool = selection_pool(exp.regime.pool, g, real=real.train,
-                          selected=lambda k: read_texts(replica / gen_name(k) / SELECTED)) if g else real.train
+                          selected=lambda k: read_texts(gen_dir(replica, k) / SELECTED)) if g else real.train
     kept = select(exp.filter.name if g else "random", pool, keep=1.0, top_k=exp.filter.top_k, rng=rng,
                   config=exp.filter, model=model if g else None, gen0_model=gen0_model if g else None)
     write_jsonl(gdir / TRAIN, ({"text": pool[i]} for i in kept))

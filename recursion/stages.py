@@ -33,10 +33,10 @@ import numpy as np
 
 from . import data_diversity, filters, generation, probes, regimes, scoring
 from .artifacts import DATA_DIVERSITY, LM_EVAL, LM_EVAL_SAMPLES, MODEL, PROBES, SELECTED, SYNTHETIC, gen_dir, gen_name
-from .backends import BACKENDS
 from .backends.base import train_stage
 from .config import Experiment
 from .filters import Lazy
+from .plugins import nothing_to_load
 
 Reads = list[tuple[int, str]]  # (generation, stage)
 
@@ -49,10 +49,6 @@ def _pool(g: int) -> Reads:
 
 def _always(exp: Experiment) -> bool:
     return True
-
-
-def _nothing_to_load(exp: Experiment) -> None:
-    return None
 
 
 def reads_gen0_model(exp: Experiment) -> bool:
@@ -78,7 +74,7 @@ class Stage:
     outputs: Callable[[Context], list[Path]]
     models: Callable[[Experiment, int], list[int]]
     enabled: Callable[[Experiment], bool] = _always
-    preflight: Callable[[Experiment], None] = _nothing_to_load
+    preflight: Callable[[Experiment], None] = nothing_to_load
     trains: bool = False
 
 
@@ -110,7 +106,7 @@ STAGES: tuple[Stage, ...] = (
     # the n-gram floor share: this model
     Stage("diversity", data_diversity.diversity_stage, lambda g: [(g, "data"), (g, "generate"), (g, "train")] + _pool(g),
           _in_gen(DATA_DIVERSITY),
-          lambda exp, g: [g] if getattr(BACKENDS[exp.backend].run, "reports_floor_share", False) else []),
+          lambda exp, g: [g] if data_diversity.reads_model(exp) else []),
 )
 BY_NAME = {s.name: s for s in STAGES}
 

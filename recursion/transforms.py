@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from .artifacts import EDITED, EDITS, SELECTED, atomic_write_text, read_texts, write_jsonl
+from .artifacts import EDITED, EDITS, SELECTED, SYNTHETIC, atomic_write_text, read_jsonl, read_texts, write_jsonl
 from .backends import BACKENDS
 from .backends.base import failing
 from .config import TransformConfig
@@ -29,7 +29,12 @@ from .plugins import Registry
 from .toedit import summary, toedit
 
 TRANSFORMS = Registry("transform", "transform.name", options=TransformConfig)
-TRANSFORMS.register("none")(None)
+
+
+@TRANSFORMS.register("none")
+def generated(ctx) -> list[dict]:
+    """No transform: the select stage's pool is generation ``ctx.g``'s generated documents."""
+    return read_jsonl(ctx.gen(ctx.g) / SYNTHETIC)
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,6 @@ class ToEditOptions(TransformConfig):
     beta: float = 1.5  # ... from softmax(log p / beta) over the candidates
     candidates: int = 64  # the prior's top tokens sampled from (0: the whole vocabulary)
     drop_below: float | None = None  # the drop variant: remove tokens whose probability is below this (0.001)
-
-    @property
-    def edits(self) -> bool:
-        return True
 
     @property
     def reads_gen0_model(self) -> bool:

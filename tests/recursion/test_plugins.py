@@ -108,10 +108,6 @@ class UpperOptions(TransformConfig):
     files = ("upper.json",)
     marker: str = "!"
 
-    @property
-    def edits(self) -> bool:
-        return True
-
 
 def test_a_toy_transform_replaces_the_pool(tmp_path, registered):
     @TRANSFORMS.register("upper", options=UpperOptions)
